@@ -1,0 +1,655 @@
+"""The sidecar: every revocation event of the topic, materialised in memory in each service.
+
+Consistency contract:
+
+1. Every instance reads every partition of the topic itself: no consumer group, no committed
+   offsets. Each sidecar holds the whole state.
+2. :meth:`RevocationSidecar.start` replays the topic from ``now - max_token_lifetime -
+   max_clock_skew`` (seek by timestamp) and returns only once every partition has reached the
+   end offset seen when the replay began. Until then the sidecar is not ready and every
+   verification fails closed with :class:`SidecarUnavailableError`.
+3. Once ready, events are applied in offset order per partition as they arrive; the merge rules
+   (see ``_state``) make the result independent of the order across partitions and of
+   duplicates.
+4. The sidecar records when it last heard from the broker. After ``max_staleness`` without
+   contact, verification fails closed (or, with ``on_stale="allow"``, accepts and logs loudly).
+5. A record that is not a valid event is skipped, counted by kind and logged with its
+   partition and offset; it never stops the sidecar. A valid event whose Kafka key is not its
+   user id is applied (the merge rules need no order) and counted as ``key_mismatch``.
+6. Entries are dropped only when they can no longer reject a token. When the configured
+   ``max_entries`` is reached, nothing is evicted: consumption pauses, the status says
+   ``over_capacity`` and verification fails closed until expiry makes room.
+7. An unexpected error in the consumer thread is logged with its traceback and the thread
+   starts a new consumer after a backoff, resuming at the offsets it had applied. After
+   ``max_restarts`` consecutive failures, or a fatal error such as a deleted topic, the
+   status is ``failed`` and verification fails closed.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from types import TracebackType
+from typing import Any, Literal, Self
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+
+from jwt_revocation.shared import (
+    ConfigurationError,
+    RecordError,
+    RevocationSettings,
+    SidecarUnavailableError,
+    UnavailableReason,
+    check_topic,
+    decode_event,
+    parse_duration,
+)
+
+from ._state import RevocationState
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+"""Seconds since the epoch, like :func:`time.time`."""
+
+
+class SidecarStatus(enum.StrEnum):
+    """Where a sidecar is in its life; only ``caught_up`` and ``degraded`` can verify."""
+
+    NEW = "new"
+    LOADING = "loading"
+    CAUGHT_UP = "caught_up"
+    DEGRADED = "degraded"
+    """Caught up and in contact, but the consumer thread is recovering from an error."""
+    STALE = "stale"
+    OVER_CAPACITY = "over_capacity"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class PartitionStats:
+    """Progress of one partition."""
+
+    position: int
+    """The next offset to apply."""
+    end_offset: int | None
+    """The broker's end offset at the last contact."""
+    lag: int | None
+
+
+@dataclass(frozen=True)
+class SidecarStats:
+    """A point-in-time view of a sidecar, for status pages, logs and tests."""
+
+    status: SidecarStatus
+    ready: bool
+    entries: dict[str, int]
+    applied: dict[str, int]
+    """Events applied, by type (duplicates and moot events included)."""
+    skipped: dict[str, int]
+    """Records skipped, by kind."""
+    anomalies: dict[str, int]
+    """Events applied despite something odd, by kind (``key_mismatch``)."""
+    partitions: dict[int, PartitionStats]
+    seconds_since_contact: float | None
+    restarts: int
+    last_error: str | None
+    detail: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "status": self.status.value,
+            "ready": self.ready,
+            "detail": self.detail,
+            "entries": self.entries,
+            "applied": self.applied,
+            "skipped": self.skipped,
+            "anomalies": self.anomalies,
+            "partitions": {
+                str(p): {"position": s.position, "end_offset": s.end_offset, "lag": s.lag}
+                for p, s in sorted(self.partitions.items())
+            },
+            "seconds_since_contact": self.seconds_since_contact,
+            "restarts": self.restarts,
+            "last_error": self.last_error,
+        }
+
+
+class _Fatal(Exception):
+    """An error the consumer thread does not retry."""
+
+
+class RevocationSidecar:
+    """Consumes every revocation event into a local :class:`RevocationState`."""
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topic: str = "auth.revocations",
+        *,
+        max_token_lifetime: timedelta | float | str,
+        max_clock_skew: timedelta | float | str = 60,
+        max_staleness: timedelta | float | str = 30,
+        on_stale: Literal["reject", "allow"] = "reject",
+        max_entries: int = 10_000_000,
+        clock: Clock = time.time,
+        poll_timeout: float = 0.2,
+        contact_interval: float = 1.0,
+        sweep_interval: float = 10.0,
+        max_restarts: int = 10,
+        restart_backoff: float = 0.5,
+        verify_topic: bool = True,
+        name: str | None = None,
+        consumer_config: Mapping[str, Any] | None = None,
+    ) -> None:
+        lifetime = parse_duration(max_token_lifetime, name="max_token_lifetime")
+        if lifetime.total_seconds() <= 0:
+            raise ConfigurationError("max_token_lifetime must be positive")
+        if on_stale not in ("reject", "allow"):
+            raise ConfigurationError(f"on_stale must be 'reject' or 'allow'; got {on_stale!r}")
+        if max_entries <= 0:
+            raise ConfigurationError(f"max_entries must be positive; got {max_entries}")
+        for label, value in (
+            ("poll_timeout", poll_timeout),
+            ("contact_interval", contact_interval),
+            ("sweep_interval", sweep_interval),
+        ):
+            if value <= 0:
+                raise ConfigurationError(f"{label} must be positive; got {value}")
+        if not bootstrap_servers:
+            raise ConfigurationError("bootstrap_servers must name at least one broker")
+        if not topic:
+            raise ConfigurationError("topic must not be empty")
+        self.bootstrap_servers = bootstrap_servers
+        self.topic = topic
+        self.max_token_lifetime = lifetime
+        self.max_clock_skew = parse_duration(max_clock_skew, name="max_clock_skew")
+        self.max_staleness = parse_duration(max_staleness, name="max_staleness")
+        self.on_stale = on_stale
+        self.max_entries = max_entries
+        self.name = name or f"jwt-revocation-sidecar-{id(self):x}"
+        self.state = RevocationState(
+            max_token_lifetime=lifetime.total_seconds(),
+            max_clock_skew=self.max_clock_skew.total_seconds(),
+        )
+        self._clock = clock
+        self._poll_timeout_ms = int(poll_timeout * 1000)
+        self._contact_interval = contact_interval
+        self._sweep_interval = sweep_interval
+        self._max_restarts = max_restarts
+        self._restart_backoff = restart_backoff
+        self._verify_topic = verify_topic
+        self._consumer_config = dict(consumer_config or {})
+        self._staleness_s = self.max_staleness.total_seconds()
+
+        self._lifecycle = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._ready_event = threading.Event()
+        # Written by the consumer thread only; read anywhere.
+        self._caught_up = False
+        self._failed = False
+        self._stopped = False
+        self._over_capacity = False
+        self._recovering = False
+        self._last_contact: float | None = None
+        self._targets: dict[int, int] = {}
+        self._positions: dict[int, int] = {}
+        self._end_offsets: dict[int, int] = {}
+        self._applied: Counter[str] = Counter()
+        self._skipped: Counter[str] = Counter()
+        self._anomalies: Counter[str] = Counter()
+        self._restarts = 0
+        self._last_error: str | None = None
+        self._last_stale_warning = 0.0
+
+    @classmethod
+    def from_settings(cls, settings: RevocationSettings, **overrides: Any) -> RevocationSidecar:
+        """Build a sidecar from :class:`RevocationSettings`; keyword arguments win."""
+        kwargs: dict[str, Any] = {
+            "max_token_lifetime": settings.max_token_lifetime,
+            "max_clock_skew": settings.max_clock_skew,
+            "max_staleness": settings.max_staleness,
+            "on_stale": settings.on_stale,
+            "max_entries": settings.max_entries,
+        }
+        kwargs.update(overrides)
+        return cls(settings.bootstrap_servers, settings.topic, **kwargs)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self, timeout: float | None = 60.0) -> None:
+        """Replay the topic and return once caught up; raise if that fails or takes too long.
+
+        On timeout the sidecar keeps loading in the background (verification fails closed
+        meanwhile) and :class:`SidecarUnavailableError` is raised; call :meth:`stop` to give up.
+        Calling ``start`` again on a started sidecar only waits.
+        """
+        with self._lifecycle:
+            if self._stopped:
+                raise RuntimeError("a stopped sidecar cannot be started again; create a new one")
+            if self._thread is None:
+                if self._verify_topic:
+                    check_topic(
+                        self.bootstrap_servers,
+                        self.topic,
+                        max_token_lifetime=self.max_token_lifetime,
+                    )
+                logger.info(
+                    "sidecar starting name=%s topic=%s max_token_lifetime_s=%d",
+                    self.name,
+                    self.topic,
+                    self.max_token_lifetime.total_seconds(),
+                )
+                self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+                self._thread.start()
+        if not self._ready_event.wait(timeout):
+            raise SidecarUnavailableError(
+                f"sidecar {self.name} did not catch up with topic {self.topic!r} within "
+                f"{timeout} s; {self._progress()}",
+                reason="loading",
+            )
+        if self._failed:
+            raise SidecarUnavailableError(
+                f"sidecar {self.name} failed: {self._last_error}", reason="failed"
+            )
+
+    def stop(self, timeout: float | None = 10.0) -> None:
+        """Stop the consumer thread and close its consumer; verification then fails closed."""
+        with self._lifecycle:
+            self._stopped = True
+            self._stopping.set()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        self._ready_event.set()
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- health ----------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """True when verification can decide: caught up, in contact, within capacity."""
+        try:
+            self.ensure_usable()
+        except SidecarUnavailableError:
+            return False
+        return True
+
+    @property
+    def status(self) -> SidecarStatus:
+        """The sidecar's status right now."""
+        if self._stopped:
+            return SidecarStatus.STOPPED
+        if self._failed:
+            return SidecarStatus.FAILED
+        if self._thread is None:
+            return SidecarStatus.NEW
+        if not self._caught_up:
+            return SidecarStatus.LOADING
+        if self._over_capacity:
+            return SidecarStatus.OVER_CAPACITY
+        if self._is_stale():
+            return SidecarStatus.STALE
+        if self._recovering:
+            return SidecarStatus.DEGRADED
+        return SidecarStatus.CAUGHT_UP
+
+    def _is_stale(self) -> bool:
+        last = self._last_contact
+        return last is None or self._clock() - last > self._staleness_s
+
+    def ensure_usable(self) -> None:
+        """Return if the state can decide a verification now, else raise ``SidecarUnavailableError``."""
+        if self._caught_up and not (
+            self._stopped or self._failed or self._over_capacity or self._is_stale()
+        ):
+            return
+        status = self.status
+        if status is SidecarStatus.STALE and self.on_stale == "allow":
+            self._warn_stale()
+            return
+        reasons: dict[SidecarStatus, UnavailableReason] = {
+            SidecarStatus.NEW: "not_started",
+            SidecarStatus.LOADING: "loading",
+            SidecarStatus.STALE: "stale",
+            SidecarStatus.FAILED: "failed",
+            SidecarStatus.OVER_CAPACITY: "over_capacity",
+            SidecarStatus.STOPPED: "stopped",
+        }
+        reason = reasons.get(status, "loading")
+        raise SidecarUnavailableError(
+            f"revocation state unavailable ({reason}): {self._describe(status)}", reason=reason
+        )
+
+    def _warn_stale(self) -> None:
+        now = time.monotonic()
+        if now - self._last_stale_warning >= 10:
+            self._last_stale_warning = now
+            logger.warning(
+                "STALE revocation state accepted because on_stale=allow name=%s topic=%s "
+                "seconds_since_contact=%s: revocations published since then are NOT enforced",
+                self.name,
+                self.topic,
+                self._contact_age(),
+            )
+
+    def _contact_age(self) -> float | None:
+        last = self._last_contact
+        return None if last is None else round(self._clock() - last, 3)
+
+    def _describe(self, status: SidecarStatus) -> str:
+        if status is SidecarStatus.STALE:
+            return (
+                f"no contact with the broker for {self._contact_age()} s "
+                f"(max_staleness {self._staleness_s} s)"
+            )
+        if status is SidecarStatus.OVER_CAPACITY:
+            return f"{len(self.state)} live entries reached max_entries={self.max_entries}"
+        if status is SidecarStatus.FAILED:
+            return f"consumer thread gave up: {self._last_error}"
+        if status is SidecarStatus.LOADING:
+            return self._progress()
+        if status is SidecarStatus.NEW:
+            return "start() has not been called"
+        if status is SidecarStatus.STOPPED:
+            return "stop() was called"
+        return ""
+
+    def _progress(self) -> str:
+        if not self._targets:
+            return "end offsets not known yet"
+        behind = {
+            p: t - self._positions.get(p, 0)
+            for p, t in self._targets.items()
+            if self._positions.get(p, 0) < t
+        }
+        return f"behind the start-time end offsets by {behind}" if behind else "caught up"
+
+    def stats(self) -> SidecarStats:
+        """Counters, positions and lag, copied now."""
+        status = self.status
+        partitions = {}
+        for p, position in sorted(dict(self._positions).items()):
+            end = self._end_offsets.get(p)
+            lag = None if end is None else max(0, end - position)
+            partitions[p] = PartitionStats(position=position, end_offset=end, lag=lag)
+        return SidecarStats(
+            status=status,
+            ready=self.ready,
+            entries=self.state.counts(),
+            applied=dict(self._applied),
+            skipped=dict(self._skipped),
+            anomalies=dict(self._anomalies),
+            partitions=partitions,
+            seconds_since_contact=self._contact_age(),
+            restarts=self._restarts,
+            last_error=self._last_error,
+            detail=self._describe(status),
+        )
+
+    def applied_through(self, partition: int, offset: int) -> bool:
+        """True once the record at ``offset`` of ``partition`` has been applied (or skipped)."""
+        return self._positions.get(partition, 0) > offset
+
+    # -- the consumer thread ---------------------------------------------------------------
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                self._consume()
+                break
+            except _Fatal as err:
+                self._last_error = str(err)
+                self._failed = True
+                logger.error("sidecar failed name=%s topic=%s error=%s", self.name, self.topic, err)
+                break
+            except Exception as err:  # noqa: BLE001 - any error: log, back off, start again
+                failures += 1
+                self._restarts += 1
+                self._recovering = True
+                self._last_error = f"{type(err).__name__}: {err}"
+                if failures > self._max_restarts:
+                    self._failed = True
+                    logger.exception(
+                        "sidecar FAILED after %d consecutive errors name=%s topic=%s; "
+                        "verification fails closed",
+                        failures,
+                        self.name,
+                        self.topic,
+                    )
+                    break
+                backoff = min(self._restart_backoff * 2 ** (failures - 1), 30.0)
+                logger.exception(
+                    "sidecar consumer loop crashed name=%s topic=%s attempt=%d restart_in_s=%.1f",
+                    self.name,
+                    self.topic,
+                    failures,
+                    backoff,
+                )
+                self._stopping.wait(backoff)
+            else:
+                failures = 0
+        self._ready_event.set()
+        logger.info("sidecar stopped name=%s topic=%s", self.name, self.topic)
+
+    def _consume(self) -> None:
+        config: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "client_id": self.name,
+            "group_id": None,
+            "enable_auto_commit": False,
+            "request_timeout_ms": 5000,
+            "reconnect_backoff_max_ms": 1000,
+            "fetch_max_wait_ms": 100,
+        }
+        config.update(self._consumer_config)
+        consumer = KafkaConsumer(**config)
+        try:
+            self._loop(consumer)
+        finally:
+            consumer.close(autocommit=False)
+
+    def _partitions(self, consumer: KafkaConsumer) -> list[TopicPartition]:
+        deadline = time.monotonic() + 10.0
+        while not (ids := consumer.partitions_for_topic(self.topic)):
+            if time.monotonic() > deadline:
+                raise _Fatal(f"topic {self.topic!r} does not exist")
+            self._stopping.wait(0.2)
+        return [TopicPartition(self.topic, p) for p in sorted(ids)]
+
+    def _assign(self, consumer: KafkaConsumer, parts: list[TopicPartition]) -> None:
+        """Assign ``parts``; resume known partitions, replay new ones from the time window."""
+        consumer.assign(parts)
+        fresh = [tp for tp in parts if tp.partition not in self._positions]
+        for tp in parts:
+            if tp.partition in self._positions:
+                consumer.seek(tp, self._positions[tp.partition])
+        if not fresh:
+            return
+        window = self.max_token_lifetime + self.max_clock_skew
+        since_ms = int((self._clock() - window.total_seconds()) * 1000)
+        ends = consumer.end_offsets(fresh, timeout_ms=10_000)
+        found = consumer.offsets_for_times({tp: since_ms for tp in fresh}, timeout_ms=10_000)
+        for tp in fresh:
+            hit = found.get(tp)
+            offset = ends[tp] if hit is None else hit.offset
+            consumer.seek(tp, offset)
+            self._positions[tp.partition] = offset
+            self._targets.setdefault(tp.partition, ends[tp])
+            self._end_offsets[tp.partition] = ends[tp]
+        logger.info(
+            "sidecar replaying name=%s topic=%s from_offsets=%s to_offsets=%s",
+            self.name,
+            self.topic,
+            {tp.partition: self._positions[tp.partition] for tp in fresh},
+            {tp.partition: ends[tp] for tp in fresh},
+        )
+
+    def _loop(self, consumer: KafkaConsumer) -> None:
+        parts = self._partitions(consumer)
+        self._assign(consumer, parts)
+        self._touch()
+        next_contact = self._clock() + self._contact_interval
+        next_sweep = self._clock() + self._sweep_interval
+        next_metadata = self._clock() + 30.0
+        while not self._stopping.is_set():
+            batch = consumer.poll(timeout_ms=self._poll_timeout_ms)
+            if batch:
+                self._apply_batch(consumer, batch)
+                self._touch()
+            now = self._clock()
+            if not self._caught_up:
+                self._check_caught_up()
+            if now >= next_contact:
+                self._contact(consumer, parts)
+                next_contact = now + self._contact_interval
+            if now >= next_sweep or self._over_capacity:
+                self._sweep(consumer, parts, now)
+                next_sweep = now + self._sweep_interval
+            if now >= next_metadata:
+                parts = self._grow(consumer, parts)
+                next_metadata = now + 30.0
+
+    def _touch(self) -> None:
+        self._last_contact = self._clock()
+        if self._recovering and self._caught_up:
+            self._recovering = False
+            logger.info("sidecar recovered name=%s topic=%s", self.name, self.topic)
+
+    def _apply_batch(self, consumer: KafkaConsumer, batch: Mapping[Any, list[Any]]) -> None:
+        state = self.state
+        now = self._clock()
+        with state.lock:
+            for tp, records in batch.items():
+                for record in records:
+                    try:
+                        event = decode_event(record.value)
+                    except RecordError as err:
+                        self._skipped[err.kind] += 1
+                        logger.warning(
+                            "skipped record topic=%s partition=%d offset=%d kind=%s detail=%s",
+                            tp.topic,
+                            tp.partition,
+                            record.offset,
+                            err.kind,
+                            err.detail,
+                        )
+                        self._positions[tp.partition] = record.offset + 1
+                        continue
+                    if len(state) >= self.max_entries and state.adds_entry(event):
+                        consumer.seek(tp, record.offset)
+                        consumer.pause(tp)
+                        self._enter_over_capacity()
+                        break
+                    key = record.key
+                    if key is None or key.decode("utf-8", "replace") != event.user_id:
+                        self._anomalies["key_mismatch"] += 1
+                        logger.warning(
+                            "applied event whose record key is not its user id topic=%s "
+                            "partition=%d offset=%d event_id=%s",
+                            tp.topic,
+                            tp.partition,
+                            record.offset,
+                            event.event_id,
+                        )
+                    state.apply(event, now)
+                    self._applied[event.type] += 1
+                    self._positions[tp.partition] = record.offset + 1
+
+    def _enter_over_capacity(self) -> None:
+        if not self._over_capacity:
+            self._over_capacity = True
+            logger.error(
+                "sidecar OVER CAPACITY name=%s topic=%s entries=%d max_entries=%d: consumption "
+                "paused, verification fails closed; nothing is evicted",
+                self.name,
+                self.topic,
+                len(self.state),
+                self.max_entries,
+            )
+
+    def _sweep(self, consumer: KafkaConsumer, parts: list[TopicPartition], now: float) -> None:
+        removed = self.state.expire(now)
+        if removed:
+            logger.debug("expired entries name=%s removed=%d", self.name, removed)
+        if self._over_capacity and len(self.state) < self.max_entries:
+            self._over_capacity = False
+            consumer.resume(*parts)
+            logger.warning(
+                "sidecar back under capacity name=%s entries=%d max_entries=%d",
+                self.name,
+                len(self.state),
+                self.max_entries,
+            )
+
+    def _check_caught_up(self) -> None:
+        if all(self._positions.get(p, 0) >= t for p, t in self._targets.items()):
+            self._caught_up = True
+            self._ready_event.set()
+            logger.info(
+                "sidecar caught up name=%s topic=%s entries=%d applied=%d skipped=%d",
+                self.name,
+                self.topic,
+                len(self.state),
+                sum(self._applied.values()),
+                sum(self._skipped.values()),
+            )
+
+    def _contact(self, consumer: KafkaConsumer, parts: list[TopicPartition]) -> None:
+        """Ask the broker for end offsets: proves contact and measures lag."""
+        try:
+            ends = consumer.end_offsets(parts, timeout_ms=max(500, self._poll_timeout_ms))
+        except KafkaError as err:
+            logger.warning(
+                "no answer from the broker name=%s topic=%s seconds_since_contact=%s error=%s",
+                self.name,
+                self.topic,
+                self._contact_age(),
+                type(err).__name__,
+            )
+            return
+        for tp, end in ends.items():
+            self._end_offsets[tp.partition] = end
+        self._touch()
+
+    def _grow(self, consumer: KafkaConsumer, parts: list[TopicPartition]) -> list[TopicPartition]:
+        ids = consumer.partitions_for_topic(self.topic)
+        if ids is None:
+            raise _Fatal(f"topic {self.topic!r} was deleted")
+        if len(ids) == len(parts):
+            return parts
+        grown = [TopicPartition(self.topic, p) for p in sorted(ids)]
+        logger.warning(
+            "topic grew name=%s topic=%s partitions=%d->%d", self.name, self.topic, len(parts), len(grown)
+        )
+        self._assign(consumer, grown)
+        return grown
+
+

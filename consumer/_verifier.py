@@ -1,0 +1,180 @@
+"""Verify a JWT: PyJWT's checks, then the local revocation check, with no network call."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
+from typing import Any, Protocol
+
+import jwt
+
+from jwt_revocation.shared import (
+    ConfigurationError,
+    Instant,
+    TokenLifetimeExceededError,
+    TokenRevokedError,
+    parse_duration,
+)
+from jwt_revocation.shared import to_datetime
+
+from ._sidecar import Clock
+from ._state import Event, RevocationState
+
+logger = logging.getLogger(__name__)
+
+_UNSAFE_ALGORITHMS = {"none", ""}
+
+
+class RevocationSource(Protocol):
+    """What the verifier reads: a state, and a gate that says whether the state can decide."""
+
+    @property
+    def state(self) -> RevocationState: ...
+
+    def ensure_usable(self) -> None:
+        """Raise ``SidecarUnavailableError`` when the state cannot decide."""
+
+
+class InMemoryRevocations:
+    """A revocation source fed directly with events: for tests and for embedding without Kafka.
+
+    Always usable. ``apply`` merges events with the same rules as the sidecar.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_token_lifetime: timedelta | float | str,
+        max_clock_skew: timedelta | float | str = 60,
+        clock: Clock = time.time,
+    ) -> None:
+        self.state = RevocationState(
+            max_token_lifetime=parse_duration(max_token_lifetime).total_seconds(),
+            max_clock_skew=parse_duration(max_clock_skew).total_seconds(),
+        )
+        self._clock = clock
+
+    def apply(self, *events: Event) -> int:
+        """Merge events; return how many changed the state."""
+        return self.state.apply_all(events, self._clock())
+
+    def expire(self) -> int:
+        """Drop entries that can no longer matter at the clock's time; return how many."""
+        return self.state.expire(self._clock())
+
+    def ensure_usable(self) -> None:
+        """Always usable."""
+
+
+class RevocationVerifier:
+    """PyJWT verification plus the local revocation check; ``verify`` never touches the network."""
+
+    def __init__(
+        self,
+        source: RevocationSource,
+        *,
+        key: Any,
+        algorithms: Sequence[str],
+        issuer: str | Sequence[str] | None = None,
+        audience: str | Iterable[str] | None = None,
+        leeway: float | timedelta = 0,
+        require: Sequence[str] = ("exp",),
+        user_claim: str = "sub",
+        clock: Clock = time.time,
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
+        if not algorithms:
+            raise ConfigurationError("algorithms must name at least one algorithm, e.g. ['HS256']")
+        if isinstance(algorithms, str):
+            raise ConfigurationError("algorithms must be a list of names, not a string")
+        unsafe = [a for a in algorithms if a.lower() in _UNSAFE_ALGORITHMS]
+        if unsafe:
+            raise ConfigurationError(f"algorithm {unsafe[0]!r} accepts unsigned tokens; refusing")
+        leeway_s = leeway.total_seconds() if isinstance(leeway, timedelta) else float(leeway)
+        if leeway_s < 0:
+            raise ConfigurationError("leeway must not be negative")
+        skew = source.state.max_clock_skew
+        if leeway_s > skew:
+            raise ConfigurationError(
+                f"leeway ({leeway_s} s) exceeds the sidecar's max_clock_skew ({skew} s): a "
+                "revoked token could be accepted after its entry expired; raise max_clock_skew"
+            )
+        if "exp" not in require:
+            raise ConfigurationError(
+                "'exp' must be required: revocations are kept only until tokens expire"
+            )
+        self.source = source
+        self.algorithms = list(algorithms)
+        self.leeway = leeway_s
+        self.user_claim = user_claim
+        self._key = key
+        self._issuer = issuer
+        self._audience = audience
+        self._clock = clock
+        self._state = source.state
+        self._max_lifetime = source.state.max_token_lifetime
+        self._options: dict[str, Any] = {"require": list(require), **(options or {})}
+
+    def __repr__(self) -> str:  # the key stays out of reprs and logs
+        return f"RevocationVerifier(algorithms={self.algorithms!r}, issuer={self._issuer!r})"
+
+    def decode(self, token: str | bytes) -> dict[str, Any]:
+        """PyJWT's checks alone: signature, ``exp``, ``nbf``, ``iss``, ``aud``; no revocation check."""
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            self._key,
+            algorithms=self.algorithms,
+            issuer=self._issuer,
+            audience=self._audience,
+            leeway=self.leeway,
+            options=self._options,  # type: ignore[arg-type]
+        )
+        return claims
+
+    def verify(self, token: str | bytes) -> dict[str, Any]:
+        """Return the token's claims, or raise ``jwt.InvalidTokenError`` (revoked included).
+
+        Raises ``SidecarUnavailableError`` (not an ``InvalidTokenError``) when the revocation
+        state cannot decide: answer 503, not 401.
+        """
+        claims = self.decode(token)
+        self.check_claims(claims)
+        return claims
+
+    def check_claims(self, claims: Mapping[str, Any]) -> None:
+        """The revocation part of :meth:`verify`, for claims already verified by PyJWT."""
+        self.source.ensure_usable()
+        jti = claims.get("jti")
+        user = claims.get(self.user_claim)
+        iat = claims.get("iat")
+        if jti is not None and not isinstance(jti, str):
+            raise jwt.InvalidTokenError("the jti claim must be a string")
+        if user is not None and not isinstance(user, str):
+            raise jwt.InvalidTokenError(f"the {self.user_claim} claim must be a string")
+        exp = claims["exp"]
+        if iat is not None:
+            if exp - iat > self._max_lifetime:
+                raise TokenLifetimeExceededError(
+                    f"token lives {exp - iat:.0f} s, longer than max_token_lifetime "
+                    f"({self._max_lifetime:.0f} s)"
+                )
+        elif exp - self._clock() > self._max_lifetime + self.leeway:
+            raise TokenLifetimeExceededError(
+                "token without iat expires later than max_token_lifetime from now"
+            )
+        reason = self._state.check(jti, user, iat)
+        if reason is None:
+            return
+        if iat is None and reason != "token_revoked":
+            raise jwt.MissingRequiredClaimError("iat")
+        raise TokenRevokedError(f"token revoked ({reason}) jti={jti} user={user}", reason=reason)
+
+    def is_revoked(
+        self, *, jti: str | None = None, user_id: str | None = None, issued_at: Instant | None = None
+    ) -> str | None:
+        """The revocation reason for a jti and/or a user's token issued at ``issued_at``, or None."""
+        self.source.ensure_usable()
+        iat = None if issued_at is None else to_datetime(issued_at, name="issued_at").timestamp()
+        return self._state.check(jti, user_id, iat)

@@ -1,0 +1,158 @@
+"""The revocation events: what the publisher writes to Kafka and every sidecar reads.
+
+Three events, one discriminated union on ``type``:
+
+* ``token_revoked``: one token is dead until it expires (logout).
+* ``user_tokens_revoked``: every token of a user issued before ``not_before`` is dead
+  (password change, "log out everywhere").
+* ``user_deleted``: every token of a user issued before ``at`` is dead, and the user is gone.
+
+On the wire an event is one JSON object (UTF-8), the Kafka record key is the user id, so the
+events of one user keep their order in one partition. Decoding ignores unknown fields, so a
+newer publisher may add fields without breaking older sidecars.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+)
+
+from ._errors import InvalidEventError
+
+SCHEMA_VERSION = 1
+"""The schema version this package writes and reads."""
+
+MAX_RECORD_BYTES = 64 * 1024
+"""Records larger than this are skipped unread, as ``oversized``."""
+
+RecordErrorKind = Literal[
+    "oversized", "not_json", "invalid", "unknown_type", "unsupported_version"
+]
+
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=512)]
+"""A jti, a user id or an issuer: 1 to 512 characters."""
+
+
+def _new_event_id() -> str:
+    return uuid.uuid4().hex
+
+
+class _Envelope(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    event_id: Identifier = Field(default_factory=_new_event_id)
+    issuer: Identifier
+    occurred_at: AwareDatetime
+
+
+class TokenRevoked(_Envelope):
+    """One token is revoked until it expires (logout)."""
+
+    type: Literal["token_revoked"] = "token_revoked"
+    jti: Identifier
+    user_id: Identifier
+    expires_at: AwareDatetime
+
+
+class UserTokensRevoked(_Envelope):
+    """Every token of ``user_id`` issued before ``not_before`` is revoked."""
+
+    type: Literal["user_tokens_revoked"] = "user_tokens_revoked"
+    user_id: Identifier
+    not_before: AwareDatetime
+
+
+class UserDeleted(_Envelope):
+    """The user is deleted: every token of ``user_id`` issued before ``at`` is revoked."""
+
+    type: Literal["user_deleted"] = "user_deleted"
+    user_id: Identifier
+    at: AwareDatetime
+
+
+RevocationEvent = Annotated[
+    TokenRevoked | UserTokensRevoked | UserDeleted, Field(discriminator="type")
+]
+"""Any of the three events."""
+
+_ADAPTER: TypeAdapter[TokenRevoked | UserTokensRevoked | UserDeleted] = TypeAdapter(
+    RevocationEvent
+)
+
+
+class RecordError(Exception):
+    """A Kafka record is not a revocation event this package can apply; ``kind`` says why."""
+
+    def __init__(self, kind: RecordErrorKind, detail: str) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind: RecordErrorKind = kind
+        self.detail = detail
+
+
+def encode_event(event: TokenRevoked | UserTokensRevoked | UserDeleted) -> bytes:
+    """Serialise an event to its wire form (compact UTF-8 JSON)."""
+    return event.model_dump_json().encode()
+
+
+def decode_event(value: bytes | None) -> TokenRevoked | UserTokensRevoked | UserDeleted:
+    """Parse a record value into an event, or raise :class:`RecordError` saying why not."""
+    if value is None:
+        raise RecordError("not_json", "the record has no value")
+    if len(value) > MAX_RECORD_BYTES:
+        raise RecordError("oversized", f"{len(value)} bytes, more than {MAX_RECORD_BYTES}")
+    try:
+        return _ADAPTER.validate_json(value)
+    except ValidationError as err:
+        raise _classify(err) from None
+
+
+def _classify(err: ValidationError) -> RecordError:
+    errors = err.errors(include_url=False, include_input=False)
+    first = errors[0]
+    kind: RecordErrorKind
+    if first["type"] in ("json_invalid", "json_type"):
+        kind = "not_json"
+    elif first["type"] == "union_tag_invalid":
+        kind = "unknown_type"
+    elif any(
+        e["type"] == "literal_error" and e["loc"][-1:] == ("schema_version",) for e in errors
+    ):
+        kind = "unsupported_version"
+    else:
+        kind = "invalid"
+    detail = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '<record>'}: {e['msg']}" for e in errors[:3]
+    )
+    return RecordError(kind, detail)
+
+
+Instant = datetime | int | float
+"""An instant: an aware datetime, or seconds since the Unix epoch."""
+
+
+def to_datetime(value: Instant, *, name: str) -> datetime:
+    """Turn an aware datetime or epoch seconds into an aware UTC datetime."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise InvalidEventError(f"{name} must be timezone-aware, got a naive datetime")
+        return value.astimezone(UTC)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidEventError(
+            f"{name} must be a datetime or seconds since the epoch, got {type(value).__name__}"
+        )
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError) as err:
+        raise InvalidEventError(f"{name} is not a representable instant: {value!r}") from err
