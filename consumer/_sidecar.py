@@ -125,7 +125,7 @@ class SidecarStats:
         }
 
 
-class _Fatal(Exception):
+class _FatalError(Exception):
     """An error the consumer thread does not retry."""
 
 
@@ -425,12 +425,12 @@ class RevocationSidecar:
             try:
                 self._consume()
                 break
-            except _Fatal as err:
+            except _FatalError as err:
                 self._last_error = str(err)
                 self._failed = True
                 logger.error("sidecar failed name=%s topic=%s error=%s", self.name, self.topic, err)
                 break
-            except Exception as err:  # noqa: BLE001 - any error: log, back off, start again
+            except Exception as err:
                 failures += 1
                 self._restarts += 1
                 self._recovering = True
@@ -480,7 +480,7 @@ class RevocationSidecar:
         deadline = time.monotonic() + 10.0
         while not (ids := consumer.partitions_for_topic(self.topic)):
             if time.monotonic() > deadline:
-                raise _Fatal(f"topic {self.topic!r} does not exist")
+                raise _FatalError(f"topic {self.topic!r} does not exist")
             self._stopping.wait(0.2)
         return [TopicPartition(self.topic, p) for p in sorted(ids)]
 
@@ -496,7 +496,7 @@ class RevocationSidecar:
         window = self.max_token_lifetime + self.max_clock_skew
         since_ms = int((self._clock() - window.total_seconds()) * 1000)
         ends = consumer.end_offsets(fresh, timeout_ms=10_000)
-        found = consumer.offsets_for_times({tp: since_ms for tp in fresh}, timeout_ms=10_000)
+        found = consumer.offsets_for_times(dict.fromkeys(fresh, since_ms), timeout_ms=10_000)
         for tp in fresh:
             hit = found.get(tp)
             offset = ends[tp] if hit is None else hit.offset
@@ -642,14 +642,16 @@ class RevocationSidecar:
     def _grow(self, consumer: KafkaConsumer, parts: list[TopicPartition]) -> list[TopicPartition]:
         ids = consumer.partitions_for_topic(self.topic)
         if ids is None:
-            raise _Fatal(f"topic {self.topic!r} was deleted")
+            raise _FatalError(f"topic {self.topic!r} was deleted")
         if len(ids) == len(parts):
             return parts
         grown = [TopicPartition(self.topic, p) for p in sorted(ids)]
         logger.warning(
-            "topic grew name=%s topic=%s partitions=%d->%d", self.name, self.topic, len(parts), len(grown)
+            "topic grew name=%s topic=%s partitions=%d->%d",
+            self.name,
+            self.topic,
+            len(parts),
+            len(grown),
         )
         self._assign(consumer, grown)
         return grown
-
-

@@ -79,7 +79,9 @@ class RevocationState:
 
     # -- the verify path -------------------------------------------------------------------
 
-    def check(self, jti: str | None, user_id: str | None, iat: float | None) -> RevocationReason | None:
+    def check(
+        self, jti: str | None, user_id: str | None, iat: float | None
+    ) -> RevocationReason | None:
         """Say why a token is revoked, or ``None``; a missing ``iat`` counts as issued long ago."""
         if jti is not None and jti in self._jtis:
             return "token_revoked"

@@ -16,8 +16,8 @@ from jwt_revocation.shared import (
     TokenLifetimeExceededError,
     TokenRevokedError,
     parse_duration,
+    to_datetime,
 )
-from jwt_revocation.shared import to_datetime
 
 from ._sidecar import Clock
 from ._state import Event, RevocationState
@@ -172,7 +172,11 @@ class RevocationVerifier:
         raise TokenRevokedError(f"token revoked ({reason}) jti={jti} user={user}", reason=reason)
 
     def is_revoked(
-        self, *, jti: str | None = None, user_id: str | None = None, issued_at: Instant | None = None
+        self,
+        *,
+        jti: str | None = None,
+        user_id: str | None = None,
+        issued_at: Instant | None = None,
     ) -> str | None:
         """The revocation reason for a jti and/or a user's token issued at ``issued_at``, or None."""
         self.source.ensure_usable()

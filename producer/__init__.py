@@ -8,4 +8,10 @@ from ._publisher import Published, RevocationPublisher
 
 logging.getLogger("jwt_revocation").addHandler(logging.NullHandler())
 
-__all__ = ["InvalidEventError", "PublishError", "Published", "RevocationError", "RevocationPublisher"]
+__all__ = [
+    "InvalidEventError",
+    "PublishError",
+    "Published",
+    "RevocationError",
+    "RevocationPublisher",
+]

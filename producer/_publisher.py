@@ -195,7 +195,9 @@ class RevocationPublisher:
 
     def _build(self, model: type[Event], **fields: Any) -> Event:
         try:
-            return model(issuer=self.issuer, occurred_at=self._instant(None, "occurred_at"), **fields)
+            return model(
+                issuer=self.issuer, occurred_at=self._instant(None, "occurred_at"), **fields
+            )
         except ValueError as err:
             raise InvalidEventError(f"invalid {model.__name__}: {err}") from None
 
@@ -209,7 +211,9 @@ class RevocationPublisher:
         try:
             self._producer.flush(timeout=self.timeout if timeout is None else timeout)
         except KafkaError as err:
-            raise PublishError(f"flush did not complete: {type(err).__name__}", retriable=True) from err
+            raise PublishError(
+                f"flush did not complete: {type(err).__name__}", retriable=True
+            ) from err
 
     def close(self, timeout: float | None = None) -> None:
         """Flush and close; later calls raise :class:`PublishError`. Idempotent."""

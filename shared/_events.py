@@ -30,15 +30,13 @@ from pydantic import (
 
 from ._errors import InvalidEventError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 """The schema version this package writes and reads."""
 
 MAX_RECORD_BYTES = 64 * 1024
 """Records larger than this are skipped unread, as ``oversized``."""
 
-RecordErrorKind = Literal[
-    "oversized", "not_json", "invalid", "unknown_type", "unsupported_version"
-]
+RecordErrorKind = Literal["oversized", "not_json", "invalid", "unknown_type", "unsupported_version"]
 
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=512)]
 """A jti, a user id or an issuer: 1 to 512 characters."""
@@ -87,9 +85,7 @@ RevocationEvent = Annotated[
 ]
 """Any of the three events."""
 
-_ADAPTER: TypeAdapter[TokenRevoked | UserTokensRevoked | UserDeleted] = TypeAdapter(
-    RevocationEvent
-)
+_ADAPTER: TypeAdapter[TokenRevoked | UserTokensRevoked | UserDeleted] = TypeAdapter(RevocationEvent)
 
 
 class RecordError(Exception):
@@ -126,9 +122,7 @@ def _classify(err: ValidationError) -> RecordError:
         kind = "not_json"
     elif first["type"] == "union_tag_invalid":
         kind = "unknown_type"
-    elif any(
-        e["type"] == "literal_error" and e["loc"][-1:] == ("schema_version",) for e in errors
-    ):
+    elif any(e["type"] == "literal_error" and e["loc"][-1:] == ("schema_version",) for e in errors):
         kind = "unsupported_version"
     else:
         kind = "invalid"

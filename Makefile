@@ -1,0 +1,65 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+# Both install what is missing (a virtualenv with the package, redis-server, the Kafka jars)
+# and start the services before doing their work.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: help install services stop status demo test lint typecheck unit integration format clean
+
+help:
+	@echo "make demo        set everything up, then run the end-to-end demo"
+	@echo "make test        set everything up, then lint, type-check and run the whole suite"
+	@echo "make services    install and start Kafka (127.0.0.1:9092) and Redis (127.0.0.1:6379)"
+	@echo "make stop        stop both"
+	@echo "make unit        unit tests only (no broker needed)"
+	@echo "make format      apply ruff's formatting and fixes"
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	@touch $@
+
+install: $(INSTALLED)
+
+services:
+	scripts/services.sh start
+
+stop:
+	scripts/services.sh stop
+
+status:
+	scripts/services.sh status
+
+demo: install services
+	$(BIN)/jwt-revocation demo
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# mypy sees the folders under their installed names through links in .mypy-tree/.
+typecheck: install
+	@mkdir -p .mypy-tree/jwt_revocation
+	@for d in producer consumer shared cli; do ln -sfn ../../$$d .mypy-tree/jwt_revocation/$$d; done
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+integration: install services
+	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+test: install services lint typecheck
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) .mypy-tree .mypy_cache .ruff_cache .pytest_cache .hypothesis
