@@ -1,0 +1,101 @@
+"""Fixtures for tests against the real Kafka broker and Redis started by `make services`.
+
+A missing broker fails the tests: it is never a reason to skip.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+
+from jwt_revocation.consumer import RevocationSidecar, RevocationVerifier
+from jwt_revocation.producer import RevocationPublisher
+from jwt_revocation.shared import ensure_topic
+
+BOOTSTRAP = "127.0.0.1:9092"
+REDIS = ("127.0.0.1", 6379)
+KEY = "integration-test-signing-key-0123456789"
+LIFETIME = timedelta(hours=1)
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = ROOT / "scripts" / "services.sh"
+
+pytestmark = pytest.mark.integration
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session", autouse=True)
+def services() -> None:
+    """The real broker and Redis must be up; start them if they are not, fail if that fails."""
+    if not (_reachable("127.0.0.1", 9092) and _reachable(*REDIS)):
+        subprocess.run([str(SERVICES), "start"], check=False, timeout=300)
+    missing = [
+        name
+        for name, (host, port) in {"kafka": ("127.0.0.1", 9092), "redis": REDIS}.items()
+        if not _reachable(host, port)
+    ]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} not reachable; run `make services`", pytrace=False)
+
+
+@pytest.fixture
+def topic() -> str:
+    """A fresh topic for this test, created with a safe retention."""
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    ensure_topic(BOOTSTRAP, name, max_token_lifetime=LIFETIME, partitions=3)
+    return name
+
+
+@pytest.fixture
+def publisher(topic: str) -> Iterator[RevocationPublisher]:
+    with RevocationPublisher(BOOTSTRAP, topic, issuer="tests") as pub:
+        yield pub
+
+
+SidecarFactory = Callable[..., RevocationSidecar]
+
+
+@pytest.fixture
+def make_sidecar(topic: str) -> Iterator[SidecarFactory]:
+    """Build and start sidecars on the test's topic; every one is stopped at teardown."""
+    made: list[RevocationSidecar] = []
+
+    def make(start: bool = True, **kwargs: Any) -> RevocationSidecar:
+        kwargs.setdefault("max_token_lifetime", LIFETIME)
+        sidecar = RevocationSidecar(BOOTSTRAP, kwargs.pop("topic", topic), **kwargs)
+        made.append(sidecar)
+        if start:
+            sidecar.start(timeout=30)
+        return sidecar
+
+    yield make
+    for sidecar in made:
+        sidecar.stop()
+
+
+def verifier_for(sidecar: RevocationSidecar, **kwargs: Any) -> RevocationVerifier:
+    """A verifier with the tests' key."""
+    return RevocationVerifier(sidecar, key=KEY, algorithms=["HS256"], **kwargs)
+
+
+def issue(user: str, *, jti: str | None = None, iat: float | None = None, ttl: float = 600) -> str:
+    """A token signed with the tests' key; ``iat`` with sub-second precision by default."""
+    now = time.time() if iat is None else iat
+    claims: dict[str, Any] = {"sub": user, "iat": now, "exp": int(now + ttl)}
+    claims["jti"] = jti or uuid.uuid4().hex
+    return jwt.encode(claims, KEY, algorithm="HS256")
