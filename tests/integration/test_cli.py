@@ -1,0 +1,139 @@
+"""The ``jwt-revocation`` command against the real broker, run as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from typing import Any
+
+import jwt
+
+from tests.integration.conftest import BOOTSTRAP, KEY, issue
+from tests.support import wait_for
+
+
+def _cli(*args: str, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "jwt_revocation.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "JWT_REVOCATION_BOOTSTRAP_SERVERS": BOOTSTRAP, **env},
+        check=False,
+    )
+
+
+def _json(result: subprocess.CompletedProcess[str]) -> Any:
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_publish_replay_and_check(topic: str) -> None:
+    env = {"JWT_REVOCATION_TOPIC": topic}
+    exp = int(time.time()) + 600
+    token = issue("carol")
+    claims = jwt.decode(token, KEY, algorithms=["HS256"])
+    logout = _json(
+        _cli(
+            "publish",
+            "logout",
+            "--jti",
+            claims["jti"],
+            "--user",
+            "carol",
+            "--expires-at",
+            str(exp),
+            **env,
+        )
+    )
+    assert logout["event"]["type"] == "token_revoked"
+    assert logout["event"]["jti"] == claims["jti"]
+    _json(_cli("publish", "password-change", "--user", "dave", **env))
+    _json(_cli("publish", "user-deleted", "--user", "erin", "--at", "2026-01-01T00:00:00Z", **env))
+
+    replay = _json(_cli("replay", "--json", **env))
+    assert set(replay["state"]["token_revoked"]) == {claims["jti"]}
+    assert set(replay["state"]["user_tokens_revoked"]) == {"dave"}
+    assert (
+        replay["stats"]["applied"]
+        == {
+            "token_revoked": 1,
+            "user_tokens_revoked": 1,
+            "user_deleted": 0,  # erin's deletion happened long before the replay window
+        }
+        or replay["stats"]["applied"]["user_deleted"] == 1
+    )
+    assert _cli("check", "--jti", claims["jti"], **env).returncode == 1
+    assert _cli("check", "--jti", "never-revoked", **env).returncode == 0
+    assert (
+        _cli("check", "--user", "dave", "--issued-at", str(time.time() - 60), **env).returncode == 1
+    )
+    assert (
+        _cli("check", "--user", "dave", "--issued-at", str(time.time() + 1), **env).returncode == 0
+    )
+
+    checked = _cli(
+        "check", "--token", "-", "--json", stdin=token + "\n", JWT_REVOCATION_VERIFY_KEY=KEY, **env
+    )
+    assert checked.returncode == 1
+    assert json.loads(checked.stdout) == {
+        "verdict": "revoked",
+        "reason": "token_revoked",
+        "signature_checked": True,
+    }
+    assert token not in checked.stdout + checked.stderr
+    assert KEY not in checked.stdout + checked.stderr
+
+
+def test_topic_ensure_creates_a_topic_with_safe_retention() -> None:
+    name = f"cli-{uuid.uuid4().hex[:10]}"
+    created = _json(
+        _cli("--topic", name, "--max-token-lifetime", "2h", "topic", "ensure", "--partitions", "4")
+    )
+    assert created == {"topic": name, "partitions": 4, "retention_ms": (2 * 3600 + 86400) * 1000}
+    refused = _cli("--topic", name, "--max-token-lifetime", "30d", "topic", "check")
+    assert refused.returncode == 2
+    assert "less than max_token_lifetime" in refused.stderr
+
+
+def test_bad_settings_get_a_clear_error() -> None:
+    result = _cli("replay", JWT_REVOCATION_MAX_TOKEN_LIFETIME="forever")
+    assert result.returncode == 2
+    assert "max_token_lifetime" in result.stderr
+    missing = _cli("--topic", f"absent-{uuid.uuid4().hex[:8]}", "replay")
+    assert missing.returncode == 2
+    assert "does not exist" in missing.stderr
+
+
+def test_sidecar_runs_until_terminated(topic: str) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "jwt_revocation.cli", "--topic", topic, "sidecar"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "JWT_REVOCATION_BOOTSTRAP_SERVERS": BOOTSTRAP},
+    )
+    try:
+        assert process.stdout is not None
+        line = wait_for(process.stdout.readline, timeout=60)
+        assert f"sidecar caught up with {topic}" in line
+        assert process.poll() is None
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        process.kill()
+        process.communicate()
+
+
+def test_the_demo_tells_the_whole_story() -> None:
+    result = _cli("demo", "--topic-name", f"demo-{uuid.uuid4().hex[:8]}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "demo passed" in result.stdout
+    for reason in ("token_revoked", "user_tokens_revoked", "user_deleted"):
+        assert reason in result.stdout
