@@ -513,29 +513,34 @@ class RevocationSidecar:
         )
 
     def _loop(self, consumer: KafkaConsumer) -> None:
+        # Pacing uses the monotonic clock; the injected clock is for comparing instants only,
+        # so a test that freezes or jumps its clock does not stall contact checks or sweeps.
         parts = self._partitions(consumer)
         self._assign(consumer, parts)
         self._touch()
-        next_contact = self._clock() + self._contact_interval
-        next_sweep = self._clock() + self._sweep_interval
-        next_metadata = self._clock() + 30.0
+        tick = time.monotonic
+        next_contact = tick() + self._contact_interval
+        next_sweep = last_sweep = tick() + self._sweep_interval
+        next_metadata = tick() + 30.0
         while not self._stopping.is_set():
             batch = consumer.poll(timeout_ms=self._poll_timeout_ms)
             if batch:
                 self._apply_batch(consumer, batch)
                 self._touch()
-            now = self._clock()
             if not self._caught_up:
                 self._check_caught_up()
+            now = tick()
             if now >= next_contact:
                 self._contact(consumer, parts)
-                next_contact = now + self._contact_interval
-            if now >= next_sweep or self._over_capacity:
-                self._sweep(consumer, parts, now)
-                next_sweep = now + self._sweep_interval
+                next_contact = tick() + self._contact_interval
+            # While over capacity, look for room twice a second rather than every sweep_interval.
+            if now >= next_sweep or (self._over_capacity and now - last_sweep >= 0.5):
+                self._sweep(consumer, parts, self._clock())
+                last_sweep = tick()
+                next_sweep = last_sweep + self._sweep_interval
             if now >= next_metadata:
                 parts = self._grow(consumer, parts)
-                next_metadata = now + 30.0
+                next_metadata = tick() + 30.0
 
     def _touch(self) -> None:
         self._last_contact = self._clock()

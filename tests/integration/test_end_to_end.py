@@ -113,7 +113,7 @@ def test_entries_disappear_when_they_no_longer_matter(
     publisher: RevocationPublisher, make_sidecar: SidecarFactory
 ) -> None:
     clock = FakeClock(time.time())
-    sidecar = make_sidecar(clock=clock, max_clock_skew=30, sweep_interval=5)
+    sidecar = make_sidecar(clock=clock, max_clock_skew=30, sweep_interval=0.1)
     publisher.logout(jti="short", user_id="u1", expires_at=clock() + 60)
     publisher.logout(jti="long", user_id="u2", expires_at=clock() + 3000)
     last = publisher.password_changed(user_id="u3", at=clock())
