@@ -19,9 +19,9 @@ Merge rules (they make the state independent of event order and of duplicates):
 3. A deletion absorbs every cutoff that is not later than it.
 
 One-second resolution of ``iat``: a cutoff at instant ``t`` revokes a token when
-``iat < t``, or when ``iat`` equals ``t`` rounded down to the whole second. A token issued in the
-same second as a password change therefore counts as issued before it (fail closed), unless its
-issuer writes ``iat`` with sub-second precision and it is later than ``t``.
+``iat < t``, or when ``iat == floor(t)``. A token whose ``iat`` is a whole second, in the same
+second as a password change, therefore counts as issued before it (fail closed). An issuer that
+writes ``iat`` with sub-second precision gets the exact rule: revoked when ``iat < t``.
 
 Threads: one thread writes (the sidecar's consumer thread). Lookups (:meth:`check`) take no
 lock: each is a single dict read, atomic in CPython. Writers and whole-state readers
@@ -36,6 +36,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from jwt_revocation.shared import (
+    ConfigurationError,
     RevocationReason,
     TokenRevoked,
     UserDeleted,
@@ -64,10 +65,10 @@ class RevocationState:
     """Revoked jtis, user cutoffs and deletions, each kept only while it can still matter."""
 
     def __init__(self, *, max_token_lifetime: float, max_clock_skew: float) -> None:
-        if max_token_lifetime <= 0:
-            raise ValueError("max_token_lifetime must be positive")
-        if max_clock_skew < 0:
-            raise ValueError("max_clock_skew must not be negative")
+        if not max_token_lifetime > 0:
+            raise ConfigurationError("max_token_lifetime must be positive")
+        if not max_clock_skew >= 0:
+            raise ConfigurationError("max_clock_skew must not be negative")
         self.max_token_lifetime = max_token_lifetime
         self.max_clock_skew = max_clock_skew
         self.lock = threading.Lock()
@@ -88,10 +89,10 @@ class RevocationState:
         if user_id is None:
             return None
         deleted = self._deletions.get(user_id)
-        if deleted is not None and (iat is None or iat < deleted or iat == int(deleted)):
+        if deleted is not None and (iat is None or iat < deleted or iat == math.floor(deleted)):
             return "user_deleted"
         cutoff = self._cutoffs.get(user_id)
-        if cutoff is not None and (iat is None or iat < cutoff or iat == int(cutoff)):
+        if cutoff is not None and (iat is None or iat < cutoff or iat == math.floor(cutoff)):
             return "user_tokens_revoked"
         return None
 

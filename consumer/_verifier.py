@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
@@ -93,8 +94,8 @@ class RevocationVerifier:
         if unsafe:
             raise ConfigurationError(f"algorithm {unsafe[0]!r} accepts unsigned tokens; refusing")
         leeway_s = leeway.total_seconds() if isinstance(leeway, timedelta) else float(leeway)
-        if leeway_s < 0:
-            raise ConfigurationError("leeway must not be negative")
+        if not math.isfinite(leeway_s) or leeway_s < 0:
+            raise ConfigurationError(f"leeway must be finite and not negative; got {leeway}")
         skew = source.state.max_clock_skew
         if leeway_s > skew:
             raise ConfigurationError(
@@ -104,6 +105,15 @@ class RevocationVerifier:
         if "exp" not in require:
             raise ConfigurationError(
                 "'exp' must be required: revocations are kept only until tokens expire"
+            )
+        options = dict(options or {})
+        if "require" in options:
+            raise ConfigurationError("pass required claims as require=, not in options")
+        disabled = sorted(k for k, v in options.items() if k.startswith("verify_") and not v)
+        if disabled:
+            raise ConfigurationError(
+                f"options may not switch off PyJWT's checks ({', '.join(disabled)}); "
+                "use decode() with your own options if you really need that"
             )
         self.source = source
         self.algorithms = list(algorithms)
@@ -115,22 +125,25 @@ class RevocationVerifier:
         self._clock = clock
         self._state = source.state
         self._max_lifetime = source.state.max_token_lifetime
-        self._options: dict[str, Any] = {"require": list(require), **(options or {})}
+        self._options: dict[str, Any] = {**options, "require": list(require)}
 
     def __repr__(self) -> str:  # the key stays out of reprs and logs
         return f"RevocationVerifier(algorithms={self.algorithms!r}, issuer={self._issuer!r})"
 
     def decode(self, token: str | bytes) -> dict[str, Any]:
         """PyJWT's checks alone: signature, ``exp``, ``nbf``, ``iss``, ``aud``; no revocation check."""
-        claims: dict[str, Any] = jwt.decode(
-            token,
-            self._key,
-            algorithms=self.algorithms,
-            issuer=self._issuer,
-            audience=self._audience,
-            leeway=self.leeway,
-            options=self._options,  # type: ignore[arg-type]
-        )
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self._key,
+                algorithms=self.algorithms,
+                issuer=self._issuer,
+                audience=self._audience,
+                leeway=self.leeway,
+                options=self._options,  # type: ignore[arg-type]
+            )
+        except UnicodeError as err:
+            raise jwt.DecodeError("the token is not valid UTF-8") from err
         return claims
 
     def verify(self, token: str | bytes) -> dict[str, Any]:
@@ -153,8 +166,11 @@ class RevocationVerifier:
             raise jwt.InvalidTokenError("the jti claim must be a string")
         if user is not None and not isinstance(user, str):
             raise jwt.InvalidTokenError(f"the {self.user_claim} claim must be a string")
-        exp = claims["exp"]
+        if claims.get("exp") is None:
+            raise jwt.MissingRequiredClaimError("exp")
+        exp = _seconds(claims["exp"], "exp")
         if iat is not None:
+            iat = _seconds(iat, "iat")
             if exp - iat > self._max_lifetime:
                 raise TokenLifetimeExceededError(
                     f"token lives {exp - iat:.0f} s, longer than max_token_lifetime "
@@ -182,3 +198,16 @@ class RevocationVerifier:
         self.source.ensure_usable()
         iat = None if issued_at is None else to_datetime(issued_at, name="issued_at").timestamp()
         return self._state.check(jti, user_id, iat)
+
+
+def _seconds(value: Any, claim: str) -> float:
+    """A NumericDate claim as a finite float, or ``jwt.InvalidTokenError``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise jwt.InvalidTokenError(f"the {claim} claim must be a number")
+    try:
+        seconds = float(value)
+    except OverflowError:
+        raise jwt.InvalidTokenError(f"the {claim} claim is out of range") from None
+    if not math.isfinite(seconds):
+        raise jwt.InvalidTokenError(f"the {claim} claim is out of range")
+    return seconds

@@ -1,0 +1,168 @@
+"""Each package's ``__all__``, and which package may import which."""
+
+from __future__ import annotations
+
+import ast
+import re
+import types
+from pathlib import Path
+
+import pytest
+
+import jwt_revocation.consumer
+import jwt_revocation.producer
+import jwt_revocation.shared
+
+PACKAGES = [jwt_revocation.shared, jwt_revocation.producer, jwt_revocation.consumer]
+PACKAGE_IDS = [package.__name__ for package in PACKAGES]
+
+
+def _isort_key(name: str) -> tuple[int, list[tuple[int, str]]]:
+    """The order ruff's RUF022 keeps ``__all__`` in: CONSTANTS, then Classes, then the rest.
+
+    Within each group a natural sort: digit runs compare as numbers.
+    """
+    if len(name) > 1 and name.upper() == name:
+        group = 0
+    elif name[:1].isupper():
+        group = 1
+    else:
+        group = 2
+    parts = [(int(p), "") if p.isdigit() else (-1, p) for p in re.split(r"(\d+)", name) if p]
+    return group, parts
+
+
+def test_isort_key_orders_constants_then_classes_then_the_rest() -> None:
+    names = ["decode_event", "TokenRevoked", "MAX_RECORD_BYTES", "Item10", "Item9", "Duration"]
+
+    assert sorted(names, key=_isort_key) == [
+        "MAX_RECORD_BYTES",
+        "Duration",
+        "Item9",
+        "Item10",
+        "TokenRevoked",
+        "decode_event",
+    ]
+
+
+@pytest.mark.parametrize("package", PACKAGES, ids=PACKAGE_IDS)
+def test_all_is_sorted_without_duplicates(package: types.ModuleType) -> None:
+    exported: list[str] = list(package.__all__)
+
+    assert exported == sorted(exported, key=_isort_key)
+    assert len(exported) == len(set(exported))
+
+
+@pytest.mark.parametrize("package", PACKAGES, ids=PACKAGE_IDS)
+def test_every_name_in_all_exists(package: types.ModuleType) -> None:
+    missing = [name for name in package.__all__ if not hasattr(package, name)]
+
+    assert missing == []
+
+
+@pytest.mark.parametrize("package", PACKAGES, ids=PACKAGE_IDS)
+def test_every_public_name_is_in_all(package: types.ModuleType) -> None:
+    public = {
+        name
+        for name, value in vars(package).items()
+        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+    }
+
+    assert public, "the package namespace has no public names at all"
+    assert sorted(public - set(package.__all__)) == []
+    assert sorted(set(package.__all__) - public) == []
+
+
+# -- import direction ---------------------------------------------------------------------
+
+
+def _imported_modules(source: str, package: str) -> set[str]:
+    """Every module a source file of ``package`` imports, relative imports made absolute.
+
+    ``from a import b`` counts both ``a`` and ``a.b``: ``b`` may be a submodule.
+    """
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package.split(".")
+                base_parts = parts[: len(parts) - (node.level - 1)]
+                base = ".".join(base_parts + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return found
+
+
+def _imports_of_package(package: types.ModuleType) -> dict[str, set[str]]:
+    """Source file name -> modules it imports, for every ``.py`` file of ``package``."""
+    assert package.__file__ is not None
+    folder = Path(package.__file__).parent
+    files = sorted(folder.rglob("*.py"))
+    assert files, f"no source files found under {folder}"
+    imports = {}
+    for path in files:
+        relative = path.relative_to(folder)
+        subpackage = ".".join([package.__name__, *relative.parent.parts])
+        imports[str(relative)] = _imported_modules(path.read_text(encoding="utf-8"), subpackage)
+    return imports
+
+
+def _offending(package: types.ModuleType, forbidden: list[str]) -> list[str]:
+    offences = []
+    for file, modules in _imports_of_package(package).items():
+        for module in sorted(modules):
+            if any(module == f or module.startswith(f + ".") for f in forbidden):
+                offences.append(f"{package.__name__}/{file} imports {module}")
+    return offences
+
+
+@pytest.mark.parametrize(
+    ("source", "package", "expected"),
+    [
+        ("import jwt_revocation.consumer", "jwt_revocation.shared", "jwt_revocation.consumer"),
+        ("from jwt_revocation import consumer", "jwt_revocation.shared", "jwt_revocation.consumer"),
+        ("from ..consumer import X", "jwt_revocation.shared", "jwt_revocation.consumer"),
+        ("from .. import producer", "jwt_revocation.shared", "jwt_revocation.producer"),
+        ("from ._events import X", "jwt_revocation.shared", "jwt_revocation.shared._events"),
+        (
+            "def f():\n    from jwt_revocation.producer._publisher import X",
+            "jwt_revocation.consumer",
+            "jwt_revocation.producer._publisher",
+        ),
+        (
+            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import jwt_revocation.consumer",
+            "jwt_revocation.shared",
+            "jwt_revocation.consumer",
+        ),
+    ],
+)
+def test_import_scanner_sees_every_form_of_import(source: str, package: str, expected: str) -> None:
+    assert expected in _imported_modules(source, package)
+
+
+def test_the_scan_sees_the_real_imports() -> None:
+    producer_imports = set().union(*_imports_of_package(jwt_revocation.producer).values())
+    consumer_imports = set().union(*_imports_of_package(jwt_revocation.consumer).values())
+
+    assert "jwt_revocation.shared" in producer_imports
+    assert "jwt_revocation.shared" in consumer_imports
+    assert "jwt_revocation.consumer._state" in consumer_imports
+    assert "__init__.py" in _imports_of_package(jwt_revocation.shared)
+
+
+def test_shared_imports_neither_producer_nor_consumer() -> None:
+    forbidden = ["jwt_revocation.producer", "jwt_revocation.consumer"]
+
+    assert _offending(jwt_revocation.shared, forbidden) == []
+
+
+def test_producer_does_not_import_consumer() -> None:
+    assert _offending(jwt_revocation.producer, ["jwt_revocation.consumer"]) == []
+
+
+def test_consumer_does_not_import_producer() -> None:
+    assert _offending(jwt_revocation.consumer, ["jwt_revocation.producer"]) == []
