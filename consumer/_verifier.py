@@ -83,6 +83,7 @@ class RevocationVerifier:
         leeway: float | timedelta = 0,
         require: Sequence[str] = ("exp",),
         user_claim: str = "sub",
+        max_token_bytes: int = 64 * 1024,
         clock: Clock = time.time,
         options: Mapping[str, Any] | None = None,
     ) -> None:
@@ -119,6 +120,7 @@ class RevocationVerifier:
         self.algorithms = list(algorithms)
         self.leeway = leeway_s
         self.user_claim = user_claim
+        self.max_token_bytes = max_token_bytes
         self._key = key
         self._issuer = issuer
         self._audience = audience
@@ -132,6 +134,10 @@ class RevocationVerifier:
 
     def decode(self, token: str | bytes) -> dict[str, Any]:
         """PyJWT's checks alone: signature, ``exp``, ``nbf``, ``iss``, ``aud``; no revocation check."""
+        if len(token) > self.max_token_bytes:
+            raise jwt.DecodeError(
+                f"token is {len(token)} characters, more than max_token_bytes={self.max_token_bytes}"
+            )
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,

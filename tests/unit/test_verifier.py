@@ -824,3 +824,35 @@ def test_harmless_options_are_passed_to_pyjwt(revocations: InMemoryRevocations, 
 def test_token_with_a_lone_surrogate_is_a_decode_error(verifier: RevocationVerifier) -> None:
     with pytest.raises(jwt.DecodeError):
         verifier.verify("\ud800.e30.e30")
+
+
+# -- size and clock skew --------------------------------------------------------------------
+
+
+def test_an_oversized_token_is_refused_before_decoding(
+    revocations: InMemoryRevocations, now: float
+) -> None:
+    verifier = RevocationVerifier(revocations, key=KEY, algorithms=["HS256"], max_token_bytes=2048)
+    small = sign(claims_for(now))
+    assert verifier.verify(small)["sub"] == "alice"
+    big = sign(claims_for(now, padding="x" * 4096))
+    with pytest.raises(jwt.DecodeError, match="more than max_token_bytes=2048"):
+        verifier.verify(big)
+
+
+def test_leeway_accepts_a_token_just_past_exp_and_still_enforces_its_revocation(
+    revocations: InMemoryRevocations,
+) -> None:
+    real_now = time.time()
+    claims = {"sub": "alice", "jti": "late", "iat": real_now - 600, "exp": int(real_now) - 5}
+    token = sign(claims)
+    strict = RevocationVerifier(revocations, key=KEY, algorithms=["HS256"])
+    lenient = RevocationVerifier(revocations, key=KEY, algorithms=["HS256"], leeway=10)
+    with pytest.raises(jwt.ExpiredSignatureError):
+        strict.verify(token)
+    assert lenient.verify(token)["jti"] == "late"
+
+    revocations.apply(revoke_jti("late", claims["exp"]))
+    revocations.expire()  # the entry outlives exp by max_clock_skew, which covers leeway
+    with pytest.raises(TokenRevokedError):
+        lenient.verify(token)
