@@ -844,7 +844,8 @@ def test_leeway_accepts_a_token_just_past_exp_and_still_enforces_its_revocation(
     revocations: InMemoryRevocations,
 ) -> None:
     real_now = time.time()
-    claims = {"sub": "alice", "jti": "late", "iat": real_now - 600, "exp": int(real_now) - 5}
+    exp = int(real_now) - 5
+    claims: dict[str, Any] = {"sub": "alice", "jti": "late", "iat": real_now - 600, "exp": exp}
     token = sign(claims)
     strict = RevocationVerifier(revocations, key=KEY, algorithms=["HS256"])
     lenient = RevocationVerifier(revocations, key=KEY, algorithms=["HS256"], leeway=10)
@@ -852,7 +853,7 @@ def test_leeway_accepts_a_token_just_past_exp_and_still_enforces_its_revocation(
         strict.verify(token)
     assert lenient.verify(token)["jti"] == "late"
 
-    revocations.apply(revoke_jti("late", claims["exp"]))
+    revocations.apply(revoke_jti("late", exp))
     revocations.expire()  # the entry outlives exp by max_clock_skew, which covers leeway
     with pytest.raises(TokenRevokedError):
         lenient.verify(token)
