@@ -5,8 +5,6 @@ Import :class:`RevocationSidecar` and :class:`RevocationVerifier`; catch
 when the state cannot decide (503).
 """
 
-import logging
-
 from jwt_revocation.shared import (
     RevocationError,
     SidecarUnavailableError,
@@ -17,8 +15,6 @@ from jwt_revocation.shared import (
 from ._sidecar import Clock, PartitionStats, RevocationSidecar, SidecarStats, SidecarStatus
 from ._state import RevocationState, StateSnapshot
 from ._verifier import InMemoryRevocations, RevocationSource, RevocationVerifier
-
-logging.getLogger("jwt_revocation").addHandler(logging.NullHandler())
 
 __all__ = [
     "Clock",

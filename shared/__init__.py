@@ -3,6 +3,8 @@
 Imports neither :mod:`jwt_revocation.producer` nor :mod:`jwt_revocation.consumer`.
 """
 
+import logging
+
 from ._errors import (
     ConfigurationError,
     InvalidEventError,
@@ -33,6 +35,9 @@ from ._events import (
 )
 from ._settings import Duration, RevocationSettings, parse_duration
 from ._topic import DEFAULT_RETENTION_MARGIN, TopicInfo, check_topic, ensure_topic
+
+# Only applications configure logging; every module logs under "jwt_revocation".
+logging.getLogger("jwt_revocation").addHandler(logging.NullHandler())
 
 __all__ = [
     "DEFAULT_RETENTION_MARGIN",
