@@ -206,8 +206,17 @@ class RevocationVerifier:
         return self._state.check(jti, user_id, iat)
 
 
+_EXACT_INT_LIMIT = 2**53
+
+
 def _seconds(value: Any, claim: str) -> float:
-    """A NumericDate claim as a finite float, or ``jwt.InvalidTokenError``."""
+    """A NumericDate claim as a finite number, or ``jwt.InvalidTokenError``."""
+    kind = type(value)
+    if kind is int:
+        if -_EXACT_INT_LIMIT < value < _EXACT_INT_LIMIT:
+            return value  # type: ignore[no-any-return]
+    elif kind is float and value - value == 0.0:  # false for inf and nan
+        return value  # type: ignore[no-any-return]
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise jwt.InvalidTokenError(f"the {claim} claim must be a number")
     try:
