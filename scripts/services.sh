@@ -57,7 +57,7 @@ install_kafka() {
   log "fetching Kafka $KAFKA_VERSION broker jars from Maven Central"
   rm -rf "$JARS"
   mkdir -p "$JARS"
-  mvn -B -q -Dstyle.color=never -f "$ROOT/scripts/kafka/pom.xml" dependency:copy-dependencies \
+  mvn -B -q -f "$ROOT/scripts/kafka/pom.xml" dependency:copy-dependencies \
     -DincludeScope=runtime -DoutputDirectory="$JARS"
   touch "$JARS/.complete"
 }
