@@ -75,8 +75,8 @@ kafka_start() {
     return
   fi
   if ! kafka_running && port_open $KAFKA_PORT; then
-    log "port $KAFKA_PORT is taken by another process; is another broker running?"
-    return 1
+    log "a broker not started by this script already listens on 127.0.0.1:$KAFKA_PORT; using it"
+    return
   fi
   mkdir -p "$KAFKA_DATA" "$KAFKA_LOGS"
   local props=$DIR/server.properties
