@@ -108,7 +108,9 @@ class RevocationState:
             return event.jti not in self._jtis
         if isinstance(event, UserDeleted):
             return event.user_id not in self._deletions
-        return event.user_id not in self._cutoffs and event.user_id not in self._deletions
+        # A cutoff later than the user's deletion adds an entry too; count every new cutoff
+        # as an addition so the ceiling can only be reached early, never overshot.
+        return event.user_id not in self._cutoffs
 
     def apply(self, event: Event, now: float) -> bool:
         """Merge one event; return False when it changes nothing (a duplicate, or already moot)."""

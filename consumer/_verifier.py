@@ -14,6 +14,7 @@ import jwt
 from jwt_revocation.shared import (
     ConfigurationError,
     Instant,
+    RevocationReason,
     TokenLifetimeExceededError,
     TokenRevokedError,
     parse_duration,
@@ -103,6 +104,8 @@ class RevocationVerifier:
                 f"leeway ({leeway_s} s) exceeds the sidecar's max_clock_skew ({skew} s): a "
                 "revoked token could be accepted after its entry expired; raise max_clock_skew"
             )
+        if max_token_bytes <= 0:
+            raise ConfigurationError(f"max_token_bytes must be positive; got {max_token_bytes}")
         if "exp" not in require:
             raise ConfigurationError(
                 "'exp' must be required: revocations are kept only until tokens expire"
@@ -199,7 +202,7 @@ class RevocationVerifier:
         jti: str | None = None,
         user_id: str | None = None,
         issued_at: Instant | None = None,
-    ) -> str | None:
+    ) -> RevocationReason | None:
         """The revocation reason for a jti and/or a user's token issued at ``issued_at``, or None."""
         self.source.ensure_usable()
         iat = None if issued_at is None else to_datetime(issued_at, name="issued_at").timestamp()

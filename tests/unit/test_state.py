@@ -435,3 +435,25 @@ def test_state_matches_a_reference_model(events: list[Event]) -> None:
     state.apply_all(events, NOW)
 
     assert state.snapshot() == _reference_snapshot(events, NOW)
+
+
+def test_a_cutoff_later_than_a_deletion_counts_as_an_added_entry() -> None:
+    state = RevocationState(max_token_lifetime=3600, max_clock_skew=60)
+    now = 1_800_000_000.0
+    deleted = UserDeleted(
+        issuer="t",
+        occurred_at=datetime.fromtimestamp(now, UTC),
+        user_id="u",
+        at=datetime.fromtimestamp(now - 10, UTC),
+    )
+    later = UserTokensRevoked(
+        issuer="t",
+        occurred_at=datetime.fromtimestamp(now, UTC),
+        user_id="u",
+        not_before=datetime.fromtimestamp(now - 5, UTC),
+    )
+    state.apply(deleted, now)
+    assert state.adds_entry(later)
+    before = len(state)
+    state.apply(later, now)
+    assert len(state) == before + 1
