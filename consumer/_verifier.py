@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import jwt
 
@@ -85,6 +86,7 @@ class RevocationVerifier:
         require: Sequence[str] = ("exp",),
         user_claim: str = "sub",
         max_token_bytes: int = 64 * 1024,
+        cache_size: int = 4096,
         clock: Clock = time.time,
         options: Mapping[str, Any] | None = None,
     ) -> None:
@@ -106,6 +108,8 @@ class RevocationVerifier:
             )
         if max_token_bytes <= 0:
             raise ConfigurationError(f"max_token_bytes must be positive; got {max_token_bytes}")
+        if cache_size < 0:
+            raise ConfigurationError(f"cache_size must not be negative; got {cache_size}")
         if "exp" not in require:
             raise ConfigurationError(
                 "'exp' must be required: revocations are kept only until tokens expire"
@@ -131,6 +135,9 @@ class RevocationVerifier:
         self._state = source.state
         self._max_lifetime = source.state.max_token_lifetime
         self._options: dict[str, Any] = {**options, "require": list(require)}
+        self.cache_size = cache_size
+        self._cache: dict[str | bytes, _Verified] = {}
+        self._cache_lock = threading.Lock()
 
     def __repr__(self) -> str:  # the key stays out of reprs and logs
         return f"RevocationVerifier(algorithms={self.algorithms!r}, issuer={self._issuer!r})"
@@ -155,15 +162,66 @@ class RevocationVerifier:
             raise jwt.DecodeError("the token is not valid UTF-8") from err
         return claims
 
+    def set_key(self, key: Any) -> None:
+        """Verify signatures with ``key`` from now on; forgets every token verified before."""
+        with self._cache_lock:
+            self._key = key
+            self._cache = {}
+
     def verify(self, token: str | bytes) -> dict[str, Any]:
         """Return the token's claims, or raise ``jwt.InvalidTokenError`` (revoked included).
 
         Raises ``SidecarUnavailableError`` (not an ``InvalidTokenError``) when the revocation
         state cannot decide: answer 503, not 401.
+
+        A token seen before skips the signature check: up to ``cache_size`` tokens whose
+        signature, issuer and audience passed are kept, keyed by their exact text. Every call
+        still checks ``exp``, ``nbf`` and ``iat`` against the clock, exactly as PyJWT does, and
+        the revocation state; :meth:`set_key` empties the cache.
         """
-        claims = self.decode(token)
+        if len(token) > self.max_token_bytes:
+            return self._verify_new(token)  # decode() raises the specific error
+        seen = self._cache.get(token)
+        if seen is None:
+            return self._verify_new(token)
+        # The same time checks as PyJWT's, in the same order, with the same errors.
+        held, exp, nbf, iat, nested = seen
+        now = self._clock()
+        leeway = self.leeway
+        if iat is not None and iat > now + leeway:
+            raise jwt.ImmatureSignatureError("The token is not yet valid (iat)")
+        if nbf is not None and nbf > now + leeway:
+            raise jwt.ImmatureSignatureError("The token is not yet valid (nbf)")
+        if exp <= now - leeway:
+            with self._cache_lock:
+                self._cache.pop(token, None)
+            raise jwt.ExpiredSignatureError("Signature has expired")
+        claims = _copy_json(held) if nested else dict(held)
         self.check_claims(claims)
         return claims
+
+    def _verify_new(self, token: str | bytes) -> dict[str, Any]:
+        key = self._key
+        claims = self.decode(token)
+        if self.cache_size:
+            self._remember(token, claims, key)
+        self.check_claims(claims)
+        return claims
+
+    def _remember(self, token: str | bytes, claims: dict[str, Any], key: Any) -> None:
+        # decode() has parsed these claims, so int() succeeds, as it did inside PyJWT.
+        exp = int(claims["exp"])
+        nbf = int(claims["nbf"]) if "nbf" in claims else None
+        iat = int(claims["iat"]) if "iat" in claims else None
+        nested = any(type(v) is dict or type(v) is list for v in claims.values())
+        entry = _Verified(_copy_json(claims), exp, nbf, iat, nested)
+        with self._cache_lock:
+            if key is not self._key:
+                return  # the key changed while this token was being decoded
+            cache = self._cache
+            while len(cache) >= self.cache_size:
+                del cache[next(iter(cache))]  # the oldest entry
+            cache[token] = entry
 
     def check_claims(self, claims: Mapping[str, Any]) -> None:
         """The revocation part of :meth:`verify`, for claims already verified by PyJWT."""
@@ -207,6 +265,27 @@ class RevocationVerifier:
         self.source.ensure_usable()
         iat = None if issued_at is None else to_datetime(issued_at, name="issued_at").timestamp()
         return self._state.check(jti, user_id, iat)
+
+
+class _Verified(NamedTuple):
+    """A token whose signature, issuer and audience passed: what its next call needs."""
+
+    claims: dict[str, Any]
+    exp: int
+    nbf: int | None
+    iat: int | None
+    nested: bool
+    """True when a claim holds a list or dict, which each call must copy too."""
+
+
+def _copy_json(value: Any) -> Any:
+    """A copy of JSON-shaped data deep enough that a caller's edits never reach the cache."""
+    kind = type(value)
+    if kind is dict:
+        return {k: _copy_json(v) for k, v in value.items()}
+    if kind is list:
+        return [_copy_json(v) for v in value]
+    return value
 
 
 _EXACT_INT_LIMIT = 2**53

@@ -857,3 +857,159 @@ def test_leeway_accepts_a_token_just_past_exp_and_still_enforces_its_revocation(
     revocations.expire()  # the entry outlives exp by max_clock_skew, which covers leeway
     with pytest.raises(TokenRevokedError):
         lenient.verify(token)
+
+
+# -- the verified-token cache -------------------------------------------------------------
+
+
+def _outcome(verifier: RevocationVerifier, token: str | bytes) -> object:
+    """The claims, or the error's type and message: what a caller can observe."""
+    try:
+        return verifier.verify(token)
+    except jwt.InvalidTokenError as err:
+        return (type(err), str(err))
+
+
+@functools.cache
+def _uncached_twin() -> RevocationVerifier:
+    _, revocations, _ = _fuzz_world()
+    return RevocationVerifier(revocations, key=KEY, algorithms=["HS256"], leeway=10, cache_size=0)
+
+
+@settings(max_examples=3_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_fuzz_inputs)
+def test_fuzz_a_cached_verify_answers_exactly_as_an_uncached_one(
+    fuzz_input: tuple[str, Any],
+) -> None:
+    now, _, cached = _fuzz_world()
+    kind, spec = fuzz_input
+    token, _ = _token_for(kind, spec, now)
+
+    expected = _outcome(_uncached_twin(), token)
+    first = _outcome(cached, token)
+    second = _outcome(cached, token)  # served from the cache when the first call passed
+
+    assert first == expected
+    assert second == expected
+
+
+def test_a_cached_token_is_checked_against_revocations_on_every_call(
+    verifier: RevocationVerifier, revocations: InMemoryRevocations, now: float
+) -> None:
+    token = sign(claims_for(now))
+    verifier.verify(token)
+    assert len(verifier._cache) == 1
+
+    revocations.apply(revoke_jti("jti-1", now + 600))
+
+    with pytest.raises(TokenRevokedError):
+        verifier.verify(token)
+
+
+def test_a_cached_token_expires_on_the_verifier_clock(
+    revocations: InMemoryRevocations, clock: FakeClock, now: float
+) -> None:
+    verifier = RevocationVerifier(revocations, key=KEY, algorithms=["HS256"], clock=clock)
+    token = sign(claims_for(now))
+    verifier.verify(token)
+
+    clock.advance(599)
+    assert verifier.verify(token)["jti"] == "jti-1"
+    clock.advance(1)
+    with pytest.raises(jwt.ExpiredSignatureError, match="Signature has expired"):
+        verifier.verify(token)
+    assert verifier._cache == {}
+
+
+def test_a_cached_token_expires_after_the_leeway(
+    revocations: InMemoryRevocations, clock: FakeClock, now: float
+) -> None:
+    verifier = RevocationVerifier(
+        revocations, key=KEY, algorithms=["HS256"], leeway=30, clock=clock
+    )
+    token = sign(claims_for(now))
+    verifier.verify(token)
+
+    clock.advance(629)
+    assert verifier.verify(token)["jti"] == "jti-1"
+    clock.advance(1)
+    with pytest.raises(jwt.ExpiredSignatureError):
+        verifier.verify(token)
+
+
+@pytest.mark.parametrize("claim", ["nbf", "iat"])
+def test_a_cached_token_is_not_valid_before_nbf_or_iat_on_the_verifier_clock(
+    revocations: InMemoryRevocations, now: float, claim: str
+) -> None:
+    clock = FakeClock(now)
+    verifier = RevocationVerifier(revocations, key=KEY, algorithms=["HS256"], clock=clock)
+    token = sign(claims_for(now, **{claim: int(now)}))
+    verifier.verify(token)
+
+    clock.now = now - 1  # a clock set back below the claim
+    with pytest.raises(jwt.ImmatureSignatureError, match=f"not yet valid \\({claim}\\)"):
+        verifier.verify(token)
+    clock.now = now
+    assert verifier.verify(token)["jti"] == "jti-1"
+
+
+def test_set_key_forgets_tokens_verified_with_the_old_key(
+    verifier: RevocationVerifier, now: float
+) -> None:
+    old = sign(claims_for(now))
+    verifier.verify(old)
+
+    verifier.set_key(WRONG_KEY)
+
+    with pytest.raises(jwt.InvalidSignatureError):
+        verifier.verify(old)
+    new = sign(claims_for(now), key=WRONG_KEY)
+    assert verifier.verify(new)["jti"] == "jti-1"
+
+
+def test_editing_returned_claims_never_reaches_the_cache(
+    verifier: RevocationVerifier, now: float
+) -> None:
+    claims = claims_for(now, roles=["reader"], profile={"team": "a", "tags": ["x"]})
+    token = sign(claims)
+
+    first = verifier.verify(token)
+    first["roles"].append("admin")
+    first["profile"]["tags"].append("y")
+    first["sub"] = "mallory"
+    second = verifier.verify(token)
+    second["roles"].append("admin")
+
+    assert verifier.verify(token) == claims
+
+
+def test_the_cache_holds_at_most_cache_size_tokens_dropping_the_oldest(
+    revocations: InMemoryRevocations, now: float
+) -> None:
+    verifier = RevocationVerifier(revocations, key=KEY, algorithms=["HS256"], cache_size=3)
+    tokens = [sign(claims_for(now, jti=f"jti-{i}")) for i in range(5)]
+    for token in tokens:
+        verifier.verify(token)
+
+    assert list(verifier._cache) == tokens[2:]
+
+
+def test_cache_size_zero_turns_the_cache_off(revocations: InMemoryRevocations, now: float) -> None:
+    verifier = RevocationVerifier(revocations, key=KEY, algorithms=["HS256"], cache_size=0)
+    token = sign(claims_for(now))
+
+    assert verifier.verify(token)["jti"] == "jti-1"
+    assert verifier.verify(token)["jti"] == "jti-1"
+    assert verifier._cache == {}
+
+
+def test_rejected_tokens_are_not_cached(verifier: RevocationVerifier, now: float) -> None:
+    for token in (sign(claims_for(now), key=WRONG_KEY), sign(claims_for(now, exp=int(now) - 5))):
+        with pytest.raises(jwt.InvalidTokenError):
+            verifier.verify(token)
+    assert verifier._cache == {}
+
+
+def test_negative_cache_size_is_refused(revocations: InMemoryRevocations) -> None:
+    with pytest.raises(ConfigurationError, match="cache_size"):
+        RevocationVerifier(revocations, key=KEY, algorithms=["HS256"], cache_size=-1)
