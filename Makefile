@@ -8,13 +8,14 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install services stop status demo test lint typecheck unit integration format clean
+.PHONY: help install services stop status demo test bench lint typecheck unit integration format clean
 
 help:
 	@echo "make demo        set everything up, then run the end-to-end demo"
 	@echo "make test        set everything up, then lint, type-check and run the whole suite"
 	@echo "make services    install and start Kafka (127.0.0.1:9092) and Redis (127.0.0.1:6379)"
 	@echo "make stop        stop both"
+	@echo "make bench       measure against the alternatives; writes BENCHMARKS.md"
 	@echo "make unit        unit tests only (no broker needed)"
 	@echo "make format      apply ruff's formatting and fixes"
 
@@ -37,6 +38,9 @@ status:
 
 demo: install services
 	$(BIN)/jwt-revocation demo
+
+bench: install services
+	$(BIN)/python -m bench
 
 lint: install
 	$(BIN)/ruff check .

@@ -133,6 +133,8 @@ class RevocationVerifier:
         self._audience = audience
         self._clock = clock
         self._state = source.state
+        self._check = source.state.check
+        self._ensure_usable = source.ensure_usable
         self._max_lifetime = source.state.max_token_lifetime
         self._options: dict[str, Any] = {**options, "require": list(require)}
         self.cache_size = cache_size
@@ -179,9 +181,7 @@ class RevocationVerifier:
         still checks ``exp``, ``nbf`` and ``iat`` against the clock, exactly as PyJWT does, and
         the revocation state; :meth:`set_key` empties the cache.
         """
-        if len(token) > self.max_token_bytes:
-            return self._verify_new(token)  # decode() raises the specific error
-        seen = self._cache.get(token)
+        seen = self._cache.get(token) if self.cache_size else None
         if seen is None:
             return self._verify_new(token)
         # The same time checks as PyJWT's, in the same order, with the same errors.
@@ -225,19 +225,23 @@ class RevocationVerifier:
 
     def check_claims(self, claims: Mapping[str, Any]) -> None:
         """The revocation part of :meth:`verify`, for claims already verified by PyJWT."""
-        self.source.ensure_usable()
+        self._ensure_usable()
         jti = claims.get("jti")
         user = claims.get(self.user_claim)
         iat = claims.get("iat")
+        exp = claims.get("exp")
         if jti is not None and not isinstance(jti, str):
             raise jwt.InvalidTokenError("the jti claim must be a string")
         if user is not None and not isinstance(user, str):
             raise jwt.InvalidTokenError(f"the {self.user_claim} claim must be a string")
-        if claims.get("exp") is None:
+        if exp is None:
             raise jwt.MissingRequiredClaimError("exp")
-        exp = _seconds(claims["exp"], "exp")
+        # Whole seconds within 2**53 are the usual case; _seconds handles every other value.
+        if type(exp) is not int or not -_EXACT_INT_LIMIT < exp < _EXACT_INT_LIMIT:
+            exp = _seconds(exp, "exp")
         if iat is not None:
-            iat = _seconds(iat, "iat")
+            if type(iat) is not int or not -_EXACT_INT_LIMIT < iat < _EXACT_INT_LIMIT:
+                iat = _seconds(iat, "iat")
             if exp - iat > self._max_lifetime:
                 raise TokenLifetimeExceededError(
                     f"token lives {exp - iat:.0f} s, longer than max_token_lifetime "
@@ -247,7 +251,7 @@ class RevocationVerifier:
             raise TokenLifetimeExceededError(
                 "token without iat expires later than max_token_lifetime from now"
             )
-        reason = self._state.check(jti, user, iat)
+        reason = self._check(jti, user, iat)
         if reason is None:
             return
         if iat is None and reason != "token_revoked":
