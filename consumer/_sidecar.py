@@ -554,42 +554,53 @@ class RevocationSidecar:
     def _apply_batch(self, consumer: KafkaConsumer, batch: Mapping[Any, list[Any]]) -> None:
         state = self.state
         now = self._clock()
+        applied = self._applied
         with state.lock:
             for tp, records in batch.items():
+                # With room for every record of the list, no record needs the capacity check.
+                roomy = len(state) + len(records) < self.max_entries
+                position = self._positions.get(tp.partition, 0)
                 for record in records:
                     try:
                         event = decode_event(record.value)
                     except RecordError as err:
-                        self._skipped[err.kind] += 1
-                        logger.warning(
-                            "skipped record topic=%s partition=%d offset=%d kind=%s detail=%s",
-                            tp.topic,
-                            tp.partition,
-                            record.offset,
-                            err.kind,
-                            err.detail,
-                        )
-                        self._positions[tp.partition] = record.offset + 1
+                        self._skip(tp, record.offset, err)
+                        position = record.offset + 1
                         continue
-                    if len(state) >= self.max_entries and state.adds_entry(event):
+                    if not roomy and len(state) >= self.max_entries and state.adds_entry(event):
                         consumer.seek(tp, record.offset)
                         consumer.pause(tp)
                         self._enter_over_capacity()
                         break
                     key = record.key
                     if key is None or key.decode("utf-8", "replace") != event.user_id:
-                        self._anomalies["key_mismatch"] += 1
-                        logger.warning(
-                            "applied event whose record key is not its user id topic=%s "
-                            "partition=%d offset=%d event_id=%s",
-                            tp.topic,
-                            tp.partition,
-                            record.offset,
-                            event.event_id,
-                        )
+                        self._key_mismatch(tp, record.offset, event.event_id)
                     state.apply(event, now)
-                    self._applied[event.type] += 1
-                    self._positions[tp.partition] = record.offset + 1
+                    applied[event.type] += 1
+                    position = record.offset + 1
+                self._positions[tp.partition] = position
+
+    def _skip(self, tp: TopicPartition, offset: int, err: RecordError) -> None:
+        self._skipped[err.kind] += 1
+        logger.warning(
+            "skipped record topic=%s partition=%d offset=%d kind=%s detail=%s",
+            tp.topic,
+            tp.partition,
+            offset,
+            err.kind,
+            err.detail,
+        )
+
+    def _key_mismatch(self, tp: TopicPartition, offset: int, event_id: object) -> None:
+        self._anomalies["key_mismatch"] += 1
+        logger.warning(
+            "applied event whose record key is not its user id topic=%s partition=%d offset=%d "
+            "event_id=%s",
+            tp.topic,
+            tp.partition,
+            offset,
+            event_id,
+        )
 
     def _enter_over_capacity(self) -> None:
         if not self._over_capacity:

@@ -23,6 +23,7 @@ from jwt_revocation.consumer import (
 )
 from jwt_revocation.producer import RevocationPublisher
 from jwt_revocation.shared import (
+    ConfigurationError,
     RetentionTooShortError,
     TopicNotFoundError,
     UserDeleted,
@@ -261,3 +262,23 @@ def test_an_event_without_the_user_key_is_applied_and_counted(
     wait_for(lambda: sidecar.applied_through(meta.partition, meta.offset))
     assert sidecar.stats().anomalies == {"key_mismatch": 1}
     assert sidecar.state.check(None, "keyless", 0.0) == "user_deleted"
+
+
+def test_a_publisher_that_lingers_publishes_and_sidecars_apply(
+    topic: str, make_sidecar: SidecarFactory
+) -> None:
+    sidecar = make_sidecar()
+    token = issue("lingering")
+    config = {"linger_ms": 20, "request_timeout_ms": 30_000}
+
+    with RevocationPublisher(BOOTSTRAP, topic, issuer="tests", producer_config=config) as pub:
+        pub.revoke_token(jwt.decode(token, KEY, algorithms=["HS256"]))
+
+    assert wait_for(lambda: _reason(sidecar, token)) == "token_revoked"
+
+
+def test_an_impossible_producer_config_is_a_configuration_error(topic: str) -> None:
+    config = {"linger_ms": 20, "request_timeout_ms": 1000, "delivery_timeout_ms": 500}
+
+    with pytest.raises(ConfigurationError, match="delivery_timeout_ms"):
+        RevocationPublisher(BOOTSTRAP, topic, issuer="tests", producer_config=config)
