@@ -72,9 +72,14 @@ class RevocationState:
         self.max_token_lifetime = max_token_lifetime
         self.max_clock_skew = max_clock_skew
         self.lock = threading.Lock()
-        self._jtis: dict[str, int] = {}
-        self._cutoffs: dict[str, float] = {}
-        self._deletions: dict[str, float] = {}
+        # Read by the verify path directly; only the writer changes them, in place (never
+        # rebinding them), through the methods below.
+        self.jtis: dict[str, int] = {}
+        """jti -> token ``exp``, whole seconds."""
+        self.cutoffs: dict[str, float] = {}
+        """user id -> latest ``not_before``."""
+        self.deletions: dict[str, float] = {}
+        """user id -> latest deletion instant."""
         # One int object per distinct exp second, shared by every jti that expires then.
         self._seconds: dict[int, int] = {}
 
@@ -84,33 +89,33 @@ class RevocationState:
         self, jti: str | None, user_id: str | None, iat: float | None
     ) -> RevocationReason | None:
         """Say why a token is revoked, or ``None``; a missing ``iat`` counts as issued long ago."""
-        if jti is not None and jti in self._jtis:
+        if jti is not None and jti in self.jtis:
             return "token_revoked"
         if user_id is None:
             return None
-        deleted = self._deletions.get(user_id)
+        deleted = self.deletions.get(user_id)
         if deleted is not None and (iat is None or iat < deleted or iat == math.floor(deleted)):
             return "user_deleted"
-        cutoff = self._cutoffs.get(user_id)
+        cutoff = self.cutoffs.get(user_id)
         if cutoff is not None and (iat is None or iat < cutoff or iat == math.floor(cutoff)):
             return "user_tokens_revoked"
         return None
 
     def has_user_entry(self, user_id: str) -> bool:
         """True when a cutoff or deletion of this user is held."""
-        return user_id in self._cutoffs or user_id in self._deletions
+        return user_id in self.cutoffs or user_id in self.deletions
 
     # -- the writer ------------------------------------------------------------------------
 
     def adds_entry(self, event: Event) -> bool:
         """True when applying the event would add an entry (rather than update or absorb one)."""
         if isinstance(event, TokenRevoked):
-            return event.jti not in self._jtis
+            return event.jti not in self.jtis
         if isinstance(event, UserDeleted):
-            return event.user_id not in self._deletions
+            return event.user_id not in self.deletions
         # A cutoff later than the user's deletion adds an entry too; count every new cutoff
         # as an addition so the ceiling can only be reached early, never overshot.
-        return event.user_id not in self._cutoffs
+        return event.user_id not in self.cutoffs
 
     def apply(self, event: Event, now: float) -> bool:
         """Merge one event; return False when it changes nothing (a duplicate, or already moot)."""
@@ -128,10 +133,10 @@ class RevocationState:
     def _revoke_jti(self, jti: str, exp: int, now: float) -> bool:
         if exp + self.max_clock_skew <= now:
             return False
-        held = self._jtis.get(jti)
+        held = self.jtis.get(jti)
         if held is not None and held >= exp:
             return False
-        self._jtis[jti] = self._seconds.setdefault(exp, exp)
+        self.jtis[jti] = self._seconds.setdefault(exp, exp)
         return True
 
     def _user_moot(self, instant: float, now: float) -> bool:
@@ -140,25 +145,25 @@ class RevocationState:
     def _set_cutoff(self, user_id: str, not_before: float, now: float) -> bool:
         if self._user_moot(not_before, now):
             return False
-        deleted = self._deletions.get(user_id)
+        deleted = self.deletions.get(user_id)
         if deleted is not None and deleted >= not_before:
             return False
-        held = self._cutoffs.get(user_id)
+        held = self.cutoffs.get(user_id)
         if held is not None and held >= not_before:
             return False
-        self._cutoffs[user_id] = not_before
+        self.cutoffs[user_id] = not_before
         return True
 
     def _delete_user(self, user_id: str, at: float, now: float) -> bool:
         if self._user_moot(at, now):
             return False
-        held = self._deletions.get(user_id)
+        held = self.deletions.get(user_id)
         if held is not None and held >= at:
             return False
-        self._deletions[user_id] = at
-        cutoff = self._cutoffs.get(user_id)
+        self.deletions[user_id] = at
+        cutoff = self.cutoffs.get(user_id)
         if cutoff is not None and cutoff <= at:
-            del self._cutoffs[user_id]
+            del self.cutoffs[user_id]
         return True
 
     def expire(self, now: float) -> int:
@@ -166,14 +171,14 @@ class RevocationState:
         jti_limit = now - self.max_clock_skew
         user_limit = jti_limit - self.max_token_lifetime
         with self.lock:
-            dead_jtis = [jti for jti, exp in self._jtis.items() if exp <= jti_limit]
+            dead_jtis = [jti for jti, exp in self.jtis.items() if exp <= jti_limit]
             for jti in dead_jtis:
-                del self._jtis[jti]
+                del self.jtis[jti]
             dead_seconds = [s for s in self._seconds if s <= jti_limit]
             for second in dead_seconds:
                 del self._seconds[second]
             removed = len(dead_jtis)
-            for users in (self._cutoffs, self._deletions):
+            for users in (self.cutoffs, self.deletions):
                 dead_users = [user for user, at in users.items() if at <= user_limit]
                 for user in dead_users:
                     del users[user]
@@ -183,17 +188,17 @@ class RevocationState:
     # -- whole-state readers ---------------------------------------------------------------
 
     def __len__(self) -> int:
-        return len(self._jtis) + len(self._cutoffs) + len(self._deletions)
+        return len(self.jtis) + len(self.cutoffs) + len(self.deletions)
 
     def counts(self) -> dict[str, int]:
         """Live entries by kind."""
         return {
-            "token_revoked": len(self._jtis),
-            "user_tokens_revoked": len(self._cutoffs),
-            "user_deleted": len(self._deletions),
+            "token_revoked": len(self.jtis),
+            "user_tokens_revoked": len(self.cutoffs),
+            "user_deleted": len(self.deletions),
         }
 
     def snapshot(self) -> StateSnapshot:
         """A consistent copy of the whole state."""
         with self.lock:
-            return StateSnapshot(dict(self._jtis), dict(self._cutoffs), dict(self._deletions))
+            return StateSnapshot(dict(self.jtis), dict(self.cutoffs), dict(self.deletions))

@@ -134,6 +134,9 @@ class RevocationVerifier:
         self._clock = clock
         self._state = source.state
         self._check = source.state.check
+        self._jtis = source.state.jtis
+        self._cutoffs = source.state.cutoffs
+        self._deletions = source.state.deletions
         self._ensure_usable = source.ensure_usable
         self._max_lifetime = source.state.max_token_lifetime
         self._options: dict[str, Any] = {**options, "require": list(require)}
@@ -183,7 +186,12 @@ class RevocationVerifier:
         """
         seen = self._cache.get(token) if self.cache_size else None
         if seen is None:
-            return self._verify_new(token)
+            key = self._key
+            claims = self.decode(token)
+            if self.cache_size:
+                self._remember(token, claims, key)
+            self.check_claims(claims)
+            return claims
         # The same time checks as PyJWT's, in the same order, with the same errors.
         held, exp, nbf, iat, nested = seen
         now = self._clock()
@@ -197,14 +205,6 @@ class RevocationVerifier:
                 self._cache.pop(token, None)
             raise jwt.ExpiredSignatureError("Signature has expired")
         claims = _copy_json(held) if nested else dict(held)
-        self.check_claims(claims)
-        return claims
-
-    def _verify_new(self, token: str | bytes) -> dict[str, Any]:
-        key = self._key
-        claims = self.decode(token)
-        if self.cache_size:
-            self._remember(token, claims, key)
         self.check_claims(claims)
         return claims
 
@@ -251,6 +251,11 @@ class RevocationVerifier:
             raise TokenLifetimeExceededError(
                 "token without iat expires later than max_token_lifetime from now"
             )
+        # Most tokens have no entry at all: settle that with three membership tests.
+        if (jti is None or jti not in self._jtis) and (
+            user is None or (user not in self._deletions and user not in self._cutoffs)
+        ):
+            return
         reason = self._check(jti, user, iat)
         if reason is None:
             return
