@@ -12,15 +12,35 @@ from jwt_revocation.shared import (
     TokenRevokedError,
 )
 
-from ._sidecar import Clock, PartitionStats, RevocationSidecar, SidecarStats, SidecarStatus
+from ._redis_blocklist import CHECK_SCRIPT, RedisBlocklist, RedisBlocklistSink
+from ._sidecar import (
+    Clock,
+    PartitionStats,
+    RevocationMirror,
+    RevocationSidecar,
+    SidecarStats,
+    SidecarStatus,
+)
+from ._snapshot import RedisSnapshots, Snapshot, SnapshotError, SnapshotProblem
 from ._state import RevocationState, StateSnapshot
-from ._verifier import InMemoryRevocations, RevocationSource, RevocationVerifier
+from ._verifier import (
+    InMemoryRevocations,
+    RevocationLookup,
+    RevocationSource,
+    RevocationVerifier,
+)
 
 __all__ = [
+    "CHECK_SCRIPT",
     "Clock",
     "InMemoryRevocations",
     "PartitionStats",
+    "RedisBlocklist",
+    "RedisBlocklistSink",
+    "RedisSnapshots",
     "RevocationError",
+    "RevocationLookup",
+    "RevocationMirror",
     "RevocationSidecar",
     "RevocationSource",
     "RevocationState",
@@ -28,6 +48,9 @@ __all__ = [
     "SidecarStats",
     "SidecarStatus",
     "SidecarUnavailableError",
+    "Snapshot",
+    "SnapshotError",
+    "SnapshotProblem",
     "StateSnapshot",
     "TokenLifetimeExceededError",
     "TokenRevokedError",

@@ -19,7 +19,14 @@ Consistency contract:
 6. Entries are dropped only when they can no longer reject a token. When the configured
    ``max_entries`` is reached, nothing is evicted: consumption pauses, the status says
    ``over_capacity`` and verification fails closed until expiry makes room.
-7. An unexpected error in the consumer thread is logged with its traceback and the thread
+7. With a snapshot store, :meth:`RevocationSidecar.start` first loads the latest snapshot
+   and replays only the events after its offsets; it falls back to the full replay of rule 2,
+   logging why, when the snapshot is missing, corrupt, of another topic or format, older than
+   ``max_token_lifetime``, kept with a shorter window, or when its offsets are no longer on the
+   broker. A snapshot's offsets never run ahead of its state, so a sidecar started from one has
+   every event up to the end offsets seen at start, as after a full replay. A caught-up sidecar
+   writes a snapshot every ``snapshot_interval`` seconds.
+8. An unexpected error in the consumer thread is logged with its traceback and the thread
    starts a new consumer after a backoff, resuming at the offsets it had applied. After
    ``max_restarts`` consecutive failures, or a fatal error such as a deleted topic, the
    status is ``failed`` and verification fails closed.
@@ -27,16 +34,17 @@ Consistency contract:
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal, Protocol, Self
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
@@ -52,7 +60,8 @@ from jwt_revocation.shared import (
     parse_duration,
 )
 
-from ._state import RevocationState
+from ._snapshot import RedisSnapshots, SnapshotError
+from ._state import Event, RevocationState, StateSnapshot
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +81,21 @@ class SidecarStatus(enum.StrEnum):
     OVER_CAPACITY = "over_capacity"
     FAILED = "failed"
     STOPPED = "stopped"
+
+
+class RevocationMirror(Protocol):
+    """Something that receives every event before the sidecar applies it (the Redis sink)."""
+
+    def resume_offsets(self, topic: str) -> dict[int, int]:
+        """Per partition, the offset of the first event not received yet."""
+
+    def write(
+        self, topic: str, events: Sequence[Event], offsets: Mapping[int, int], now: float
+    ) -> None:
+        """Take events and the offsets after them together, or raise."""
+
+    def heartbeat(self, topic: str, now: float) -> None:
+        """The sidecar is caught up and heard from the broker at ``now``; must not raise."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +127,12 @@ class SidecarStats:
     restarts: int
     last_error: str | None
     detail: str = ""
+    started_from: str = "replay"
+    """``replay``, ``snapshot <id>``, or ``replay (<why the snapshot was not used>)``."""
+    last_snapshot: str | None = None
+    """The id of the last snapshot this sidecar wrote."""
+    mirrored: int = 0
+    """Events handed to the mirror (the Redis sink) since start."""
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -121,6 +151,9 @@ class SidecarStats:
             "seconds_since_contact": self.seconds_since_contact,
             "restarts": self.restarts,
             "last_error": self.last_error,
+            "started_from": self.started_from,
+            "last_snapshot": self.last_snapshot,
+            "mirrored": self.mirrored,
         }
 
 
@@ -150,6 +183,9 @@ class RevocationSidecar:
         verify_topic: bool = True,
         name: str | None = None,
         consumer_config: Mapping[str, Any] | None = None,
+        snapshots: RedisSnapshots | None = None,
+        snapshot_interval: float = 60.0,
+        mirror: RevocationMirror | None = None,
     ) -> None:
         lifetime = parse_duration(max_token_lifetime, name="max_token_lifetime")
         if lifetime.total_seconds() <= 0:
@@ -189,6 +225,18 @@ class RevocationSidecar:
         self._restart_backoff = restart_backoff
         self._verify_topic = verify_topic
         self._consumer_config = dict(consumer_config or {})
+        if snapshot_interval < 0:
+            raise ConfigurationError(
+                f"snapshot_interval must not be negative; got {snapshot_interval}"
+            )
+        self.snapshots = snapshots
+        self._snapshot_interval = snapshot_interval
+        self._started_from = "replay"
+        self._last_snapshot: str | None = None
+        self._snapshot_writer: threading.Thread | None = None
+        self.mirror = mirror
+        self._mirror_floor: dict[int, int] | None = None
+        self._mirrored = 0
         self._staleness_s = self.max_staleness.total_seconds()
 
         self._lifecycle = threading.Lock()
@@ -414,6 +462,9 @@ class RevocationSidecar:
             restarts=self._restarts,
             last_error=self._last_error,
             detail=self._describe(status),
+            started_from=self._started_from,
+            last_snapshot=self._last_snapshot,
+            mirrored=self._mirrored,
         )
 
     def applied_through(self, partition: int, offset: int) -> bool:
@@ -496,6 +547,8 @@ class RevocationSidecar:
                 consumer.seek(tp, self._positions[tp.partition])
         if not fresh:
             return
+        if self.snapshots is not None and not self._positions and self._warm_start(consumer, fresh):
+            return
         window = self.max_token_lifetime + self.max_clock_skew
         since_ms = int((self._clock() - window.total_seconds()) * 1000)
         ends = consumer.end_offsets(fresh, timeout_ms=10_000)
@@ -515,19 +568,148 @@ class RevocationSidecar:
             {tp.partition: ends[tp] for tp in fresh},
         )
 
+    def _warm_start(self, consumer: KafkaConsumer, parts: list[TopicPartition]) -> bool:
+        """Load the latest usable snapshot and seek to its offsets; False to replay instead."""
+        if self.snapshots is None:
+            return False
+        now = self._clock()
+        try:
+            snapshot = self.snapshots.load(
+                self.topic,
+                max_token_lifetime=self.max_token_lifetime.total_seconds(),
+                max_clock_skew=self.max_clock_skew.total_seconds(),
+                now=now,
+            )
+            ids = sorted(tp.partition for tp in parts)
+            if sorted(snapshot.offsets) != ids:
+                raise SnapshotError(
+                    f"snapshot {snapshot.id} covers partitions {sorted(snapshot.offsets)}, the "
+                    f"topic has {ids}",
+                    problem="partitions_changed",
+                )
+            begins = consumer.beginning_offsets(parts, timeout_ms=10_000)
+            ends = consumer.end_offsets(parts, timeout_ms=10_000)
+            gone = {
+                tp.partition: snapshot.offsets[tp.partition]
+                for tp in parts
+                if not begins[tp] <= snapshot.offsets[tp.partition] <= ends[tp]
+            }
+            if gone:
+                raise SnapshotError(
+                    f"snapshot {snapshot.id} resumes at offsets {gone}, which the broker no "
+                    f"longer holds (first {{{', '.join(f'{tp.partition}: {begins[tp]}' for tp in parts)}}}, "
+                    f"end {{{', '.join(f'{tp.partition}: {ends[tp]}' for tp in parts)}}})",
+                    problem="offsets_gone",
+                )
+        except SnapshotError as err:
+            self._started_from = f"replay ({err.problem})"
+            logger.warning(
+                "sidecar not starting from a snapshot name=%s topic=%s problem=%s detail=%s; "
+                "replaying the whole window instead",
+                self.name,
+                self.topic,
+                err.problem,
+                err,
+            )
+            return False
+        loaded = self.state.load(snapshot.state, now)
+        for tp in parts:
+            offset = snapshot.offsets[tp.partition]
+            consumer.seek(tp, offset)
+            self._positions[tp.partition] = offset
+            self._targets.setdefault(tp.partition, ends[tp])
+            self._end_offsets[tp.partition] = ends[tp]
+        self._started_from = f"snapshot {snapshot.id}"
+        logger.info(
+            "sidecar starting from snapshot name=%s topic=%s id=%s age_s=%.1f entries=%d "
+            "replaying_records=%d",
+            self.name,
+            self.topic,
+            snapshot.id,
+            now - snapshot.created_at,
+            loaded,
+            sum(ends[tp] - snapshot.offsets[tp.partition] for tp in parts),
+        )
+        if len(self.state) >= self.max_entries:
+            consumer.pause(*parts)
+            self._enter_over_capacity()
+        return True
+
+    def save_snapshot(self) -> str:
+        """Write a snapshot of the state and its offsets to the store now; return its id.
+
+        Raises :class:`SnapshotError` when the sidecar has no store, is not caught up, or Redis
+        refuses the write.
+        """
+        if self.snapshots is None:
+            raise SnapshotError("this sidecar has no snapshot store", problem="missing")
+        if not self._caught_up:
+            raise SnapshotError(
+                f"sidecar {self.name} has not caught up; a snapshot now would be incomplete",
+                problem="missing",
+            )
+        # Positions move under the state's lock, together with the entries they stand for.
+        with self.state.lock:
+            state = StateSnapshot(
+                dict(self.state.jtis), dict(self.state.cutoffs), dict(self.state.deletions)
+            )
+            offsets = dict(self._positions)
+        snapshot_id = self.snapshots.save(
+            self.topic,
+            state,
+            offsets,
+            created_at=self._clock(),
+            max_token_lifetime=self.max_token_lifetime.total_seconds(),
+            max_clock_skew=self.max_clock_skew.total_seconds(),
+        )
+        self._last_snapshot = snapshot_id
+        return snapshot_id
+
+    def _snapshot_in_background(self) -> None:
+        if self._snapshot_writer is not None and self._snapshot_writer.is_alive():
+            return
+
+        def write() -> None:
+            try:
+                self.save_snapshot()
+            except SnapshotError as err:
+                logger.warning(
+                    "snapshot not written name=%s topic=%s problem=%s detail=%s",
+                    self.name,
+                    self.topic,
+                    err.problem,
+                    err,
+                )
+
+        self._snapshot_writer = threading.Thread(
+            target=write, name=f"{self.name}-snapshot", daemon=True
+        )
+        self._snapshot_writer.start()
+
     def _loop(self, consumer: KafkaConsumer) -> None:
         # Pacing uses the monotonic clock; the injected clock is for comparing instants only,
         # so a test that freezes or jumps its clock does not stall contact checks or sweeps.
         parts = self._partitions(consumer)
         self._assign(consumer, parts)
+        if self.mirror is not None and self._mirror_floor is None:
+            self._mirror_floor = dict(self.mirror.resume_offsets(self.topic))
+            logger.info(
+                "mirror resumes name=%s topic=%s offsets=%s",
+                self.name,
+                self.topic,
+                self._mirror_floor,
+            )
         self._touch()
         tick = time.monotonic
         next_contact = tick() + self._contact_interval
         next_sweep = last_sweep = tick() + self._sweep_interval
         next_metadata = tick() + 30.0
+        next_snapshot = tick() + self._snapshot_interval
         while not self._stopping.is_set():
             batch = consumer.poll(timeout_ms=self._poll_timeout_ms)
             if batch:
+                if self._mirror_floor is not None:
+                    self._mirror_batch(batch)
                 self._apply_batch(consumer, batch)
                 self._touch()
             if not self._caught_up:
@@ -544,6 +726,14 @@ class RevocationSidecar:
             if now >= next_metadata:
                 parts = self._grow(consumer, parts)
                 next_metadata = tick() + 30.0
+            if (
+                self.snapshots
+                and self._snapshot_interval
+                and self._caught_up
+                and now >= next_snapshot
+            ):
+                self._snapshot_in_background()
+                next_snapshot = tick() + self._snapshot_interval
 
     def _touch(self) -> None:
         self._last_contact = self._clock()
@@ -579,6 +769,30 @@ class RevocationSidecar:
                     applied[event.type] += 1
                     position = record.offset + 1
                 self._positions[tp.partition] = position
+
+    def _mirror_batch(self, batch: Mapping[Any, list[Any]]) -> None:
+        """Hand the batch's events past the mirror's offsets to it, before applying them.
+
+        If the mirror raises, nothing of the batch is applied and the consumer restarts at the
+        applied offsets, so the mirror is asked again: it never misses an event.
+        """
+        mirror, floor = self.mirror, self._mirror_floor
+        if mirror is None or floor is None:
+            return
+        events: list[Event] = []
+        ends: dict[int, int] = {}
+        for tp, records in batch.items():
+            start = floor.get(tp.partition, 0)
+            for record in records:
+                if record.offset < start:
+                    continue
+                with contextlib.suppress(RecordError):  # counted when the batch is applied
+                    events.append(decode_event(record.value))
+                ends[tp.partition] = record.offset + 1
+        if ends:
+            mirror.write(self.topic, events, ends, self._clock())
+            floor.update(ends)
+            self._mirrored += len(events)
 
     def _skip(self, tp: TopicPartition, offset: int, err: RecordError) -> None:
         self._skipped[err.kind] += 1
@@ -631,6 +845,8 @@ class RevocationSidecar:
     def _check_caught_up(self) -> None:
         if all(self._positions.get(p, 0) >= t for p, t in self._targets.items()):
             self._caught_up = True
+            if self.mirror is not None:
+                self.mirror.heartbeat(self.topic, self._clock())
             self._ready_event.set()
             logger.info(
                 "sidecar caught up name=%s topic=%s entries=%d applied=%d skipped=%d",
@@ -657,6 +873,8 @@ class RevocationSidecar:
         for tp, end in ends.items():
             self._end_offsets[tp.partition] = end
         self._touch()
+        if self.mirror is not None and self._caught_up and not self._over_capacity:
+            self.mirror.heartbeat(self.topic, self._clock())
 
     def _grow(self, consumer: KafkaConsumer, parts: list[TopicPartition]) -> list[TopicPartition]:
         ids = consumer.partitions_for_topic(self.topic)

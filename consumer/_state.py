@@ -130,6 +130,14 @@ class RevocationState:
         with self.lock:
             return sum(self.apply(event, now) for event in events)
 
+    def load(self, snapshot: StateSnapshot, now: float) -> int:
+        """Merge a snapshot's entries with the same rules as events; return how many changed."""
+        with self.lock:
+            changed = sum(self._revoke_jti(j, exp, now) for j, exp in snapshot.jtis.items())
+            changed += sum(self._delete_user(u, at, now) for u, at in snapshot.deletions.items())
+            changed += sum(self._set_cutoff(u, t, now) for u, t in snapshot.cutoffs.items())
+        return changed
+
     def _revoke_jti(self, jti: str, exp: int, now: float) -> bool:
         if exp + self.max_clock_skew <= now:
             return False

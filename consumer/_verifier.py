@@ -6,7 +6,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, NamedTuple, Protocol
 
@@ -30,11 +30,26 @@ logger = logging.getLogger(__name__)
 _UNSAFE_ALGORITHMS = {"none", ""}
 
 
+class RevocationLookup(Protocol):
+    """What answers "is this token revoked": a :class:`RevocationState`, or a remote store."""
+
+    @property
+    def max_token_lifetime(self) -> float: ...
+
+    @property
+    def max_clock_skew(self) -> float: ...
+
+    def check(
+        self, jti: str | None, user_id: str | None, iat: float | None
+    ) -> RevocationReason | None:
+        """Why the token is revoked, or None."""
+
+
 class RevocationSource(Protocol):
     """What the verifier reads: a state, and a gate that says whether the state can decide."""
 
     @property
-    def state(self) -> RevocationState: ...
+    def state(self) -> RevocationLookup: ...
 
     def ensure_usable(self) -> None:
         """Raise ``SidecarUnavailableError`` when the state cannot decide."""
@@ -134,9 +149,14 @@ class RevocationVerifier:
         self._clock = clock
         self._state = source.state
         self._check = source.state.check
-        self._jtis = source.state.jtis
-        self._cutoffs = source.state.cutoffs
-        self._deletions = source.state.deletions
+        # A local state settles most tokens with three membership tests; any other lookup
+        # is asked every time.
+        state = source.state
+        self._jtis: Container[str] = _EVERYTHING
+        self._cutoffs: Container[str] = _EVERYTHING
+        self._deletions: Container[str] = _EVERYTHING
+        if isinstance(state, RevocationState):
+            self._jtis, self._cutoffs, self._deletions = state.jtis, state.cutoffs, state.deletions
         self._ensure_usable = source.ensure_usable
         self._max_lifetime = source.state.max_token_lifetime
         self._options: dict[str, Any] = {**options, "require": list(require)}
@@ -274,6 +294,16 @@ class RevocationVerifier:
         self.source.ensure_usable()
         iat = None if issued_at is None else to_datetime(issued_at, name="issued_at").timestamp()
         return self._state.check(jti, user_id, iat)
+
+
+class _Everything:
+    """A container that holds everything: sends every lookup to ``check``."""
+
+    def __contains__(self, item: object) -> bool:
+        return True
+
+
+_EVERYTHING = _Everything()
 
 
 class _Verified(NamedTuple):

@@ -10,16 +10,22 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
+import redis
 
 from jwt_revocation.consumer import RevocationSidecar, RevocationVerifier
 from jwt_revocation.producer import RevocationPublisher
-from jwt_revocation.shared import ensure_topic
+from jwt_revocation.shared import (
+    TokenRevoked,
+    UserDeleted,
+    UserTokensRevoked,
+    ensure_topic,
+)
 
 BOOTSTRAP = "127.0.0.1:9092"
 REDIS = ("127.0.0.1", 6379)
@@ -99,3 +105,45 @@ def issue(user: str, *, jti: str | None = None, iat: float | None = None, ttl: f
     claims: dict[str, Any] = {"sub": user, "iat": now, "exp": int(now + ttl)}
     claims["jti"] = jti or uuid.uuid4().hex
     return jwt.encode(claims, KEY, algorithm="HS256")
+
+
+@pytest.fixture
+def client() -> redis.Redis:
+    """A client of the real Redis."""
+    return redis.Redis(*REDIS)
+
+
+@pytest.fixture
+def prefix(client: redis.Redis) -> Iterator[str]:
+    """A Redis key prefix for this test alone; its keys are deleted afterwards."""
+    name = f"test-{uuid.uuid4().hex[:10]}"
+    yield name
+    for key in client.scan_iter(match=f"{name}:*"):
+        client.delete(key)
+
+
+def mixed_events(
+    count: int, start: int = 0
+) -> list[TokenRevoked | UserTokensRevoked | UserDeleted]:
+    """Logouts of 40 users, with a password change every 7th and a deletion every 11th event."""
+    now = datetime.now(UTC)
+    events: list[TokenRevoked | UserTokensRevoked | UserDeleted] = []
+    for i in range(start, start + count):
+        user = f"user-{i % 40}"
+        if i % 11 == 0:
+            events.append(UserDeleted(issuer="tests", occurred_at=now, user_id=user, at=now))
+        elif i % 7 == 0:
+            events.append(
+                UserTokensRevoked(issuer="tests", occurred_at=now, user_id=user, not_before=now)
+            )
+        else:
+            events.append(
+                TokenRevoked(
+                    issuer="tests",
+                    occurred_at=now,
+                    jti=f"jti-{i}-{uuid.uuid4().hex[:6]}",
+                    user_id=user,
+                    expires_at=datetime.fromtimestamp(time.time() + 600, UTC),
+                )
+            )
+    return events

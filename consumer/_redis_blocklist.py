@@ -1,0 +1,252 @@
+"""The classic Redis blocklist, kept current by a sink, for services that cannot embed a sidecar.
+
+``jwt-revocation redis-sink`` runs a sidecar whose events are also written to Redis by a
+:class:`RedisBlocklistSink`. Any service, in any language, then answers "is this token revoked"
+with one Redis call (:data:`CHECK_SCRIPT`), and Python services can use :class:`RedisBlocklist`
+as the verifier's revocation source.
+
+Key layout (``prefix`` is ``jwt-revocation`` by default)::
+
+    {prefix}:jti:{jti}                  the token's exp; expires at exp + max_clock_skew
+    {prefix}:cutoff:{user}              latest not_before; expires max_token_lifetime +
+                                        max_clock_skew after it
+    {prefix}:deleted:{user}             latest deletion instant; expires like a cutoff
+    {prefix}:sink:{topic}:offsets       hash: partition -> next offset not yet written
+    {prefix}:sink:{topic}:heartbeat     when the sink, caught up, last heard from the broker
+
+Instants are seconds since the epoch. Writes keep the later value (the sidecar's merge rules),
+so replaying events is harmless. Each batch of events and the offsets after it are written in
+one transaction, before the sink applies them locally: a restarted sink resumes writing at the
+stored offsets, losing and repeating nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+import redis
+
+from jwt_revocation.shared import (
+    ConfigurationError,
+    RevocationError,
+    RevocationReason,
+    SidecarUnavailableError,
+    TokenRevoked,
+    UserDeleted,
+    UserTokensRevoked,
+    parse_duration,
+)
+
+from ._sidecar import Clock
+
+logger = logging.getLogger(__name__)
+
+Event = TokenRevoked | UserTokensRevoked | UserDeleted
+
+APPLY_SCRIPT = """
+-- KEYS: one key per event. ARGV[1] now, ARGV[2] max_clock_skew, ARGV[3] max_token_lifetime
+-- + max_clock_skew, then per event "j <exp>" (jti) or "u <instant>" (cutoff or deletion).
+local now, skew, keep = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local changed = 0
+for i, key in ipairs(KEYS) do
+  local kind, text = string.sub(ARGV[i + 3], 1, 1), string.sub(ARGV[i + 3], 3)
+  local value = tonumber(text)
+  local until_ = value + (kind == 'j' and skew or keep)
+  if until_ > now then
+    local held = tonumber(redis.call('GET', key))
+    if held == nil or held < value then
+      redis.call('SET', key, text, 'PXAT', math.ceil(until_ * 1000))
+      changed = changed + 1
+    end
+  end
+end
+return changed
+"""
+
+CHECK_SCRIPT = """
+-- KEYS[1] {prefix}:jti:{jti}, KEYS[2] {prefix}:deleted:{user}, KEYS[3] {prefix}:cutoff:{user},
+-- KEYS[4] {prefix}:sink:{topic}:heartbeat. ARGV[1] the token's iat ('' when it has none).
+-- Returns {reason or false, heartbeat or false}; reason is token_revoked, user_deleted or
+-- user_tokens_revoked. A user entry at t revokes tokens with iat < t, or iat == floor(t).
+local iat = tonumber(ARGV[1])
+local heartbeat = redis.call('GET', KEYS[4])
+if redis.call('EXISTS', KEYS[1]) == 1 then return {'token_revoked', heartbeat} end
+for i, reason in ipairs({'user_deleted', 'user_tokens_revoked'}) do
+  local at = tonumber(redis.call('GET', KEYS[i + 1]))
+  if at ~= nil and (iat == nil or iat < at or iat == math.floor(at)) then
+    return {reason, heartbeat}
+  end
+end
+return {false, heartbeat}
+"""
+
+
+def _client(client: redis.Redis | str) -> redis.Redis:
+    return redis.Redis.from_url(client) if isinstance(client, str) else client
+
+
+def _number(value: float) -> str:
+    return repr(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+class RedisBlocklistSink:
+    """Writes every event a sidecar applies to the Redis blocklist (the sidecar's ``mirror``)."""
+
+    def __init__(
+        self,
+        client: redis.Redis | str,
+        *,
+        prefix: str = "jwt-revocation",
+        max_token_lifetime: timedelta | float | str,
+        max_clock_skew: timedelta | float | str = 60,
+    ) -> None:
+        if not prefix:
+            raise ConfigurationError("prefix must not be empty")
+        self.client = _client(client)
+        self.prefix = prefix
+        self._skew = parse_duration(max_clock_skew, name="max_clock_skew").total_seconds()
+        self._keep = (
+            parse_duration(max_token_lifetime, name="max_token_lifetime").total_seconds()
+            + self._skew
+        )
+        self._apply = self.client.register_script(APPLY_SCRIPT)
+        self.written = 0
+        """Events written since this sink was created."""
+
+    def __repr__(self) -> str:
+        return f"RedisBlocklistSink(prefix={self.prefix!r})"
+
+    def resume_offsets(self, topic: str) -> dict[int, int]:
+        """Per partition, the offset of the first event not written yet."""
+        try:
+            stored = self.client.hgetall(f"{self.prefix}:sink:{topic}:offsets")
+        except redis.RedisError as err:
+            raise RevocationError(
+                f"cannot read the sink's offsets from Redis: {type(err).__name__}"
+            ) from err
+        return {int(p): int(o) for p, o in stored.items()}
+
+    def write(
+        self, topic: str, events: Sequence[Event], offsets: Mapping[int, int], now: float
+    ) -> None:
+        """Write events and the offsets after them in one transaction, or raise."""
+        keys: list[str] = []
+        args: list[str] = [_number(now), _number(self._skew), _number(self._keep)]
+        for event in events:
+            if isinstance(event, TokenRevoked):
+                keys.append(f"{self.prefix}:jti:{event.jti}")
+                args.append(f"j {_number(event.expires_at.timestamp())}")
+            elif isinstance(event, UserTokensRevoked):
+                keys.append(f"{self.prefix}:cutoff:{event.user_id}")
+                args.append(f"u {_number(event.not_before.timestamp())}")
+            else:
+                keys.append(f"{self.prefix}:deleted:{event.user_id}")
+                args.append(f"u {_number(event.at.timestamp())}")
+        try:
+            with self.client.pipeline(transaction=True) as pipe:
+                if keys:
+                    self._apply(keys=keys, args=args, client=pipe)
+                pipe.hset(
+                    f"{self.prefix}:sink:{topic}:offsets",
+                    mapping={str(p): o for p, o in offsets.items()},
+                )
+                pipe.execute()
+        except redis.RedisError as err:
+            raise RevocationError(
+                f"cannot write {len(events)} events to Redis: {type(err).__name__}"
+            ) from err
+        self.written += len(events)
+
+    def heartbeat(self, topic: str, now: float) -> None:
+        """Record that the sink is caught up and in contact with the broker; never raises."""
+        try:
+            self.client.set(f"{self.prefix}:sink:{topic}:heartbeat", _number(now))
+        except redis.RedisError as err:
+            logger.warning(
+                "sink heartbeat not written topic=%s error=%s", topic, type(err).__name__
+            )
+
+
+class RedisBlocklist:
+    """A revocation source for :class:`RevocationVerifier` that asks the sink's Redis keys.
+
+    One round trip per check. Fails closed with :class:`SidecarUnavailableError` when Redis
+    cannot be reached (reason ``failed``) or the sink's heartbeat is missing or older than
+    ``max_staleness`` (reason ``stale``).
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis | str,
+        *,
+        topic: str = "auth.revocations",
+        prefix: str = "jwt-revocation",
+        max_token_lifetime: timedelta | float | str,
+        max_clock_skew: timedelta | float | str = 60,
+        max_staleness: timedelta | float | str = 30,
+        clock: Clock = time.time,
+    ) -> None:
+        self.client = _client(client)
+        self.topic = topic
+        self.prefix = prefix
+        self.max_token_lifetime = parse_duration(
+            max_token_lifetime, name="max_token_lifetime"
+        ).total_seconds()
+        self.max_clock_skew = parse_duration(max_clock_skew, name="max_clock_skew").total_seconds()
+        self.max_staleness = parse_duration(max_staleness, name="max_staleness").total_seconds()
+        self._clock = clock
+        self._check = self.client.register_script(CHECK_SCRIPT)
+        self._heartbeat = f"{prefix}:sink:{topic}:heartbeat"
+
+    def __repr__(self) -> str:
+        return f"RedisBlocklist(topic={self.topic!r}, prefix={self.prefix!r})"
+
+    @property
+    def state(self) -> RedisBlocklist:
+        """The verifier reads ``check`` and the two windows from here."""
+        return self
+
+    def ensure_usable(self) -> None:
+        """Every check asks Redis and checks the sink's heartbeat in the same call."""
+
+    def check(
+        self, jti: str | None, user_id: str | None, iat: float | None
+    ) -> RevocationReason | None:
+        """Why the token is revoked, or None; one Redis round trip."""
+        p = self.prefix
+        keys = [
+            f"{p}:jti:{jti}" if jti is not None else f"{p}:jti:",
+            f"{p}:deleted:{user_id}" if user_id is not None else f"{p}:deleted:",
+            f"{p}:cutoff:{user_id}" if user_id is not None else f"{p}:cutoff:",
+            self._heartbeat,
+        ]
+        try:
+            reason, heartbeat = self._check(keys=keys, args=["" if iat is None else repr(iat)])
+        except redis.RedisError as err:
+            raise SidecarUnavailableError(
+                f"revocation state unavailable (failed): Redis: {type(err).__name__}",
+                reason="failed",
+            ) from err
+        age = None if heartbeat is None else self._clock() - float(heartbeat)
+        if age is None or age > self.max_staleness:
+            raise SidecarUnavailableError(
+                "revocation state unavailable (stale): the Redis sink "
+                + ("has never reported" if age is None else f"last reported {age:.0f} s ago"),
+                reason="stale",
+            )
+        return _reason(reason)
+
+
+def _reason(value: Any) -> RevocationReason | None:
+    if value is None:
+        return None
+    text = value.decode() if isinstance(value, bytes) else str(value)
+    if text == "token_revoked":
+        return "token_revoked"
+    if text == "user_deleted":
+        return "user_deleted"
+    return "user_tokens_revoked"

@@ -1,0 +1,297 @@
+"""Snapshots of a sidecar's state in Redis: a warm start replays only the events after them.
+
+Key layout, with ``prefix`` ``jwt-revocation`` by default::
+
+    {prefix}:{topic}:snapshot:latest   the id of the newest complete snapshot
+    {prefix}:{topic}:snapshot:{id}     a hash: "header" (JSON) and "body" (zlib-compressed JSON)
+
+A writer stores the new hash and moves ``latest`` to it in one MULTI/EXEC transaction, so a
+reader sees the old snapshot or the new one, never part of one. Every snapshot expires after
+``ttl``; the one it replaces expires ``grace`` seconds later, so a reader that has just read its
+id still finds it.
+
+The header says what the body holds: the topic, the offset of the next event of every
+partition (every event before it is in the body, none after it), when it was taken, the
+``max_token_lifetime`` and ``max_clock_skew`` the state was kept with, the entry counts and
+the body's SHA-256. :meth:`RedisSnapshots.load` refuses, with a :class:`SnapshotError` naming the
+reason, a snapshot that is missing, corrupt, of another topic or format, or older than the
+caller's ``max_token_lifetime``; the sidecar then checks the offsets against the broker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+import zlib
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Literal
+
+import redis
+
+from jwt_revocation.shared import (
+    SCHEMA_VERSION,
+    ConfigurationError,
+    RevocationError,
+    parse_duration,
+)
+
+from ._state import StateSnapshot
+
+logger = logging.getLogger(__name__)
+
+FORMAT = 1
+"""The layout of header and body; a reader refuses any other."""
+
+SnapshotProblem = Literal[
+    "missing",
+    "unreachable",
+    "corrupt",
+    "other_topic",
+    "unsupported_version",
+    "too_old",
+    "narrower_window",
+    "partitions_changed",
+    "offsets_gone",
+]
+"""Why a snapshot cannot be used; the sidecar then replays the whole window instead."""
+
+
+class SnapshotError(RevocationError):
+    """A snapshot cannot be used (or written); ``problem`` says why."""
+
+    def __init__(self, message: str, *, problem: SnapshotProblem) -> None:
+        super().__init__(message)
+        self.problem: SnapshotProblem = problem
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A snapshot read back from Redis."""
+
+    id: str
+    topic: str
+    offsets: dict[int, int]
+    """partition -> offset of the first event *not* in the state."""
+    created_at: float
+    max_token_lifetime: float
+    max_clock_skew: float
+    state: StateSnapshot
+
+
+class RedisSnapshots:
+    """Writes and reads snapshots of a sidecar's state in Redis; thread safe."""
+
+    def __init__(
+        self,
+        client: redis.Redis | str,
+        *,
+        prefix: str = "jwt-revocation",
+        ttl: timedelta | float | str = timedelta(hours=1),
+        grace: timedelta | float | str = 60,
+    ) -> None:
+        if not prefix:
+            raise ConfigurationError("prefix must not be empty")
+        self.client: redis.Redis = (
+            redis.Redis.from_url(client) if isinstance(client, str) else client
+        )
+        if self.client.connection_pool.connection_kwargs.get("decode_responses"):
+            raise ConfigurationError(
+                "snapshots are binary: give a Redis client without decode_responses=True"
+            )
+        self.prefix = prefix
+        self.ttl = parse_duration(ttl, name="ttl")
+        self.grace = parse_duration(grace, name="grace")
+        if self.ttl.total_seconds() < 1 or self.grace.total_seconds() < 1:
+            raise ConfigurationError("ttl and grace must be at least one second")
+
+    def __repr__(self) -> str:  # a URL may carry a password: keep the client out of reprs
+        return f"RedisSnapshots(prefix={self.prefix!r}, ttl={self.ttl})"
+
+    def _key(self, topic: str, name: str) -> str:
+        return f"{self.prefix}:{topic}:snapshot:{name}"
+
+    def save(
+        self,
+        topic: str,
+        state: StateSnapshot,
+        offsets: dict[int, int],
+        *,
+        created_at: float,
+        max_token_lifetime: float,
+        max_clock_skew: float,
+    ) -> str:
+        """Store a snapshot and make it the latest; return its id."""
+        by_exp: defaultdict[int, list[str]] = defaultdict(list)
+        for jti, exp in state.jtis.items():
+            by_exp[exp].append(jti)
+        body = zlib.compress(
+            json.dumps(
+                {
+                    "jtis": sorted(by_exp.items()),
+                    "cutoffs": state.cutoffs,
+                    "deletions": state.deletions,
+                },
+                separators=(",", ":"),
+            ).encode(),
+            1,
+        )
+        header = {
+            "format": FORMAT,
+            "schema_version": SCHEMA_VERSION,
+            "topic": topic,
+            "offsets": {str(p): o for p, o in sorted(offsets.items())},
+            "created_at": created_at,
+            "max_token_lifetime": max_token_lifetime,
+            "max_clock_skew": max_clock_skew,
+            "entries": {
+                "token_revoked": len(state.jtis),
+                "user_tokens_revoked": len(state.cutoffs),
+                "user_deleted": len(state.deletions),
+            },
+            "body_sha256": hashlib.sha256(body).hexdigest(),
+        }
+        snapshot_id = f"{int(created_at * 1000):013d}-{uuid.uuid4().hex[:8]}"
+        latest = self._key(topic, "latest")
+        ttl = int(self.ttl.total_seconds())
+        try:
+            previous = _bytes(self.client.get(latest))
+            with self.client.pipeline(transaction=True) as pipe:
+                key = self._key(topic, snapshot_id)
+                pipe.hset(key, mapping={"header": json.dumps(header), "body": body})
+                pipe.expire(key, ttl)
+                pipe.set(latest, snapshot_id, ex=ttl)
+                if previous is not None:
+                    pipe.expire(
+                        self._key(topic, previous.decode()), int(self.grace.total_seconds())
+                    )
+                pipe.execute()
+        except redis.RedisError as err:
+            raise SnapshotError(
+                f"cannot write the snapshot to Redis: {type(err).__name__}", problem="unreachable"
+            ) from err
+        logger.info(
+            "snapshot written topic=%s id=%s entries=%d body_bytes=%d",
+            topic,
+            snapshot_id,
+            len(state),
+            len(body),
+        )
+        return snapshot_id
+
+    def load(
+        self, topic: str, *, max_token_lifetime: float, max_clock_skew: float, now: float
+    ) -> Snapshot:
+        """The latest snapshot of ``topic`` usable with these settings, or :class:`SnapshotError`."""
+        try:
+            latest = _bytes(self.client.get(self._key(topic, "latest")))
+            fields: dict[bytes, bytes] = (
+                self.client.hgetall(self._key(topic, latest.decode()))  # type: ignore[assignment]
+                if latest is not None
+                else {}
+            )
+        except redis.RedisError as err:
+            raise SnapshotError(
+                f"cannot read snapshots from Redis: {type(err).__name__}", problem="unreachable"
+            ) from err
+        if latest is None:
+            raise SnapshotError(f"no snapshot of topic {topic!r}", problem="missing")
+        snapshot_id = latest.decode()
+        if not fields:
+            raise SnapshotError(f"snapshot {snapshot_id} has expired", problem="missing")
+        header = _header(fields, snapshot_id)
+        if header.get("format") != FORMAT or header.get("schema_version") != SCHEMA_VERSION:
+            raise SnapshotError(
+                f"snapshot {snapshot_id} has format {header.get('format')!r} and schema version "
+                f"{header.get('schema_version')!r}; this version reads format {FORMAT}, schema "
+                f"version {SCHEMA_VERSION}",
+                problem="unsupported_version",
+            )
+        if header.get("topic") != topic:
+            raise SnapshotError(
+                f"snapshot {snapshot_id} is of topic {header.get('topic')!r}, not {topic!r}",
+                problem="other_topic",
+            )
+        try:
+            created_at = float(header["created_at"])
+            window = float(header["max_token_lifetime"]) + float(header["max_clock_skew"])
+            offsets = {int(p): int(o) for p, o in header["offsets"].items()}
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise SnapshotError(
+                f"snapshot {snapshot_id} has a malformed header: {err!r}", problem="corrupt"
+            ) from None
+        age = now - created_at
+        if age > max_token_lifetime:
+            raise SnapshotError(
+                f"snapshot {snapshot_id} is {age:.0f} s old, older than max_token_lifetime "
+                f"({max_token_lifetime:.0f} s)",
+                problem="too_old",
+            )
+        if window < max_token_lifetime + max_clock_skew:
+            raise SnapshotError(
+                f"snapshot {snapshot_id} kept entries for {window:.0f} s, less than this "
+                f"sidecar's {max_token_lifetime + max_clock_skew:.0f} s: it may miss entries",
+                problem="narrower_window",
+            )
+        state = _body(fields, header, snapshot_id)
+        return Snapshot(
+            id=snapshot_id,
+            topic=topic,
+            offsets=offsets,
+            created_at=created_at,
+            max_token_lifetime=float(header["max_token_lifetime"]),
+            max_clock_skew=float(header["max_clock_skew"]),
+            state=state,
+        )
+
+
+def _bytes(value: Any) -> bytes | None:
+    """A reply of a client without decode_responses: bytes or None."""
+    return value if value is None or isinstance(value, bytes) else str(value).encode()
+
+
+def _header(fields: dict[bytes, bytes], snapshot_id: str) -> dict[str, Any]:
+    try:
+        header = json.loads(fields[b"header"])
+    except (KeyError, ValueError) as err:
+        raise SnapshotError(
+            f"snapshot {snapshot_id} has no readable header: {type(err).__name__}",
+            problem="corrupt",
+        ) from None
+    if not isinstance(header, dict):
+        raise SnapshotError(f"snapshot {snapshot_id} has a malformed header", problem="corrupt")
+    return header
+
+
+def _body(fields: dict[bytes, bytes], header: dict[str, Any], snapshot_id: str) -> StateSnapshot:
+    body = fields.get(b"body", b"")
+    if hashlib.sha256(body).hexdigest() != header.get("body_sha256"):
+        raise SnapshotError(
+            f"snapshot {snapshot_id} body does not match its checksum", problem="corrupt"
+        )
+    try:
+        data = json.loads(zlib.decompress(body))
+        jtis: dict[str, int] = {}
+        for exp, group in data["jtis"]:
+            jtis.update(dict.fromkeys(group, int(exp)))
+        cutoffs = {str(u): float(t) for u, t in data["cutoffs"].items()}
+        deletions = {str(u): float(t) for u, t in data["deletions"].items()}
+    except (zlib.error, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise SnapshotError(
+            f"snapshot {snapshot_id} body is unreadable: {type(err).__name__}", problem="corrupt"
+        ) from None
+    expected = header.get("entries", {})
+    counts = {
+        "token_revoked": len(jtis),
+        "user_tokens_revoked": len(cutoffs),
+        "user_deleted": len(deletions),
+    }
+    if expected != counts:
+        raise SnapshotError(
+            f"snapshot {snapshot_id} holds {counts}, its header says {expected}",
+            problem="corrupt",
+        )
+    return StateSnapshot(jtis, cutoffs, deletions)

@@ -1,0 +1,292 @@
+"""Snapshots in the real Redis: a warm start equals a full replay, and every fallback works."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import redis
+from kafka import TopicPartition
+from kafka.admin import KafkaAdminClient
+
+from jwt_revocation.consumer import (
+    RedisSnapshots,
+    RevocationSidecar,
+    SnapshotError,
+    StateSnapshot,
+)
+from jwt_revocation.producer import RevocationPublisher
+from jwt_revocation.shared import ConfigurationError, TokenRevoked, UserDeleted, UserTokensRevoked
+from tests.integration.conftest import BOOTSTRAP, LIFETIME, REDIS, SidecarFactory, mixed_events
+from tests.support import wait_for
+
+Event = TokenRevoked | UserTokensRevoked | UserDeleted
+
+
+@pytest.fixture
+def snapshots(client: redis.Redis, prefix: str) -> RedisSnapshots:
+    """A store under a prefix of this test's own."""
+    return RedisSnapshots(client, prefix=prefix, ttl=LIFETIME)
+
+
+def _applied(sidecar: RevocationSidecar) -> int:
+    return sum(sidecar.stats().applied.values())
+
+
+def _snapshot_taken(
+    make_sidecar: SidecarFactory, publisher: RevocationPublisher, snapshots: RedisSnapshots
+) -> tuple[str, RevocationSidecar]:
+    """120 events, a sidecar that snapshots them, then 80 more events."""
+    publisher.publish_many(mixed_events(120))
+    writer = make_sidecar(snapshots=snapshots, snapshot_interval=0)
+    snapshot_id = writer.save_snapshot()
+    publisher.publish_many(mixed_events(80, start=120))
+    return snapshot_id, writer
+
+
+def test_a_warm_start_from_a_snapshot_equals_a_full_replay(
+    make_sidecar: SidecarFactory, publisher: RevocationPublisher, snapshots: RedisSnapshots
+) -> None:
+    snapshot_id, _ = _snapshot_taken(make_sidecar, publisher, snapshots)
+
+    warm = make_sidecar(snapshots=snapshots, snapshot_interval=0)
+    cold = make_sidecar()
+
+    assert warm.stats().started_from == f"snapshot {snapshot_id}"
+    assert cold.stats().started_from == "replay"
+    assert warm.state.snapshot() == cold.state.snapshot()
+    assert len(warm.state) > 80
+    assert _applied(warm) == 80  # the tail only
+    assert _applied(cold) == 200
+
+
+def test_a_caught_up_sidecar_writes_snapshots_on_its_own(
+    make_sidecar: SidecarFactory, publisher: RevocationPublisher, snapshots: RedisSnapshots
+) -> None:
+    publisher.publish_many(mixed_events(50))
+    sidecar = make_sidecar(snapshots=snapshots, snapshot_interval=0.2)
+
+    first = wait_for(lambda: sidecar.stats().last_snapshot)
+    publisher.publish_many(mixed_events(10, start=50))
+    wait_for(lambda: _applied(sidecar) == 60)
+    wait_for(lambda: sidecar.stats().last_snapshot != first)
+    wait_for(
+        lambda: (
+            snapshots.load(
+                sidecar.topic, max_token_lifetime=3600, max_clock_skew=60, now=time.time()
+            ).state
+            == sidecar.state.snapshot()
+        )
+    )
+
+
+def _edit_header(
+    client: redis.Redis,
+    snapshots: RedisSnapshots,
+    topic: str,
+    change: Callable[[dict[str, Any]], None],
+) -> None:
+    latest = client.get(f"{snapshots.prefix}:{topic}:snapshot:latest")
+    assert isinstance(latest, bytes)
+    key = f"{snapshots.prefix}:{topic}:snapshot:{latest.decode()}"
+    raw = client.hget(key, "header")
+    assert isinstance(raw, bytes)
+    header = json.loads(raw)
+    change(header)
+    client.hset(key, "header", json.dumps(header))
+
+
+def _set(field: str, value: object) -> Callable[[dict[str, Any]], None]:
+    return lambda header: header.__setitem__(field, value)
+
+
+BROKEN: dict[str, tuple[str, Callable[[redis.Redis, RedisSnapshots, str], object]]] = {
+    "body": ("corrupt", lambda c, s, t: c.hset(_latest_key(c, s, t), "body", b"\x00garbage")),
+    "header": ("corrupt", lambda c, s, t: c.hset(_latest_key(c, s, t), "header", b"{not json")),
+    "counts": ("corrupt", lambda c, s, t: _edit_header(c, s, t, _set("entries", {"x": 1}))),
+    "expired": ("missing", lambda c, s, t: c.delete(_latest_key(c, s, t))),
+    "topic": ("other_topic", lambda c, s, t: _edit_header(c, s, t, _set("topic", "elsewhere"))),
+    "format": ("unsupported_version", lambda c, s, t: _edit_header(c, s, t, _set("format", 99))),
+    "schema": (
+        "unsupported_version",
+        lambda c, s, t: _edit_header(c, s, t, _set("schema_version", 2)),
+    ),
+    "age": (
+        "too_old",
+        lambda c, s, t: _edit_header(c, s, t, _set("created_at", time.time() - 3700)),
+    ),
+    "window": (
+        "narrower_window",
+        lambda c, s, t: _edit_header(c, s, t, _set("max_token_lifetime", 600)),
+    ),
+    "partitions": (
+        "partitions_changed",
+        lambda c, s, t: _edit_header(c, s, t, lambda h: h["offsets"].pop("0")),
+    ),
+    "offsets": (
+        "offsets_gone",
+        lambda c, s, t: _edit_header(
+            c, s, t, lambda h: h["offsets"].update({p: o + 1000 for p, o in h["offsets"].items()})
+        ),
+    ),
+}
+
+
+def _latest_key(client: redis.Redis, snapshots: RedisSnapshots, topic: str) -> str:
+    latest = client.get(f"{snapshots.prefix}:{topic}:snapshot:latest")
+    assert isinstance(latest, bytes)
+    return f"{snapshots.prefix}:{topic}:snapshot:{latest.decode()}"
+
+
+@pytest.mark.parametrize("broken", list(BROKEN))
+def test_an_unusable_snapshot_falls_back_to_the_full_replay(
+    broken: str,
+    make_sidecar: SidecarFactory,
+    publisher: RevocationPublisher,
+    snapshots: RedisSnapshots,
+    client: redis.Redis,
+    topic: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    _snapshot_taken(make_sidecar, publisher, snapshots)
+    problem, breaks = BROKEN[broken]
+    breaks(client, snapshots, topic)
+
+    sidecar = make_sidecar(snapshots=snapshots, snapshot_interval=0)
+
+    assert sidecar.stats().started_from == f"replay ({problem})"
+    assert _applied(sidecar) == 200
+    assert sidecar.state.snapshot() == make_sidecar().state.snapshot()
+    assert f"problem={problem}" in caplog.text
+
+
+def test_without_any_snapshot_the_sidecar_replays(
+    make_sidecar: SidecarFactory, publisher: RevocationPublisher, snapshots: RedisSnapshots
+) -> None:
+    publisher.publish_many(mixed_events(30))
+
+    sidecar = make_sidecar(snapshots=snapshots, snapshot_interval=0)
+
+    assert sidecar.stats().started_from == "replay (missing)"
+    assert _applied(sidecar) == 30
+
+
+def test_unreachable_redis_falls_back_to_the_full_replay(
+    make_sidecar: SidecarFactory, publisher: RevocationPublisher
+) -> None:
+    publisher.publish_many(mixed_events(30))
+    nowhere = RedisSnapshots(redis.Redis("127.0.0.1", 1, socket_connect_timeout=0.5))
+
+    sidecar = make_sidecar(snapshots=nowhere, snapshot_interval=0)
+
+    assert sidecar.stats().started_from == "replay (unreachable)"
+    assert _applied(sidecar) == 30
+    with pytest.raises(SnapshotError) as raised:
+        sidecar.save_snapshot()
+    assert raised.value.problem == "unreachable"
+
+
+def test_a_snapshot_whose_events_the_broker_deleted_is_refused(
+    make_sidecar: SidecarFactory,
+    publisher: RevocationPublisher,
+    snapshots: RedisSnapshots,
+    topic: str,
+) -> None:
+    _snapshot_taken(make_sidecar, publisher, snapshots)
+    admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    try:
+        parts = [TopicPartition(topic, p) for p in range(3)]
+        ends = _end_offsets(parts)
+        admin.delete_records({tp: ends[tp] for tp in parts})  # as retention would
+    finally:
+        admin.close()
+
+    sidecar = make_sidecar(snapshots=snapshots, snapshot_interval=0)
+
+    assert sidecar.stats().started_from == "replay (offsets_gone)"
+
+
+def _end_offsets(parts: list[TopicPartition]) -> dict[TopicPartition, int]:
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(bootstrap_servers=BOOTSTRAP, group_id=None)
+    try:
+        ends: dict[TopicPartition, int] = consumer.end_offsets(parts)
+    finally:
+        consumer.close()
+    return ends
+
+
+def test_a_reader_never_sees_half_a_snapshot(snapshots: RedisSnapshots) -> None:
+    topic = "atomicity"
+    written = [
+        StateSnapshot(
+            {f"jti-{n}-{i}": 2_000_000_000 + i for i in range(2000 * n)},
+            {f"user-{n}": 1_800_000_000.5},
+            {},
+        )
+        for n in range(1, 4)
+    ]
+    stop = threading.Event()
+
+    def write() -> None:
+        n = 0
+        while not stop.is_set():
+            state = written[n % 3]
+            snapshots.save(
+                topic,
+                state,
+                {0: n},
+                created_at=time.time(),
+                max_token_lifetime=3600,
+                max_clock_skew=60,
+            )
+            n += 1
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    seen: list[str] = []
+    problems: list[str] = []
+    try:
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            try:
+                loaded = snapshots.load(
+                    topic, max_token_lifetime=3600, max_clock_skew=60, now=time.time()
+                )
+            except SnapshotError as err:
+                problems.append(err.problem)  # "missing" before the first write only
+                continue
+            assert loaded.state in written
+            seen.append(loaded.id)
+    finally:
+        stop.set()
+        writer.join()
+    assert len(set(seen)) > 3
+    assert set(problems) <= {"missing"}
+
+
+def test_a_client_that_decodes_responses_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="decode_responses"):
+        RedisSnapshots(redis.Redis(*REDIS, decode_responses=True))
+
+
+def test_a_replaced_snapshot_expires_after_the_grace(
+    snapshots: RedisSnapshots, client: redis.Redis
+) -> None:
+    state = StateSnapshot({"a": 2_000_000_000}, {}, {})
+    first = snapshots.save(
+        "grace", state, {0: 1}, created_at=time.time(), max_token_lifetime=3600, max_clock_skew=60
+    )
+    second = snapshots.save(
+        "grace", state, {0: 2}, created_at=time.time(), max_token_lifetime=3600, max_clock_skew=60
+    )
+
+    prefix = f"{snapshots.prefix}:grace:snapshot"
+    assert 0 < client.ttl(f"{prefix}:{first}") <= 60
+    assert client.ttl(f"{prefix}:{second}") > 3000
+    assert client.get(f"{prefix}:latest") == second.encode()
