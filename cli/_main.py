@@ -20,9 +20,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import jwt
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
-from jwt_revocation.consumer import RevocationSidecar, RevocationVerifier, SidecarStatus
+from jwt_revocation.consumer import (
+    RedisBlocklistSink,
+    RevocationSidecar,
+    RevocationVerifier,
+    SidecarStatus,
+)
 from jwt_revocation.producer import Published, RevocationPublisher
 from jwt_revocation.shared import (
     RevocationError,
@@ -33,6 +38,8 @@ from jwt_revocation.shared import (
     ensure_topic,
     parse_duration,
 )
+
+from ._replay import progress_bar, replay
 
 logger = logging.getLogger("jwt_revocation.cli")
 
@@ -76,6 +83,11 @@ def _parser(settings: RevocationSettings) -> argparse.ArgumentParser:
         help="longest token lifetime, e.g. 15m, 1h [JWT_REVOCATION_MAX_TOKEN_LIFETIME]",
     )
     parser.add_argument(
+        "--redis-url",
+        default=None,
+        help="Redis for snapshots and the blocklist sink [JWT_REVOCATION_REDIS_URL]",
+    )
+    parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="-v for info logs, -vv for debug"
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -99,8 +111,21 @@ def _parser(settings: RevocationSettings) -> argparse.ArgumentParser:
         event.add_argument("--user", required=True)
         event.add_argument("--at", type=_instant, default=None, help="default: now")
 
-    replay = commands.add_parser("replay", help="rebuild the state from the topic and print it")
-    replay.add_argument("--json", action="store_true", help="print JSON")
+    replay = commands.add_parser(
+        "replay", help="read the topic into a state; print a summary and the entries"
+    )
+    replay.add_argument("--json", action="store_true", help="print JSON, without progress")
+    window = replay.add_mutually_exclusive_group()
+    window.add_argument(
+        "--since",
+        type=lambda v: parse_duration(v, name="--since"),
+        help="read events of this last duration, e.g. 15m (default: a sidecar's window, "
+        "max-token-lifetime + max-clock-skew)",
+    )
+    window.add_argument(
+        "--from-beginning", action="store_true", help="read everything the topic holds"
+    )
+    replay.add_argument("--entries", action="store_true", help="also list every live entry")
     replay.add_argument("--timeout", type=float, default=120.0, help="seconds to catch up")
 
     check = commands.add_parser(
@@ -120,8 +145,17 @@ def _parser(settings: RevocationSettings) -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true")
     check.add_argument("--timeout", type=float, default=120.0, help="seconds to catch up")
 
-    sidecar = commands.add_parser("sidecar", help="run a sidecar in the foreground")
+    sidecar = commands.add_parser(
+        "sidecar", help="run a sidecar in the foreground (with --redis-url: snapshots too)"
+    )
     sidecar.add_argument("--report-every", type=float, default=30.0, help="status log interval")
+    sink = commands.add_parser(
+        "redis-sink",
+        help="keep the Redis blocklist current for services that cannot embed a sidecar",
+    )
+    sink.add_argument("--report-every", type=float, default=30.0, help="status log interval")
+    snapshot = commands.add_parser("snapshot", help="replay the topic and write one snapshot now")
+    snapshot.add_argument("--timeout", type=float, default=120.0, help="seconds to catch up")
 
     topic = commands.add_parser("topic", help="create or check the revocation topic")
     topic_commands = topic.add_subparsers(dest="topic_command", required=True, metavar="ACTION")
@@ -149,18 +183,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     args = _parser(settings).parse_args(argv)
     _configure_logging(args.verbose)
-    settings = settings.model_copy(
-        update={
-            "bootstrap_servers": args.bootstrap_servers,
-            "topic": args.topic,
-            "max_token_lifetime": args.max_token_lifetime,
-        }
-    )
+    update: dict[str, Any] = {
+        "bootstrap_servers": args.bootstrap_servers,
+        "topic": args.topic,
+        "max_token_lifetime": args.max_token_lifetime,
+    }
+    if args.redis_url:
+        update["redis_url"] = SecretStr(args.redis_url)
+    settings = settings.model_copy(update=update)
     handlers = {
         "publish": _publish,
         "replay": _replay,
         "check": _check,
         "sidecar": _sidecar,
+        "redis-sink": _redis_sink,
+        "snapshot": _snapshot,
         "topic": _topic,
         "demo": _demo,
     }
@@ -210,8 +247,10 @@ def _publish(args: argparse.Namespace, settings: RevocationSettings) -> int:
     return EXIT_OK
 
 
-def _started_sidecar(settings: RevocationSettings, timeout: float) -> RevocationSidecar:
-    sidecar = RevocationSidecar.from_settings(settings, name="jwt-revocation-cli")
+def _started_sidecar(
+    settings: RevocationSettings, timeout: float, **overrides: Any
+) -> RevocationSidecar:
+    sidecar = RevocationSidecar.from_settings(settings, name="jwt-revocation-cli", **overrides)
     try:
         sidecar.start(timeout=timeout)
     except BaseException:
@@ -225,20 +264,25 @@ def _iso(seconds: float) -> str:
 
 
 def _replay(args: argparse.Namespace, settings: RevocationSettings) -> int:
-    started = time.monotonic()
-    sidecar = _started_sidecar(settings, args.timeout)
-    try:
-        elapsed = time.monotonic() - started
-        snapshot = sidecar.state.snapshot()
-        stats = sidecar.stats()
-    finally:
-        sidecar.stop()
+    since = None if args.from_beginning else args.since
+    if since is None and not args.from_beginning:
+        since = settings.max_token_lifetime + settings.max_clock_skew
+    show_progress = not args.json and sys.stderr.isatty()
+    result = replay(
+        settings,
+        since=since,
+        progress=progress_bar() if show_progress else None,
+        timeout=args.timeout,
+    )
+    summary = result.summary()
+    window = "from the beginning" if since is None else f"since {since.total_seconds():.0f} s ago"
+    snapshot = result.state.snapshot()
     if args.json:
         _print_json(
             {
                 "topic": settings.topic,
-                "elapsed_s": round(elapsed, 3),
-                "stats": stats.as_dict(),
+                "window": window,
+                "summary": summary,
                 "state": {
                     "token_revoked": {j: _iso(e) for j, e in sorted(snapshot.jtis.items())},
                     "user_tokens_revoked": {
@@ -249,16 +293,49 @@ def _replay(args: argparse.Namespace, settings: RevocationSettings) -> int:
             }
         )
         return EXIT_OK
-    applied = sum(stats.applied.values())
-    print(f"topic {settings.topic}: replayed {applied} events in {elapsed:.2f} s")
-    print(f"skipped records: {stats.skipped or 'none'}")
-    print(f"live entries: {len(snapshot)}")
-    for jti, exp in sorted(snapshot.jtis.items()):
-        print(f"  token_revoked        jti={jti} until {_iso(exp)}")
-    for user, at in sorted(snapshot.cutoffs.items()):
-        print(f"  user_tokens_revoked  user={user} issued before {_iso(at)}")
-    for user, at in sorted(snapshot.deletions.items()):
-        print(f"  user_deleted         user={user} issued before {_iso(at)}")
+    rate = summary["events_per_s"]
+    print(
+        f"topic {settings.topic}, {window}: {summary['records']:,} records in "
+        f"{summary['elapsed_s']:.2f} s" + (f" ({rate:,} events/s)" if rate else "")
+    )
+    print("events:  " + _counts(summary["events"]))
+    print("skipped: " + _counts(summary["skipped"]))
+    print("live:    " + _counts(summary["entries"]))
+    if args.entries:
+        for jti, exp in sorted(snapshot.jtis.items()):
+            print(f"  token_revoked        jti={jti} until {_iso(exp)}")
+        for user, at in sorted(snapshot.cutoffs.items()):
+            print(f"  user_tokens_revoked  user={user} issued before {_iso(at)}")
+        for user, at in sorted(snapshot.deletions.items()):
+            print(f"  user_deleted         user={user} issued before {_iso(at)}")
+    return EXIT_OK
+
+
+def _counts(counts: dict[str, int]) -> str:
+    shown = ", ".join(f"{kind} {n:,}" for kind, n in sorted(counts.items()) if n)
+    return shown or "none"
+
+
+def _snapshot(args: argparse.Namespace, settings: RevocationSettings) -> int:
+    if settings.redis_url is None:
+        print(
+            "jwt-revocation snapshot: give --redis-url or JWT_REVOCATION_REDIS_URL", file=sys.stderr
+        )
+        return EXIT_ERROR
+    sidecar = _started_sidecar(settings, args.timeout, snapshot_interval=0)
+    try:
+        snapshot_id = sidecar.save_snapshot()
+        stats = sidecar.stats()
+    finally:
+        sidecar.stop()
+    _print_json(
+        {
+            "topic": settings.topic,
+            "snapshot": snapshot_id,
+            "entries": stats.entries,
+            "offsets": {str(p): s.position for p, s in stats.partitions.items()},
+        }
+    )
     return EXIT_OK
 
 
@@ -307,11 +384,32 @@ def _decide(
     }
 
 
-def _sidecar(args: argparse.Namespace, settings: RevocationSettings) -> int:
+def _redis_sink(args: argparse.Namespace, settings: RevocationSettings) -> int:
+    if settings.redis_url is None:
+        print(
+            "jwt-revocation redis-sink: give --redis-url or JWT_REVOCATION_REDIS_URL",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    sink = RedisBlocklistSink(
+        settings.redis_url.get_secret_value(),
+        prefix=settings.redis_prefix,
+        max_token_lifetime=settings.max_token_lifetime,
+        max_clock_skew=settings.max_clock_skew,
+    )
+    return _sidecar(args, settings, name="jwt-revocation-redis-sink", mirror=sink)
+
+
+def _sidecar(
+    args: argparse.Namespace,
+    settings: RevocationSettings,
+    name: str = "jwt-revocation-sidecar",
+    **overrides: Any,
+) -> int:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    sidecar = RevocationSidecar.from_settings(settings, name="jwt-revocation-sidecar")
+    sidecar = RevocationSidecar.from_settings(settings, name=name, **overrides)
     logging.getLogger("jwt_revocation").setLevel(logging.INFO)
     try:
         while not _caught_up(sidecar, stop):

@@ -270,6 +270,13 @@ class RevocationSidecar:
             "on_stale": settings.on_stale,
             "max_entries": settings.max_entries,
         }
+        if settings.redis_url is not None:
+            kwargs["snapshots"] = RedisSnapshots(
+                settings.redis_url.get_secret_value(),
+                prefix=settings.redis_prefix,
+                ttl=settings.max_token_lifetime,
+            )
+            kwargs["snapshot_interval"] = settings.snapshot_interval.total_seconds()
         kwargs.update(overrides)
         return cls(settings.bootstrap_servers, settings.topic, **kwargs)
 

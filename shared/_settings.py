@@ -10,7 +10,7 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ._errors import ConfigurationError
@@ -68,3 +68,10 @@ class RevocationSettings(BaseSettings):
     """How long a publish call waits for the broker's acknowledgement."""
     partitions: int = Field(default=6, gt=0)
     """Partition count used when `jwt-revocation topic ensure` creates the topic."""
+    redis_url: SecretStr | None = None
+    """Redis for snapshots and the blocklist sink, e.g. ``redis://127.0.0.1:6379/0``; kept out
+    of reprs because it may hold a password."""
+    redis_prefix: str = "jwt-revocation"
+    """The first part of every Redis key this package writes."""
+    snapshot_interval: Duration = timedelta(seconds=60)
+    """How often a caught-up sidecar with Redis writes a snapshot; 0 never."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import signal
 import subprocess
 import sys
@@ -12,8 +13,14 @@ import uuid
 from typing import Any
 
 import jwt
+import redis
+from kafka import KafkaProducer
+from pydantic import SecretStr
 
-from tests.integration.conftest import BOOTSTRAP, KEY, issue
+from jwt_revocation.consumer import RedisBlocklist, RevocationSidecar
+from jwt_revocation.producer import RevocationPublisher
+from jwt_revocation.shared import RevocationSettings
+from tests.integration.conftest import BOOTSTRAP, KEY, LIFETIME, REDIS, issue, mixed_events
 from tests.support import wait_for
 
 
@@ -61,7 +68,7 @@ def test_publish_replay_and_check(topic: str) -> None:
     assert set(replay["state"]["token_revoked"]) == {claims["jti"]}
     assert set(replay["state"]["user_tokens_revoked"]) == {"dave"}
     # erin's deletion is read and counted, but it is too old to matter: nothing is kept for it.
-    assert replay["stats"]["applied"] == {
+    assert replay["summary"]["events"] == {
         "token_revoked": 1,
         "user_tokens_revoked": 1,
         "user_deleted": 1,
@@ -135,3 +142,129 @@ def test_the_demo_tells_the_whole_story() -> None:
     assert "demo passed" in result.stdout
     for reason in ("token_revoked", "user_tokens_revoked", "user_deleted"):
         assert reason in result.stdout
+
+
+REDIS_URL = f"redis://{REDIS[0]}:{REDIS[1]}/0"
+
+
+def test_replay_summarises_and_takes_a_window(topic: str, publisher: RevocationPublisher) -> None:
+    publisher.publish_many(mixed_events(12))
+    raw = KafkaProducer(bootstrap_servers=BOOTSTRAP)
+    raw.send(topic, key=b"x", value=b"\xffnot an event").get(timeout=10)
+    raw.close()
+    time.sleep(0.05)  # the window below ends after every record above
+    env = {"JWT_REVOCATION_TOPIC": topic}
+
+    full = _json(_cli("replay", "--json", **env))
+    recent = _json(_cli("replay", "--json", "--since", "1ms", **env))
+    everything = _json(_cli("replay", "--json", "--from-beginning", **env))
+
+    assert full["summary"]["records"] == 13
+    assert full["summary"]["events"] == {
+        "token_revoked": 9,
+        "user_tokens_revoked": 1,
+        "user_deleted": 2,
+    }
+    assert full["summary"]["skipped"] == {"not_json": 1}
+    assert full["summary"]["entries"]["token_revoked"] == 9
+    assert full["summary"]["events_per_s"] > 0
+    assert recent["summary"]["records"] == 0
+    assert everything["summary"] == {**full["summary"], **_timings(everything["summary"])}
+    assert everything["window"] == "from the beginning"
+
+    text = _cli("replay", **env)
+    assert text.returncode == 0
+    assert "events:  token_revoked 9, user_deleted 2, user_tokens_revoked 1" in text.stdout
+    assert "skipped: not_json 1" in text.stdout
+    assert "replaying [" not in text.stderr  # no progress bar when stderr is not a terminal
+
+
+def _timings(summary: dict[str, Any]) -> dict[str, Any]:
+    return {k: summary[k] for k in ("elapsed_s", "events_per_s")}
+
+
+def test_replay_draws_progress_on_a_terminal(topic: str, publisher: RevocationPublisher) -> None:
+    publisher.publish_many(mixed_events(5))
+    primary, secondary = pty.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "jwt_revocation.cli", "--topic", topic, "replay"],
+            stdout=subprocess.PIPE,
+            stderr=secondary,
+            text=True,
+            timeout=120,
+            env={**os.environ, "JWT_REVOCATION_BOOTSTRAP_SERVERS": BOOTSTRAP},
+            check=False,
+        )
+        os.close(secondary)
+        drawn = b""
+        while chunk := _read(primary):
+            drawn += chunk
+    finally:
+        os.close(primary)
+    assert done.returncode == 0
+    assert b"replaying [" in drawn
+    assert b"5/5 records" in drawn
+
+
+def _read(fd: int) -> bytes:
+    try:
+        return os.read(fd, 65536)
+    except OSError:  # the terminal's other side is closed
+        return b""
+
+
+def test_snapshot_command_writes_a_snapshot_a_sidecar_starts_from(
+    topic: str, publisher: RevocationPublisher, prefix: str
+) -> None:
+    publisher.publish_many(mixed_events(20))
+    env = {"JWT_REVOCATION_TOPIC": topic, "JWT_REVOCATION_REDIS_PREFIX": prefix}
+
+    written = _json(_cli("--redis-url", REDIS_URL, "snapshot", **env))
+    refused = _cli("snapshot", **env)
+
+    assert written["topic"] == topic
+    assert sum(written["entries"].values()) > 0
+    settings = RevocationSettings(
+        bootstrap_servers=BOOTSTRAP,
+        topic=topic,
+        redis_url=SecretStr(REDIS_URL),
+        redis_prefix=prefix,
+    )
+    with RevocationSidecar.from_settings(settings, snapshot_interval=0) as sidecar:
+        assert sidecar.stats().started_from == f"snapshot {written['snapshot']}"
+        assert sidecar.state.counts() == written["entries"]
+    assert refused.returncode == 2
+    assert "--redis-url" in refused.stderr
+    assert REDIS_URL not in written["snapshot"]
+
+
+def test_redis_sink_command_keeps_the_blocklist(
+    topic: str, publisher: RevocationPublisher, prefix: str, client: redis.Redis
+) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "jwt_revocation.cli", "--topic", topic, "redis-sink"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={
+            **os.environ,
+            "JWT_REVOCATION_BOOTSTRAP_SERVERS": BOOTSTRAP,
+            "JWT_REVOCATION_REDIS_URL": REDIS_URL,
+            "JWT_REVOCATION_REDIS_PREFIX": prefix,
+        },
+    )
+    try:
+        assert process.stdout is not None
+        assert "caught up" in wait_for(process.stdout.readline, timeout=60)
+        published = publisher.logout(jti="sunk", user_id="gina", expires_at=time.time() + 600)
+        wait_for(lambda: client.exists(f"{prefix}:jti:sunk"))
+        blocklist = RedisBlocklist(client, topic=topic, prefix=prefix, max_token_lifetime=LIFETIME)
+        assert blocklist.check("sunk", "gina", None) == "token_revoked"
+        assert published.offset >= 0
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        process.kill()
+        _, stderr = process.communicate()
+    assert REDIS_URL not in stderr
