@@ -9,6 +9,7 @@ revocations, so :func:`check_topic` refuses such a topic.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -82,7 +83,15 @@ def ensure_topic(
             logger.info("topic exists topic=%s", topic)
         except KafkaError as err:
             raise TopicError(f"cannot create topic {topic!r}: {err}") from err
-        return _check(admin, topic, max_token_lifetime)
+        # A topic just created can take a moment to appear in the cluster's metadata.
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return _check(admin, topic, max_token_lifetime)
+            except TopicNotFoundError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
     finally:
         admin.close()
 
