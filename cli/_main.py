@@ -26,10 +26,12 @@ from jwt_revocation.consumer import (
     RedisBlocklistSink,
     RevocationSidecar,
     RevocationVerifier,
+    SidecarHTTPServer,
     SidecarStatus,
 )
 from jwt_revocation.producer import Published, RevocationPublisher
 from jwt_revocation.shared import (
+    ConfigurationError,
     RevocationError,
     RevocationSettings,
     SidecarUnavailableError,
@@ -149,6 +151,23 @@ def _parser(settings: RevocationSettings) -> argparse.ArgumentParser:
         "sidecar", help="run a sidecar in the foreground (with --redis-url: snapshots too)"
     )
     sidecar.add_argument("--report-every", type=float, default=30.0, help="status log interval")
+    sidecar.add_argument(
+        "--http",
+        metavar="HOST:PORT",
+        help="serve /healthz, /readyz, /metrics and POST /v1/check (loopback only by default)",
+    )
+    sidecar.add_argument(
+        "--http-allow-remote",
+        action="store_true",
+        help="allow --http on a non-loopback address (put your own access control in front)",
+    )
+    sidecar.add_argument(
+        "--key-env",
+        default="JWT_REVOCATION_VERIFY_KEY",
+        help="environment variable holding the key /v1/check verifies tokens with "
+        "(default %(default)s); without it /v1/check takes claims only",
+    )
+    sidecar.add_argument("--algorithm", action="append", help="accepted algorithm (default HS256)")
     sink = commands.add_parser(
         "redis-sink",
         help="keep the Redis blocklist current for services that cannot embed a sidecar",
@@ -411,7 +430,11 @@ def _sidecar(
         signal.signal(signum, lambda *_: stop.set())
     sidecar = RevocationSidecar.from_settings(settings, name=name, **overrides)
     logging.getLogger("jwt_revocation").setLevel(logging.INFO)
+    server = _http_server(args, sidecar) if getattr(args, "http", None) else None
     try:
+        if server is not None:
+            server.start()
+            print("http listening on {}:{}".format(*server.address), flush=True)
         while not _caught_up(sidecar, stop):
             logger.warning("sidecar still loading: %s", sidecar.stats().detail)
         if stop.is_set():
@@ -427,8 +450,26 @@ def _sidecar(
                 last = stats.status
                 next_report = time.monotonic() + args.report_every
     finally:
+        if server is not None:
+            server.stop()
         sidecar.stop()
     return EXIT_OK
+
+
+def _http_server(args: argparse.Namespace, sidecar: RevocationSidecar) -> SidecarHTTPServer:
+    host, _, port = args.http.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigurationError(f"--http takes HOST:PORT, e.g. 127.0.0.1:8080; got {args.http!r}")
+    key = os.environ.get(args.key_env)
+    verifier = RevocationVerifier(sidecar, key=key or "", algorithms=args.algorithm or ["HS256"])
+    return SidecarHTTPServer(
+        sidecar,
+        verifier,
+        host=host.strip("[]"),
+        port=int(port),
+        verify_tokens=bool(key),
+        allow_remote=args.http_allow_remote,
+    )
 
 
 def _caught_up(sidecar: RevocationSidecar, stop: threading.Event) -> bool:

@@ -12,6 +12,8 @@ from jwt_revocation.shared import (
     TokenRevokedError,
 )
 
+from ._http import SidecarHTTPServer
+from ._metrics import SidecarCollector, render_metrics
 from ._redis_blocklist import CHECK_SCRIPT, RedisBlocklist, RedisBlocklistSink
 from ._sidecar import (
     Clock,
@@ -45,6 +47,8 @@ __all__ = [
     "RevocationSource",
     "RevocationState",
     "RevocationVerifier",
+    "SidecarCollector",
+    "SidecarHTTPServer",
     "SidecarStats",
     "SidecarStatus",
     "SidecarUnavailableError",
@@ -54,4 +58,5 @@ __all__ = [
     "StateSnapshot",
     "TokenLifetimeExceededError",
     "TokenRevokedError",
+    "render_metrics",
 ]

@@ -34,9 +34,12 @@ Consistency contract:
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import enum
+import itertools
 import logging
+import math
 import threading
 import time
 from collections import Counter
@@ -67,6 +70,10 @@ logger = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 """Seconds since the epoch, like :func:`time.time`."""
+
+
+DELAY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+"""Upper bounds, in seconds, of the publish-to-apply delay histogram."""
 
 
 class SidecarStatus(enum.StrEnum):
@@ -133,6 +140,10 @@ class SidecarStats:
     """The id of the last snapshot this sidecar wrote."""
     mirrored: int = 0
     """Events handed to the mirror (the Redis sink) since start."""
+    apply_delay: tuple[tuple[float, int], ...] = ()
+    """Cumulative histogram of publish-to-apply delays once caught up: (upper bound s, count)."""
+    apply_delay_sum: float = 0.0
+    apply_delay_count: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -154,6 +165,11 @@ class SidecarStats:
             "started_from": self.started_from,
             "last_snapshot": self.last_snapshot,
             "mirrored": self.mirrored,
+            "apply_delay": {
+                "buckets": {str(bound): n for bound, n in self.apply_delay},
+                "sum": self.apply_delay_sum,
+                "count": self.apply_delay_count,
+            },
         }
 
 
@@ -237,6 +253,8 @@ class RevocationSidecar:
         self.mirror = mirror
         self._mirror_floor: dict[int, int] | None = None
         self._mirrored = 0
+        self._delays = [0] * (len(DELAY_BUCKETS) + 1)
+        self._delay_sum = 0.0
         self._staleness_s = self.max_staleness.total_seconds()
 
         self._lifecycle = threading.Lock()
@@ -472,6 +490,11 @@ class RevocationSidecar:
             started_from=self._started_from,
             last_snapshot=self._last_snapshot,
             mirrored=self._mirrored,
+            apply_delay=tuple(
+                zip((*DELAY_BUCKETS, math.inf), itertools.accumulate(self._delays), strict=True)
+            ),
+            apply_delay_sum=self._delay_sum,
+            apply_delay_count=sum(self._delays),
         )
 
     def applied_through(self, partition: int, offset: int) -> bool:
@@ -752,6 +775,8 @@ class RevocationSidecar:
         state = self.state
         now = self._clock()
         applied = self._applied
+        # The delay from publish (the record's timestamp) to apply, once replay is over.
+        caught_up, delays = self._caught_up, self._delays
         with state.lock:
             for tp, records in batch.items():
                 # With room for every record of the list, no record needs the capacity check.
@@ -775,6 +800,10 @@ class RevocationSidecar:
                     state.apply(event, now)
                     applied[event.type] += 1
                     position = record.offset + 1
+                    if caught_up:
+                        delay = max(0.0, now - record.timestamp / 1000)
+                        delays[bisect.bisect_left(DELAY_BUCKETS, delay)] += 1
+                        self._delay_sum += delay
                 self._positions[tp.partition] = position
 
     def _mirror_batch(self, batch: Mapping[Any, list[Any]]) -> None:

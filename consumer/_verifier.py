@@ -6,6 +6,7 @@ import logging
 import math
 import threading
 import time
+from collections import Counter
 from collections.abc import Container, Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, NamedTuple, Protocol
@@ -16,6 +17,7 @@ from jwt_revocation.shared import (
     ConfigurationError,
     Instant,
     RevocationReason,
+    SidecarUnavailableError,
     TokenLifetimeExceededError,
     TokenRevokedError,
     parse_duration,
@@ -161,6 +163,10 @@ class RevocationVerifier:
         self._max_lifetime = source.state.max_token_lifetime
         self._options: dict[str, Any] = {**options, "require": list(require)}
         self.cache_size = cache_size
+        # Outcomes of verify(), for metrics; counted without a lock, so approximate under threads.
+        self.accepted = 0
+        self.rejected: Counter[str] = Counter()
+        """Rejections by reason: a revocation reason, ``invalid`` or ``unavailable``."""
         self._cache: dict[str | bytes, _Verified] = {}
         self._cache_lock = threading.Lock()
 
@@ -204,29 +210,41 @@ class RevocationVerifier:
         still checks ``exp``, ``nbf`` and ``iat`` against the clock, exactly as PyJWT does, and
         the revocation state; :meth:`set_key` empties the cache.
         """
-        seen = self._cache.get(token) if self.cache_size else None
-        if seen is None:
-            key = self._key
-            claims = self.decode(token)
-            if self.cache_size:
-                self._remember(token, claims, key)
+        try:
+            seen = self._cache.get(token) if self.cache_size else None
+            if seen is None:
+                key = self._key
+                claims = self.decode(token)
+                if self.cache_size:
+                    self._remember(token, claims, key)
+                self.check_claims(claims)
+                self.accepted += 1
+                return claims
+            # The same time checks as PyJWT's, in the same order, with the same errors.
+            held, exp, nbf, iat, nested = seen
+            now = self._clock()
+            leeway = self.leeway
+            if iat is not None and iat > now + leeway:
+                raise jwt.ImmatureSignatureError("The token is not yet valid (iat)")
+            if nbf is not None and nbf > now + leeway:
+                raise jwt.ImmatureSignatureError("The token is not yet valid (nbf)")
+            if exp <= now - leeway:
+                with self._cache_lock:
+                    self._cache.pop(token, None)
+                raise jwt.ExpiredSignatureError("Signature has expired")
+            claims = _copy_json(held) if nested else dict(held)
             self.check_claims(claims)
+            self.accepted += 1
             return claims
-        # The same time checks as PyJWT's, in the same order, with the same errors.
-        held, exp, nbf, iat, nested = seen
-        now = self._clock()
-        leeway = self.leeway
-        if iat is not None and iat > now + leeway:
-            raise jwt.ImmatureSignatureError("The token is not yet valid (iat)")
-        if nbf is not None and nbf > now + leeway:
-            raise jwt.ImmatureSignatureError("The token is not yet valid (nbf)")
-        if exp <= now - leeway:
-            with self._cache_lock:
-                self._cache.pop(token, None)
-            raise jwt.ExpiredSignatureError("Signature has expired")
-        claims = _copy_json(held) if nested else dict(held)
-        self.check_claims(claims)
-        return claims
+        except TokenRevokedError as err:
+            self.rejected[err.reason] += 1
+            raise
+        except jwt.InvalidTokenError:
+            self.rejected["invalid"] += 1
+            raise
+        except SidecarUnavailableError:
+            self.rejected["unavailable"] += 1
+            raise
 
     def _remember(self, token: str | bytes, claims: dict[str, Any], key: Any) -> None:
         # decode() has parsed these claims, so int() succeeds, as it did inside PyJWT.

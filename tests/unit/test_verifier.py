@@ -1013,3 +1013,18 @@ def test_rejected_tokens_are_not_cached(verifier: RevocationVerifier, now: float
 def test_negative_cache_size_is_refused(revocations: InMemoryRevocations) -> None:
     with pytest.raises(ConfigurationError, match="cache_size"):
         RevocationVerifier(revocations, key=KEY, algorithms=["HS256"], cache_size=-1)
+
+
+def test_verify_counts_its_outcomes(
+    verifier: RevocationVerifier, revocations: InMemoryRevocations, now: float
+) -> None:
+    good, revoked = sign(claims_for(now)), sign(claims_for(now, jti="gone"))
+    revocations.apply(revoke_jti("gone", now + 600))
+    verifier.verify(good)
+    verifier.verify(good)  # from the cache
+    for token in (revoked, "garbage"):
+        with pytest.raises(jwt.InvalidTokenError):
+            verifier.verify(token)
+
+    assert verifier.accepted == 2
+    assert verifier.rejected == {"token_revoked": 1, "invalid": 1}

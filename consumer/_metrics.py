@@ -1,0 +1,142 @@
+"""Prometheus metrics of a sidecar and its verifiers, read when scraped: nothing on the hot path.
+
+Register :class:`SidecarCollector` with an application's own registry (or the default one) to
+serve the metrics from the application's ``/metrics``; :func:`render_metrics` gives the text
+format for a standalone endpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from ._sidecar import RevocationSidecar, SidecarStatus
+from ._verifier import RevocationVerifier
+
+
+class SidecarCollector(Collector):
+    """Collects ``jwt_revocation_*`` metrics from a sidecar and any verifiers over it."""
+
+    def __init__(
+        self, sidecar: RevocationSidecar, verifiers: Iterable[RevocationVerifier] = ()
+    ) -> None:
+        self.sidecar = sidecar
+        self.verifiers: Sequence[RevocationVerifier] = list(verifiers)
+
+    def collect(self) -> Iterator[Metric]:
+        """Build every metric from one ``stats()`` copy."""
+        stats = self.sidecar.stats()
+        labels = ["sidecar"]
+        name = self.sidecar.name
+
+        ready = GaugeMetricFamily(
+            "jwt_revocation_ready", "1 when verification can decide, else 0", labels=labels
+        )
+        ready.add_metric([name], 1.0 if stats.ready else 0.0)
+        yield ready
+
+        status = GaugeMetricFamily(
+            "jwt_revocation_status",
+            "1 for the sidecar's current status",
+            labels=[*labels, "status"],
+        )
+        for value in SidecarStatus:
+            status.add_metric([name, value.value], 1.0 if stats.status is value else 0.0)
+        yield status
+
+        applied = CounterMetricFamily(
+            "jwt_revocation_events_applied",
+            "Events applied, by type (duplicates included)",
+            labels=[*labels, "type"],
+        )
+        for kind in ("token_revoked", "user_tokens_revoked", "user_deleted"):
+            applied.add_metric([name, kind], float(stats.applied.get(kind, 0)))
+        yield applied
+
+        skipped = CounterMetricFamily(
+            "jwt_revocation_records_skipped",
+            "Records that were not valid events, by kind",
+            labels=[*labels, "kind"],
+        )
+        for kind, count in sorted(stats.skipped.items()):
+            skipped.add_metric([name, kind], float(count))
+        yield skipped
+
+        entries = GaugeMetricFamily(
+            "jwt_revocation_entries", "Live entries, by kind", labels=[*labels, "kind"]
+        )
+        for kind, count in sorted(stats.entries.items()):
+            entries.add_metric([name, kind], float(count))
+        yield entries
+
+        contact = GaugeMetricFamily(
+            "jwt_revocation_seconds_since_contact",
+            "Seconds since the sidecar last heard from the broker",
+            labels=labels,
+        )
+        if stats.seconds_since_contact is not None:
+            contact.add_metric([name], stats.seconds_since_contact)
+        yield contact
+
+        lag = GaugeMetricFamily(
+            "jwt_revocation_partition_lag",
+            "Records the sidecar has not applied yet, per partition",
+            labels=[*labels, "partition"],
+        )
+        for partition, progress in sorted(stats.partitions.items()):
+            if progress.lag is not None:
+                lag.add_metric([name, str(partition)], float(progress.lag))
+        yield lag
+
+        restarts = CounterMetricFamily(
+            "jwt_revocation_restarts", "Consumer restarts after errors", labels=labels
+        )
+        restarts.add_metric([name], float(stats.restarts))
+        yield restarts
+
+        delay = HistogramMetricFamily(
+            "jwt_revocation_apply_delay_seconds",
+            "Delay from an event's publication (its record timestamp) to its application",
+            labels=labels,
+        )
+        delay.add_metric(
+            [name],
+            [(_bound(bound), float(count)) for bound, count in stats.apply_delay],
+            sum_value=stats.apply_delay_sum,
+        )
+        yield delay
+
+        outcomes = CounterMetricFamily(
+            "jwt_revocation_verifications",
+            "verify() outcomes: accepted, or the reason for a rejection",
+            labels=[*labels, "outcome"],
+        )
+        totals: dict[str, int] = {"accepted": 0}
+        for verifier in self.verifiers:
+            totals["accepted"] += verifier.accepted
+            for reason, count in verifier.rejected.items():
+                totals[reason] = totals.get(reason, 0) + count
+        for outcome, count in sorted(totals.items()):
+            outcomes.add_metric([name, outcome], float(count))
+        yield outcomes
+
+
+def _bound(value: float) -> str:
+    return "+Inf" if value == float("inf") else repr(value)
+
+
+def render_metrics(
+    sidecar: RevocationSidecar, verifiers: Iterable[RevocationVerifier] = ()
+) -> bytes:
+    """The Prometheus text format of one sidecar's metrics."""
+    registry = CollectorRegistry()
+    registry.register(SidecarCollector(sidecar, verifiers))
+    return generate_latest(registry)
