@@ -364,8 +364,10 @@ def verify_seen_row(bench: Bench, sidecar: RevocationSidecar, now: float) -> Row
         f"twice ({rejected:,} rejected: revoked, expired, wrong key, cut-off and deleted "
         f"users): {mismatches} differences"
     )
-    row.note("the cache keeps the claims of up to 4,096 tokens whose signature passed; every")
-    row.note("call still checks exp, nbf and iat against the clock and the revocation state")
+    row.note(
+        "the cache keeps the claims of up to 4,096 tokens whose signature passed; every call "
+        "still checks exp, nbf and iat against the clock and the revocation state"
+    )
     return row
 
 
