@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         sizes=QUICK if args.quick else FULL, bootstrap=args.bootstrap_servers, redis=client
     )
     about = machine(str(client.info("server")["redis_version"]))
-    print(f"benchmarks, {mode} mode", *about, sep="\n", flush=True)
+    print(f"benchmarks, {mode} mode, run {bench.run}", *about, sep="\n", flush=True)
     started = time.perf_counter()
     rows: list[Row] = []
     try:

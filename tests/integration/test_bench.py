@@ -42,9 +42,11 @@ def test_quick_benchmark_measures_every_row(tmp_path: Path) -> None:
     assert "logical cores" in table
     assert "kafka-python" in table
     # It cleans up after itself: no topic and no Redis key of the run is left.
+    run = re.search(r"run ([0-9a-f]{8})", done.stdout)
+    assert run is not None
     admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP)
     try:
-        assert not [t for t in admin.list_topics() if t.startswith("bench-")]
+        assert not [t for t in admin.list_topics() if t.endswith(run[1])]
     finally:
         admin.close()
-    assert not list(redis.Redis(*REDIS).scan_iter(match="bench:*"))
+    assert not list(redis.Redis(*REDIS).scan_iter(match=f"bench:{run[1]}:*"))
