@@ -34,6 +34,46 @@ logger = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1024 * 1024
 
 
+class RevocationHTTPError(Exception):
+    """The answer for a request whose token cannot be accepted: a status, headers, a body."""
+
+    def __init__(self, status: int, error: str, description: str) -> None:
+        super().__init__(description)
+        self.status = status
+        self.body = {"error": error, "error_description": description}
+        self.headers = {"Cache-Control": "no-store"}
+        if status == 401:
+            challenge = 'Bearer realm="api"'
+            if error != "missing_token":
+                challenge += f', error="invalid_token", error_description="{_quoted(description)}"'
+            self.headers["WWW-Authenticate"] = challenge
+        else:
+            self.headers["Retry-After"] = "1"
+
+
+def _quoted(text: str) -> str:
+    return text.replace("\\", "").replace('"', "'")[:200]
+
+
+def claims_from_header(verifier: RevocationVerifier, authorization: str | None) -> dict[str, Any]:
+    """Verify the bearer token of an ``Authorization`` header, or raise RevocationHTTPError."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise RevocationHTTPError(401, "missing_token", "a bearer token is required")
+    try:
+        return verifier.verify(token.strip())
+    except TokenRevokedError as err:
+        raise RevocationHTTPError(
+            401, "invalid_token", f"the token is revoked ({err.reason})"
+        ) from None
+    except jwt.InvalidTokenError as err:
+        raise RevocationHTTPError(401, "invalid_token", type(err).__name__) from None
+    except SidecarUnavailableError as err:
+        raise RevocationHTTPError(
+            503, "temporarily_unavailable", f"revocations cannot be checked ({err.reason})"
+        ) from None
+
+
 class SidecarHTTPServer:
     """Serves one sidecar's health, readiness, metrics and checks from a background thread."""
 
