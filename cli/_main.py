@@ -15,6 +15,8 @@ import signal
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -168,6 +170,12 @@ def _parser(settings: RevocationSettings) -> argparse.ArgumentParser:
         "(default %(default)s); without it /v1/check takes claims only",
     )
     sidecar.add_argument("--algorithm", action="append", help="accepted algorithm (default HS256)")
+    status = commands.add_parser(
+        "status", help="print a running sidecar's status (from its --http endpoint)"
+    )
+    status.add_argument(
+        "--url", default="http://127.0.0.1:8080", help="the sidecar's --http address"
+    )
     sink = commands.add_parser(
         "redis-sink",
         help="keep the Redis blocklist current for services that cannot embed a sidecar",
@@ -216,6 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "check": _check,
         "sidecar": _sidecar,
         "redis-sink": _redis_sink,
+        "status": _status,
         "snapshot": _snapshot,
         "topic": _topic,
         "demo": _demo,
@@ -401,6 +410,23 @@ def _decide(
         "jti": claims.get("jti"),
         "sub": claims.get("sub"),
     }
+
+
+def _status(args: argparse.Namespace, settings: RevocationSettings) -> int:
+    url = args.url.rstrip("/") + "/v1/status"
+    if not url.startswith(("http://", "https://")):
+        raise ConfigurationError(f"--url must be an http:// or https:// address; got {args.url!r}")
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - checked above
+            body = response.read()
+    except urllib.error.HTTPError as err:
+        body = err.read()
+    except OSError as err:
+        print(f"jwt-revocation status: cannot reach {url}: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    stats = json.loads(body)
+    _print_json(stats)
+    return EXIT_OK if stats.get("ready") else EXIT_UNAVAILABLE
 
 
 def _redis_sink(args: argparse.Namespace, settings: RevocationSettings) -> int:

@@ -3,6 +3,7 @@
 ``GET /healthz``   200 while the process runs.
 ``GET /readyz``    200 when verification can decide, else 503 with the status and why.
 ``GET /metrics``   Prometheus text format (see ``_metrics``).
+``GET /v1/status`` the whole ``stats()`` as JSON; 200 when ready, else 503.
 ``POST /v1/check`` ``{"token": "..."}`` (needs a verification key) or ``{"claims": {...}}``
                    (claims the caller already verified): 200 with ``verdict`` ``accepted``,
                    ``revoked`` (and ``reason``) or ``rejected`` (and the error), 503 when the state
@@ -178,6 +179,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, {"status": "alive"})
         elif self.path == "/readyz":
             self._json(*self.app.ready())
+        elif self.path == "/v1/status":
+            stats = self.app.sidecar.stats()
+            self._json(200 if stats.ready else 503, stats.as_dict())
         elif self.path == "/metrics":
             body = render_metrics(self.app.sidecar, [self.app.verifier])
             self._send(200, body, "text/plain; version=0.0.4; charset=utf-8")

@@ -213,6 +213,9 @@ def test_the_cli_sidecar_serves_http(topic: str) -> None:
         url = "http://" + line.split(" on ")[1].strip()
         wait_for(lambda: _call(f"{url}/readyz")[0] == 200, timeout=60)
         assert _call(f"{url}/v1/check", {"token": issue("ned")})[1]["verdict"] == "accepted"
+        status = _status_command(url)
+        assert status.returncode == 0, status.stderr
+        assert json.loads(status.stdout)["status"] == "caught_up"
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
     finally:
@@ -226,3 +229,31 @@ def test_the_cli_refuses_a_remote_address(topic: str) -> None:
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 2
     assert "loopback" in stderr
+
+
+def test_status_of_a_stopped_sidecar_is_503_and_exit_3(
+    served: tuple[str, RevocationSidecar],
+) -> None:
+    url, sidecar = served
+    assert _call(f"{url}/v1/status")[1]["ready"] is True
+    sidecar.stop()
+
+    code, body = _call(f"{url}/v1/status")
+    status = _status_command(url)
+    unreachable = _status_command("http://127.0.0.1:1")
+
+    assert code == 503
+    assert body["status"] == "stopped"
+    assert status.returncode == 3
+    assert unreachable.returncode == 2
+    assert "cannot reach" in unreachable.stderr
+
+
+def _status_command(url: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "jwt_revocation.cli", "status", "--url", url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
