@@ -292,9 +292,15 @@ def _iso(seconds: float) -> str:
 
 
 def _replay(args: argparse.Namespace, settings: RevocationSettings) -> int:
-    since = None if args.from_beginning else args.since
-    if since is None and not args.from_beginning:
-        since = settings.max_token_lifetime + settings.max_clock_skew
+    since = (
+        None
+        if args.from_beginning
+        else (
+            args.since
+            if args.since is not None
+            else settings.max_token_lifetime + settings.max_clock_skew
+        )
+    )
     show_progress = not args.json and sys.stderr.isatty()
     result = replay(
         settings,
@@ -344,12 +350,17 @@ def _counts(counts: dict[str, int]) -> str:
     return shown or "none"
 
 
-def _snapshot(args: argparse.Namespace, settings: RevocationSettings) -> int:
+def _redis_url(settings: RevocationSettings, command: str) -> str:
+    """The Redis URL a command needs, or a ConfigurationError saying how to give it."""
     if settings.redis_url is None:
-        print(
-            "jwt-revocation snapshot: give --redis-url or JWT_REVOCATION_REDIS_URL", file=sys.stderr
+        raise ConfigurationError(
+            f"{command} needs Redis: give --redis-url or JWT_REVOCATION_REDIS_URL"
         )
-        return EXIT_ERROR
+    return settings.redis_url.get_secret_value()
+
+
+def _snapshot(args: argparse.Namespace, settings: RevocationSettings) -> int:
+    _redis_url(settings, "snapshot")
     sidecar = _started_sidecar(settings, args.timeout, snapshot_interval=0)
     try:
         snapshot_id = sidecar.save_snapshot()
@@ -430,14 +441,8 @@ def _status(args: argparse.Namespace, settings: RevocationSettings) -> int:
 
 
 def _redis_sink(args: argparse.Namespace, settings: RevocationSettings) -> int:
-    if settings.redis_url is None:
-        print(
-            "jwt-revocation redis-sink: give --redis-url or JWT_REVOCATION_REDIS_URL",
-            file=sys.stderr,
-        )
-        return EXIT_ERROR
     sink = RedisBlocklistSink(
-        settings.redis_url.get_secret_value(),
+        _redis_url(settings, "redis-sink"),
         prefix=settings.redis_prefix,
         max_token_lifetime=settings.max_token_lifetime,
         max_clock_skew=settings.max_clock_skew,

@@ -64,7 +64,7 @@ from jwt_revocation.shared import (
 )
 
 from ._snapshot import RedisSnapshots, SnapshotError
-from ._state import Event, RevocationState, StateSnapshot
+from ._state import Event, RevocationState
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +143,6 @@ class SidecarStats:
     apply_delay: tuple[tuple[float, int], ...] = ()
     """Cumulative histogram of publish-to-apply delays once caught up: (upper bound s, count)."""
     apply_delay_sum: float = 0.0
-    apply_delay_count: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -168,7 +167,7 @@ class SidecarStats:
             "apply_delay": {
                 "buckets": {str(bound): n for bound, n in self.apply_delay},
                 "sum": self.apply_delay_sum,
-                "count": self.apply_delay_count,
+                "count": self.apply_delay[-1][1] if self.apply_delay else 0,
             },
         }
 
@@ -494,7 +493,6 @@ class RevocationSidecar:
                 zip((*DELAY_BUCKETS, math.inf), itertools.accumulate(self._delays), strict=True)
             ),
             apply_delay_sum=self._delay_sum,
-            apply_delay_count=sum(self._delays),
         )
 
     def applied_through(self, partition: int, offset: int) -> bool:
@@ -585,11 +583,7 @@ class RevocationSidecar:
         found = consumer.offsets_for_times(dict.fromkeys(fresh, since_ms), timeout_ms=10_000)
         for tp in fresh:
             hit = found.get(tp)
-            offset = ends[tp] if hit is None else hit.offset
-            consumer.seek(tp, offset)
-            self._positions[tp.partition] = offset
-            self._targets.setdefault(tp.partition, ends[tp])
-            self._end_offsets[tp.partition] = ends[tp]
+            self._start_at(consumer, tp, ends[tp] if hit is None else hit.offset, ends[tp])
         logger.info(
             "sidecar replaying name=%s topic=%s from_offsets=%s to_offsets=%s",
             self.name,
@@ -597,6 +591,13 @@ class RevocationSidecar:
             {tp.partition: self._positions[tp.partition] for tp in fresh},
             {tp.partition: ends[tp] for tp in fresh},
         )
+
+    def _start_at(self, consumer: KafkaConsumer, tp: TopicPartition, offset: int, end: int) -> None:
+        """Read ``tp`` from ``offset``; the replay is over once it reaches ``end``."""
+        consumer.seek(tp, offset)
+        self._positions[tp.partition] = offset
+        self._targets.setdefault(tp.partition, end)
+        self._end_offsets[tp.partition] = end
 
     def _warm_start(self, consumer: KafkaConsumer, parts: list[TopicPartition]) -> bool:
         """Load the latest usable snapshot and seek to its offsets; False to replay instead."""
@@ -625,10 +626,11 @@ class RevocationSidecar:
                 if not begins[tp] <= snapshot.offsets[tp.partition] <= ends[tp]
             }
             if gone:
+                first = {tp.partition: begins[tp] for tp in parts}
+                end = {tp.partition: ends[tp] for tp in parts}
                 raise SnapshotError(
                     f"snapshot {snapshot.id} resumes at offsets {gone}, which the broker no "
-                    f"longer holds (first {{{', '.join(f'{tp.partition}: {begins[tp]}' for tp in parts)}}}, "
-                    f"end {{{', '.join(f'{tp.partition}: {ends[tp]}' for tp in parts)}}})",
+                    f"longer holds (first offsets {first}, end offsets {end})",
                     problem="offsets_gone",
                 )
         except SnapshotError as err:
@@ -644,11 +646,7 @@ class RevocationSidecar:
             return False
         loaded = self.state.load(snapshot.state, now)
         for tp in parts:
-            offset = snapshot.offsets[tp.partition]
-            consumer.seek(tp, offset)
-            self._positions[tp.partition] = offset
-            self._targets.setdefault(tp.partition, ends[tp])
-            self._end_offsets[tp.partition] = ends[tp]
+            self._start_at(consumer, tp, snapshot.offsets[tp.partition], ends[tp])
         self._started_from = f"snapshot {snapshot.id}"
         logger.info(
             "sidecar starting from snapshot name=%s topic=%s id=%s age_s=%.1f entries=%d "
@@ -680,9 +678,7 @@ class RevocationSidecar:
             )
         # Positions move under the state's lock, together with the entries they stand for.
         with self.state.lock:
-            state = StateSnapshot(
-                dict(self.state.jtis), dict(self.state.cutoffs), dict(self.state.deletions)
-            )
+            state = self.state.copy()
             offsets = dict(self._positions)
         snapshot_id = self.snapshots.save(
             self.topic,

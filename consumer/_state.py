@@ -209,4 +209,8 @@ class RevocationState:
     def snapshot(self) -> StateSnapshot:
         """A consistent copy of the whole state."""
         with self.lock:
-            return StateSnapshot(dict(self.jtis), dict(self.cutoffs), dict(self.deletions))
+            return self.copy()
+
+    def copy(self) -> StateSnapshot:
+        """A copy of the whole state, for a caller that already holds :attr:`lock`."""
+        return StateSnapshot(dict(self.jtis), dict(self.cutoffs), dict(self.deletions))

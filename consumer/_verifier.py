@@ -7,7 +7,7 @@ import math
 import threading
 import time
 from collections import Counter
-from collections.abc import Container, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, NamedTuple, Protocol
 
@@ -151,14 +151,6 @@ class RevocationVerifier:
         self._clock = clock
         self._state = source.state
         self._check = source.state.check
-        # A local state settles most tokens with three membership tests; any other lookup
-        # is asked every time.
-        state = source.state
-        self._jtis: Container[str] = _EVERYTHING
-        self._cutoffs: Container[str] = _EVERYTHING
-        self._deletions: Container[str] = _EVERYTHING
-        if isinstance(state, RevocationState):
-            self._jtis, self._cutoffs, self._deletions = state.jtis, state.cutoffs, state.deletions
         self._ensure_usable = source.ensure_usable
         self._max_lifetime = source.state.max_token_lifetime
         self._options: dict[str, Any] = {**options, "require": list(require)}
@@ -289,11 +281,6 @@ class RevocationVerifier:
             raise TokenLifetimeExceededError(
                 "token without iat expires later than max_token_lifetime from now"
             )
-        # Most tokens have no entry at all: settle that with three membership tests.
-        if (jti is None or jti not in self._jtis) and (
-            user is None or (user not in self._deletions and user not in self._cutoffs)
-        ):
-            return
         reason = self._check(jti, user, iat)
         if reason is None:
             return
@@ -311,17 +298,7 @@ class RevocationVerifier:
         """The revocation reason for a jti and/or a user's token issued at ``issued_at``, or None."""
         self.source.ensure_usable()
         iat = None if issued_at is None else to_datetime(issued_at, name="issued_at").timestamp()
-        return self._state.check(jti, user_id, iat)
-
-
-class _Everything:
-    """A container that holds everything: sends every lookup to ``check``."""
-
-    def __contains__(self, item: object) -> bool:
-        return True
-
-
-_EVERYTHING = _Everything()
+        return self._check(jti, user_id, iat)
 
 
 class _Verified(NamedTuple):
