@@ -109,6 +109,8 @@ def _parser(settings: RevocationSettings) -> argparse.ArgumentParser:
     )
     for name, what in (
         ("password-change", "revoke every token of a user issued before --at"),
+        ("logout-everywhere", "revoke every session of a user issued before --at"),
+        ("account-disabled", "revoke every token of a disabled user issued before --at"),
         ("user-deleted", "revoke every token of a deleted user issued before --at"),
     ):
         event = events.add_parser(name, help=what)
@@ -267,10 +269,14 @@ def _publish(args: argparse.Namespace, settings: RevocationSettings) -> int:
     with RevocationPublisher.from_settings(settings) as publisher:
         if args.event == "logout":
             result = publisher.logout(jti=args.jti, user_id=args.user, expires_at=args.expires_at)
-        elif args.event == "password-change":
-            result = publisher.password_changed(user_id=args.user, at=args.at)
         else:
-            result = publisher.user_deleted(user_id=args.user, at=args.at)
+            method = {
+                "password-change": publisher.password_changed,
+                "logout-everywhere": publisher.logout_everywhere,
+                "account-disabled": publisher.account_disabled,
+                "user-deleted": publisher.user_deleted,
+            }[args.event]
+            result = method(user_id=args.user, at=args.at)
     _print_json(_published(result))
     return EXIT_OK
 

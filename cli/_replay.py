@@ -22,8 +22,9 @@ from jwt_revocation.consumer import RevocationState
 from jwt_revocation.shared import (
     RecordError,
     RevocationSettings,
+    SecurityEventVerifier,
     TopicNotFoundError,
-    decode_event,
+    record_decoder,
 )
 
 Progress = Callable[[int, int, float], None]
@@ -68,6 +69,12 @@ def replay(
         max_clock_skew=settings.max_clock_skew.total_seconds(),
     )
     result = ReplayResult(state)
+    verifier = None
+    if settings.set_verify_key is not None:
+        verifier = SecurityEventVerifier.from_settings(settings)
+    decode = record_decoder(
+        verifier, max_token_lifetime=settings.max_token_lifetime.total_seconds()
+    )
     consumer = KafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers,
         client_id="jwt-revocation-replay",
@@ -103,7 +110,7 @@ def replay(
                     positions[tp] = record.offset + 1
                     result.records += 1
                     try:
-                        event = decode_event(record.value)
+                        event = decode(record.value)
                     except RecordError as err:
                         result.skipped[err.kind] += 1
                         continue

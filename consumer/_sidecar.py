@@ -16,6 +16,10 @@ Consistency contract:
 5. A record that is not a valid event is skipped, counted by kind and logged with its
    partition and offset; it never stops the sidecar. A valid event whose Kafka key is not its
    user id is applied (the merge rules need no order) and counted as ``key_mismatch``.
+   With ``security_events``, a record that is a Security Event Token is applied only when its
+   signature, ``typ``, issuer and audience verify; an unsigned or badly signed one is skipped
+   as ``unsigned`` or ``bad_signature`` and logged as an error. Without it, every SET is
+   skipped as ``unexpected_set``.
 6. Entries are dropped only when they can no longer reject a token. When the configured
    ``max_entries`` is reached, nothing is evicted: consumption pauses, the status says
    ``over_capacity`` and verification fails closed until expiry makes room.
@@ -56,11 +60,12 @@ from jwt_revocation.shared import (
     ConfigurationError,
     RecordError,
     RevocationSettings,
+    SecurityEventVerifier,
     SidecarUnavailableError,
     UnavailableReason,
     check_topic,
-    decode_event,
     parse_duration,
+    record_decoder,
 )
 
 from ._snapshot import RedisSnapshots, SnapshotError
@@ -201,6 +206,7 @@ class RevocationSidecar:
         snapshots: RedisSnapshots | None = None,
         snapshot_interval: float = 60.0,
         mirror: RevocationMirror | None = None,
+        security_events: SecurityEventVerifier | None = None,
     ) -> None:
         lifetime = parse_duration(max_token_lifetime, name="max_token_lifetime")
         if lifetime.total_seconds() <= 0:
@@ -250,6 +256,8 @@ class RevocationSidecar:
         self._last_snapshot: str | None = None
         self._snapshot_writer: threading.Thread | None = None
         self.mirror = mirror
+        self.security_events = security_events
+        self._decode = record_decoder(security_events, max_token_lifetime=lifetime.total_seconds())
         self._mirror_floor: dict[int, int] | None = None
         self._mirrored = 0
         self._delays = [0] * (len(DELAY_BUCKETS) + 1)
@@ -294,6 +302,8 @@ class RevocationSidecar:
                 ttl=settings.max_token_lifetime,
             )
             kwargs["snapshot_interval"] = settings.snapshot_interval.total_seconds()
+        if settings.set_verify_key is not None:
+            kwargs["security_events"] = SecurityEventVerifier.from_settings(settings)
         kwargs.update(overrides)
         return cls(settings.bootstrap_servers, settings.topic, **kwargs)
 
@@ -770,7 +780,7 @@ class RevocationSidecar:
     def _apply_batch(self, consumer: KafkaConsumer, batch: Mapping[Any, list[Any]]) -> None:
         state = self.state
         now = self._clock()
-        applied = self._applied
+        applied, decode = self._applied, self._decode
         # The delay from publish (the record's timestamp) to apply, once replay is over.
         caught_up, delays = self._caught_up, self._delays
         with state.lock:
@@ -780,7 +790,7 @@ class RevocationSidecar:
                 position = self._positions.get(tp.partition, 0)
                 for record in records:
                     try:
-                        event = decode_event(record.value)
+                        event = decode(record.value)
                     except RecordError as err:
                         self._skip(tp, record.offset, err)
                         position = record.offset + 1
@@ -819,7 +829,7 @@ class RevocationSidecar:
                 if record.offset < start:
                     continue
                 with contextlib.suppress(RecordError):  # counted when the batch is applied
-                    events.append(decode_event(record.value))
+                    events.append(self._decode(record.value))
                 ends[tp.partition] = record.offset + 1
         if ends:
             mirror.write(self.topic, events, ends, self._clock())
@@ -828,7 +838,10 @@ class RevocationSidecar:
 
     def _skip(self, tp: TopicPartition, offset: int, err: RecordError) -> None:
         self._skipped[err.kind] += 1
-        logger.warning(
+        # A forged or unsigned SET is an attack or a broken transmitter: say so loudly.
+        loud = err.kind in ("bad_signature", "unsigned")
+        logger.log(
+            logging.ERROR if loud else logging.WARNING,
             "skipped record topic=%s partition=%d offset=%d kind=%s detail=%s",
             tp.topic,
             tp.partition,

@@ -15,13 +15,16 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaConfigurationError, KafkaError
 
 from jwt_revocation.shared import (
+    SET_CONTENT_TYPE,
     ConfigurationError,
     Instant,
     InvalidEventError,
     PublishError,
     RevocationSettings,
+    SecurityEventSigner,
     TokenRevoked,
     UserDeleted,
+    UserTokensCause,
     UserTokensRevoked,
     encode_event,
     parse_duration,
@@ -47,7 +50,9 @@ class RevocationPublisher:
 
     Every method returns only after the broker acknowledged the event with ``acks=all``, or
     raises :class:`PublishError`. A timed-out event may still be delivered later; publishing it
-    again is harmless, since the sidecar's merge rules absorb duplicates.
+    again is harmless, since the sidecar's merge rules absorb duplicates. With
+    ``security_events``, each event is written as a Security Event Token signed by that signer
+    (OpenID Shared Signals), with the Kafka header ``content-type: application/secevent+jwt``.
     """
 
     def __init__(
@@ -59,6 +64,7 @@ class RevocationPublisher:
         timeout: timedelta | float | str = 10.0,
         clock: Callable[[], float] = time.time,
         producer_config: Mapping[str, Any] | None = None,
+        security_events: SecurityEventSigner | None = None,
     ) -> None:
         if not bootstrap_servers:
             raise ConfigurationError("bootstrap_servers must name at least one broker")
@@ -72,6 +78,7 @@ class RevocationPublisher:
         if self.timeout <= 0:
             raise ConfigurationError("timeout must be positive")
         self._clock = clock
+        self.security_events = security_events
         self._closed = False
         self._lock = threading.Lock()
         timeout_ms = int(self.timeout * 1000)
@@ -108,6 +115,8 @@ class RevocationPublisher:
     def from_settings(cls, settings: RevocationSettings, **overrides: Any) -> RevocationPublisher:
         """Build a publisher from :class:`RevocationSettings`; keyword arguments win."""
         kwargs: dict[str, Any] = {"issuer": settings.issuer, "timeout": settings.publish_timeout}
+        if settings.set_signing_key is not None:
+            kwargs["security_events"] = SecurityEventSigner.from_settings(settings)
         kwargs.update(overrides)
         return cls(settings.bootstrap_servers, settings.topic, **kwargs)
 
@@ -125,9 +134,27 @@ class RevocationPublisher:
         )
 
     def password_changed(self, *, user_id: str, at: Instant | None = None) -> Published:
-        """Revoke every token of the user issued before ``at`` (default: now)."""
+        """Revoke every token of the user issued before ``at`` (default: now): a credential change."""
+        return self._revoke_user_tokens(user_id, at, "credential_change")
+
+    def logout_everywhere(self, *, user_id: str, at: Instant | None = None) -> Published:
+        """Revoke every token of the user issued before ``at`` (default: now): every session."""
+        return self._revoke_user_tokens(user_id, at, None)
+
+    def account_disabled(self, *, user_id: str, at: Instant | None = None) -> Published:
+        """Revoke every token of a disabled user issued before ``at`` (default: now)."""
+        return self._revoke_user_tokens(user_id, at, "account_disabled")
+
+    def _revoke_user_tokens(
+        self, user_id: str, at: Instant | None, cause: UserTokensCause | None
+    ) -> Published:
         return self.publish(
-            self._build(UserTokensRevoked, user_id=user_id, not_before=self._instant(at, "at"))
+            self._build(
+                UserTokensRevoked,
+                user_id=user_id,
+                not_before=self._instant(at, "at"),
+                cause=cause,
+            )
         )
 
     def user_deleted(self, *, user_id: str, at: Instant | None = None) -> Published:
@@ -159,10 +186,13 @@ class RevocationPublisher:
         if self._closed:
             raise PublishError("the publisher is closed", retriable=False)
         pending = []
+        signer = self.security_events
+        headers = [] if signer is None else [("content-type", SET_CONTENT_TYPE.encode())]
         for event in events:
+            value = encode_event(event) if signer is None else signer.encode(event).encode()
             try:
                 future = self._producer.send(
-                    self.topic, key=event.user_id.encode(), value=encode_event(event)
+                    self.topic, key=event.user_id.encode(), value=value, headers=headers
                 )
             except KafkaError as err:
                 raise self._error(event, err) from err

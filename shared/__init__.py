@@ -28,10 +28,24 @@ from ._events import (
     RevocationEvent,
     TokenRevoked,
     UserDeleted,
+    UserTokensCause,
     UserTokensRevoked,
     decode_event,
     encode_event,
+    looks_like_set,
     to_datetime,
+)
+from ._security_events import (
+    ACCOUNT_DISABLED,
+    ACCOUNT_PURGED,
+    CREDENTIAL_CHANGE,
+    SESSION_REVOKED,
+    SET_CONTENT_TYPE,
+    SET_TYPE,
+    SecurityEventSigner,
+    SecurityEventVerifier,
+    parse_key,
+    record_decoder,
 )
 from ._settings import Duration, RevocationSettings, parse_duration
 from ._topic import DEFAULT_RETENTION_MARGIN, TopicInfo, check_topic, ensure_topic
@@ -40,9 +54,15 @@ from ._topic import DEFAULT_RETENTION_MARGIN, TopicInfo, check_topic, ensure_top
 logging.getLogger("jwt_revocation").addHandler(logging.NullHandler())
 
 __all__ = [
+    "ACCOUNT_DISABLED",
+    "ACCOUNT_PURGED",
+    "CREDENTIAL_CHANGE",
     "DEFAULT_RETENTION_MARGIN",
     "MAX_RECORD_BYTES",
     "SCHEMA_VERSION",
+    "SESSION_REVOKED",
+    "SET_CONTENT_TYPE",
+    "SET_TYPE",
     "ConfigurationError",
     "Duration",
     "Instant",
@@ -55,6 +75,8 @@ __all__ = [
     "RevocationEvent",
     "RevocationReason",
     "RevocationSettings",
+    "SecurityEventSigner",
+    "SecurityEventVerifier",
     "SidecarUnavailableError",
     "TokenLifetimeExceededError",
     "TokenRevoked",
@@ -64,11 +86,15 @@ __all__ = [
     "TopicNotFoundError",
     "UnavailableReason",
     "UserDeleted",
+    "UserTokensCause",
     "UserTokensRevoked",
     "check_topic",
     "decode_event",
     "encode_event",
     "ensure_topic",
+    "looks_like_set",
     "parse_duration",
+    "parse_key",
+    "record_decoder",
     "to_datetime",
 ]

@@ -14,6 +14,7 @@ newer publisher may add fields without breaking older sidecars.
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Literal
@@ -36,7 +37,19 @@ SCHEMA_VERSION: Literal[1] = 1
 MAX_RECORD_BYTES = 64 * 1024
 """Records larger than this are skipped unread, as ``oversized``."""
 
-RecordErrorKind = Literal["oversized", "not_json", "invalid", "unknown_type", "unsupported_version"]
+RecordErrorKind = Literal[
+    "oversized",
+    "not_json",
+    "invalid",
+    "unknown_type",
+    "unsupported_version",
+    # Security Event Tokens (see _security_events):
+    "unexpected_set",
+    "unsigned",
+    "bad_signature",
+    "invalid_set",
+    "unmapped_event",
+]
 
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=512)]
 """A jti, a user id or an issuer: 1 to 512 characters."""
@@ -64,12 +77,19 @@ class TokenRevoked(_Envelope):
     expires_at: AwareDatetime
 
 
+UserTokensCause = Literal["credential_change", "account_disabled"]
+"""Why every token of a user was revoked, when it was not a plain "log out everywhere"."""
+
+
 class UserTokensRevoked(_Envelope):
     """Every token of ``user_id`` issued before ``not_before`` is revoked."""
 
     type: Literal["user_tokens_revoked"] = "user_tokens_revoked"
     user_id: Identifier
     not_before: AwareDatetime
+    cause: UserTokensCause | None = None
+    """``credential_change`` (password change), ``account_disabled``, or None (log out
+    everywhere). It changes nothing in the sidecar; it chooses the Shared Signals event."""
 
 
 class UserDeleted(_Envelope):
@@ -111,7 +131,20 @@ def decode_event(value: bytes | None) -> TokenRevoked | UserTokensRevoked | User
     try:
         return _ADAPTER.validate_json(value)
     except ValidationError as err:
-        raise _classify(err) from None
+        error = _classify(err)
+    if error.kind == "not_json" and looks_like_set(value):
+        error = RecordError(
+            "unexpected_set", "a Security Event Token, and no SET verification is configured"
+        )
+    raise error
+
+
+_JWS = re.compile(rb"\s*[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\s*")
+
+
+def looks_like_set(value: bytes) -> bool:
+    """True when a record value has the shape of a compact JWS (three base64url parts)."""
+    return _JWS.fullmatch(value) is not None
 
 
 def _classify(err: ValidationError) -> RecordError:

@@ -75,3 +75,19 @@ class RevocationSettings(BaseSettings):
     """The first part of every Redis key this package writes."""
     snapshot_interval: Duration = timedelta(seconds=60)
     """How often a caught-up sidecar with Redis writes a snapshot; 0 never."""
+    set_signing_key: SecretStr | None = None
+    """With it, a publisher writes each event as a Security Event Token signed with this key
+    (PEM, shared secret, or a JWK as JSON)."""
+    set_verify_key: SecretStr | None = None
+    """With it, a sidecar accepts Security Event Tokens verified with this key (PEM, shared
+    secret, a JWK or a JWKS as JSON)."""
+    set_algorithm: str = "ES256"
+    """The JWS algorithm SETs are signed and verified with."""
+    set_issuer: str | None = None
+    """The ``iss`` a sidecar requires of SETs; defaults to ``issuer``."""
+    set_audience: str | None = None
+    """The ``aud`` written into SETs and then required of them."""
+    set_key_id: str | None = None
+    """The ``kid`` written into the header of SETs."""
+    signed_only: bool = False
+    """A sidecar with a SET key refuses plain JSON events as ``unsigned``."""
