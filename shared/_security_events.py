@@ -283,7 +283,7 @@ def parse_key(text: str) -> Key:
         if '"keys"' in stripped:
             return jwt.PyJWKSet.from_json(stripped)
         return jwt.PyJWK.from_json(stripped)
-    except (jwt.PyJWKError, jwt.PyJWKSetError, ValueError) as err:
+    except (jwt.PyJWKError, jwt.PyJWKSetError, jwt.InvalidKeyError, ValueError) as err:
         raise ConfigurationError(f"the key looks like JSON but is no JWK: {err}") from None
 
 

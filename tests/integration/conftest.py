@@ -18,7 +18,7 @@ import jwt
 import pytest
 import redis
 
-from jwt_revocation.consumer import RevocationSidecar, RevocationVerifier
+from jwt_revocation.consumer import RevocationSidecar, RevocationVerifier, TokenRevokedError
 from jwt_revocation.producer import RevocationPublisher
 from jwt_revocation.shared import (
     TokenRevoked,
@@ -97,6 +97,15 @@ def make_sidecar(topic: str) -> Iterator[SidecarFactory]:
 def verifier_for(sidecar: RevocationSidecar, **kwargs: Any) -> RevocationVerifier:
     """A verifier with the tests' key."""
     return RevocationVerifier(sidecar, key=KEY, algorithms=["HS256"], **kwargs)
+
+
+def revocation_reason(sidecar: RevocationSidecar, token: str) -> str | None:
+    """The revocation reason the sidecar's verifier gives, or None when it accepts the token."""
+    try:
+        verifier_for(sidecar).verify(token)
+    except TokenRevokedError as err:
+        return err.reason
+    return None
 
 
 def issue(user: str, *, jti: str | None = None, iat: float | None = None, ttl: float = 600) -> str:

@@ -16,7 +16,6 @@ import pytest
 from kafka import KafkaProducer
 
 from jwt_revocation.consumer import (
-    RevocationSidecar,
     SidecarStatus,
     SidecarUnavailableError,
     TokenRevokedError,
@@ -30,17 +29,15 @@ from jwt_revocation.shared import (
     encode_event,
     ensure_topic,
 )
-from tests.integration.conftest import BOOTSTRAP, KEY, SidecarFactory, issue, verifier_for
+from tests.integration.conftest import (
+    BOOTSTRAP,
+    KEY,
+    SidecarFactory,
+    issue,
+    revocation_reason,
+    verifier_for,
+)
 from tests.support import FakeClock, wait_for
-
-
-def _reason(sidecar: RevocationSidecar, token: str) -> str | None:
-    """The revocation reason the sidecar's verifier gives, or None when it accepts the token."""
-    try:
-        verifier_for(sidecar).verify(token)
-    except TokenRevokedError as err:
-        return err.reason
-    return None
 
 
 def _publish(publisher: RevocationPublisher, kind: str, user: str, token: str) -> None:
@@ -59,19 +56,19 @@ def test_one_publish_is_enforced_by_every_sidecar(
     sidecars = [make_sidecar() for _ in range(3)]
     victim, bystander = f"victim-{uuid.uuid4().hex[:6]}", f"other-{uuid.uuid4().hex[:6]}"
     token, other = issue(victim), issue(bystander)
-    assert [_reason(s, token) for s in sidecars] == [None, None, None]
+    assert [revocation_reason(s, token) for s in sidecars] == [None, None, None]
 
     _publish(publisher, kind, victim, token)
 
     for sidecar in sidecars:
-        assert wait_for(lambda s=sidecar: _reason(s, token)) == kind  # type: ignore[misc]
+        assert wait_for(lambda s=sidecar: revocation_reason(s, token)) == kind  # type: ignore[misc]
         with pytest.raises(jwt.InvalidTokenError):
             verifier_for(sidecar).verify(token)
-        assert _reason(sidecar, other) is None
+        assert revocation_reason(sidecar, other) is None
     if kind != "token_revoked":
         time.sleep(0.001)  # the new login is later than the cutoff, at sub-second precision
         fresh = issue(victim)
-        assert [_reason(s, fresh) for s in sidecars] == [None, None, None]
+        assert [revocation_reason(s, fresh) for s in sidecars] == [None, None, None]
 
 
 def test_a_logout_leaves_the_users_other_tokens_valid(
@@ -81,8 +78,8 @@ def test_a_logout_leaves_the_users_other_tokens_valid(
     laptop, phone = issue("alice"), issue("alice")
     published = publisher.revoke_token(jwt.decode(laptop, KEY, algorithms=["HS256"]))
     wait_for(lambda: sidecar.applied_through(published.partition, published.offset))
-    assert _reason(sidecar, laptop) == "token_revoked"
-    assert _reason(sidecar, phone) is None
+    assert revocation_reason(sidecar, laptop) == "token_revoked"
+    assert revocation_reason(sidecar, phone) is None
 
 
 def test_a_new_sidecar_rebuilds_the_same_state(
@@ -243,7 +240,7 @@ def test_poison_records_are_skipped_and_later_events_applied(
     token = issue("victim")
     published = publisher.revoke_token(jwt.decode(token, KEY, algorithms=["HS256"]))
     wait_for(lambda: sidecar.applied_through(published.partition, published.offset))
-    assert _reason(sidecar, token) == "token_revoked"
+    assert revocation_reason(sidecar, token) == "token_revoked"
     assert sidecar.status is SidecarStatus.CAUGHT_UP
 
 
@@ -274,7 +271,7 @@ def test_a_publisher_that_lingers_publishes_and_sidecars_apply(
     with RevocationPublisher(BOOTSTRAP, topic, issuer="tests", producer_config=config) as pub:
         pub.revoke_token(jwt.decode(token, KEY, algorithms=["HS256"]))
 
-    assert wait_for(lambda: _reason(sidecar, token)) == "token_revoked"
+    assert wait_for(lambda: revocation_reason(sidecar, token)) == "token_revoked"
 
 
 def test_an_impossible_producer_config_is_a_configuration_error(topic: str) -> None:

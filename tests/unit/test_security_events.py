@@ -1,0 +1,436 @@
+"""Security Event Tokens: the mapping both ways, and every way a SET is refused."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from jwt_revocation.shared import (
+    ACCOUNT_DISABLED,
+    ACCOUNT_PURGED,
+    CREDENTIAL_CHANGE,
+    SESSION_REVOKED,
+    ConfigurationError,
+    RecordError,
+    RevocationSettings,
+    SecurityEventSigner,
+    SecurityEventVerifier,
+    TokenRevoked,
+    UserDeleted,
+    UserTokensRevoked,
+    decode_event,
+    encode_event,
+    looks_like_set,
+    parse_key,
+)
+
+ISSUER = "https://auth.example.com/"
+LIFETIME = 3600.0
+EC_KEY = ec.generate_private_key(ec.SECP256R1())
+OTHER_EC_KEY = ec.generate_private_key(ec.SECP256R1())
+RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+SECRET = "a-shared-secret-for-hs256-of-32-bytes!"
+NOW = datetime(2026, 11, 27, 9, 30, 15, 250_000, tzinfo=UTC)
+
+Event = TokenRevoked | UserTokensRevoked | UserDeleted
+
+
+def _public_pem(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> str:
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+
+
+def _verifier(**kwargs: Any) -> SecurityEventVerifier:
+    kwargs.setdefault("issuer", ISSUER)
+    kwargs.setdefault("algorithms", ["ES256"])
+    return SecurityEventVerifier(kwargs.pop("key", EC_KEY.public_key()), **kwargs)
+
+
+def _decode(token: str | bytes, verifier: SecurityEventVerifier | None = None) -> Event:
+    return (verifier or _verifier()).decode(token, max_token_lifetime=LIFETIME)
+
+
+def _refusal(token: str | bytes, verifier: SecurityEventVerifier | None = None) -> RecordError:
+    with pytest.raises(RecordError) as caught:
+        _decode(token, verifier)
+    return caught.value
+
+
+def _events() -> list[Event]:
+    envelope: dict[str, Any] = {"issuer": ISSUER, "occurred_at": NOW}
+    return [
+        TokenRevoked(
+            jti="jti-1", user_id="u-1", expires_at=NOW + timedelta(minutes=20), **envelope
+        ),
+        UserTokensRevoked(user_id="u-2", not_before=NOW - timedelta(seconds=3), **envelope),
+        UserTokensRevoked(user_id="u-3", not_before=NOW, cause="credential_change", **envelope),
+        UserTokensRevoked(user_id="u-4", not_before=NOW, cause="account_disabled", **envelope),
+        UserDeleted(user_id="u-5", at=NOW.replace(microsecond=0), **envelope),
+    ]
+
+
+def _sign(
+    claims: dict[str, Any], *, key: Any = EC_KEY, algorithm: str = "ES256", **headers: Any
+) -> str:
+    return jwt.encode(claims, key, algorithm=algorithm, headers={"typ": "secevent+jwt", **headers})
+
+
+def _foreign(
+    uri: str, payload: dict[str, Any], sub_id: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A SET as another SSF transmitter writes it."""
+    claims: dict[str, Any] = {
+        "iss": ISSUER,
+        "jti": "756E69717565206964656E746966696572",
+        "iat": 1_800_000_100,
+        "txn": "8675309",
+        "events": {uri: payload},
+    }
+    if sub_id is not None:
+        claims["sub_id"] = sub_id
+    return claims
+
+
+USER = {"format": "iss_sub", "iss": ISSUER, "sub": "jane"}
+
+
+# -- the mapping, both ways -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "public", "algorithm"),
+    [
+        (EC_KEY, EC_KEY.public_key(), "ES256"),
+        (RSA_KEY, _public_pem(RSA_KEY), "RS256"),
+        (SECRET, SECRET, "HS256"),
+    ],
+    ids=["ES256", "RS256", "HS256"],
+)
+@pytest.mark.parametrize(
+    "index", range(5), ids=["logout", "everywhere", "credential", "disabled", "deleted"]
+)
+def test_every_event_survives_a_round_trip(
+    key: Any, public: Any, algorithm: str, index: int
+) -> None:
+    event = _events()[index]
+    token = SecurityEventSigner(key, algorithm=algorithm, audience="svc", key_id="k1").encode(event)
+    verifier = _verifier(key=public, algorithms=[algorithm], audience="svc")
+    assert verifier.decode_record(token.encode(), max_token_lifetime=LIFETIME) == event
+
+
+@pytest.mark.parametrize(
+    ("index", "uri", "extra"),
+    [
+        (0, SESSION_REVOKED, {"token_exp"}),
+        (1, SESSION_REVOKED, set()),
+        (2, CREDENTIAL_CHANGE, {"credential_type", "change_type"}),
+        (3, ACCOUNT_DISABLED, set()),
+        (4, ACCOUNT_PURGED, set()),
+    ],
+)
+def test_each_event_is_written_as_the_documented_shared_signals_event(
+    index: int, uri: str, extra: set[str]
+) -> None:
+    event = _events()[index]
+    token = SecurityEventSigner(EC_KEY, algorithm="ES256", key_id="k1").encode(event)
+    header = jwt.get_unverified_header(token)
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert header == {"alg": "ES256", "typ": "secevent+jwt", "kid": "k1"}
+    assert list(claims["events"]) == [uri]
+    payload = claims["events"][uri]
+    assert set(payload) == {"event_timestamp"} | extra
+    assert claims["iss"] == event.issuer
+    assert claims["jti"] == event.event_id
+    user = {"format": "iss_sub", "iss": ISSUER, "sub": event.user_id}
+    if isinstance(event, TokenRevoked):
+        assert claims["sub_id"] == {
+            "format": "complex",
+            "user": user,
+            "session": {"format": "jwt_id", "iss": ISSUER, "jti": event.jti},
+        }
+        assert payload["token_exp"] == event.expires_at.timestamp()
+    else:
+        assert claims["sub_id"] == user
+    if index == 4:
+        assert isinstance(payload["event_timestamp"], int)  # whole seconds stay integers
+
+
+def test_a_session_revoked_for_a_session_from_another_transmitter_revokes_that_token() -> None:
+    sub_id = {"format": "complex", "user": USER, "session": {"format": "opaque", "id": "sess-9"}}
+    event = _decode(_sign(_foreign(SESSION_REVOKED, {"event_timestamp": 1_800_000_000}, sub_id)))
+    assert event == TokenRevoked(
+        event_id="756E69717565206964656E746966696572",
+        issuer=ISSUER,
+        occurred_at=datetime.fromtimestamp(1_800_000_100, UTC),
+        jti="sess-9",
+        user_id="jane",
+        # No token_exp: the token cannot outlive the event by more than the longest lifetime.
+        expires_at=datetime.fromtimestamp(1_800_000_000 + LIFETIME, UTC),
+    )
+
+
+@pytest.mark.parametrize(
+    ("uri", "payload", "expected"),
+    [
+        (SESSION_REVOKED, {"initiating_entity": "policy"}, ("user_tokens_revoked", None)),
+        (
+            CREDENTIAL_CHANGE,
+            {"credential_type": "fido2-roaming", "change_type": "revoke"},
+            ("user_tokens_revoked", "credential_change"),
+        ),
+        (ACCOUNT_DISABLED, {"reason": "hijacking"}, ("user_tokens_revoked", "account_disabled")),
+        (ACCOUNT_PURGED, {}, ("user_deleted", None)),
+    ],
+)
+def test_user_events_from_another_transmitter_map_to_user_revocations(
+    uri: str, payload: dict[str, Any], expected: tuple[str, str | None]
+) -> None:
+    event = _decode(_sign(_foreign(uri, {"event_timestamp": 1_800_000_050, **payload}, USER)))
+    assert (event.type, getattr(event, "cause", None)) == expected
+    assert event.user_id == "jane"
+    instant = event.at if isinstance(event, UserDeleted) else getattr(event, "not_before", None)
+    assert instant == datetime.fromtimestamp(1_800_000_050, UTC)
+
+
+def test_without_event_timestamp_the_set_issue_time_is_the_revocation_instant() -> None:
+    event = _decode(_sign(_foreign(ACCOUNT_DISABLED, {}, USER)))
+    assert isinstance(event, UserTokensRevoked)
+    assert event.not_before == datetime.fromtimestamp(1_800_000_100, UTC)
+
+
+def test_the_legacy_subject_inside_the_event_and_opaque_users_are_read() -> None:
+    legacy = _foreign(ACCOUNT_PURGED, {"subject": {"format": "opaque", "id": "u-77"}})
+    assert _decode(_sign(legacy)).user_id == "u-77"
+    # The draft form of a complex subject: no "format", members only.
+    draft = _foreign(
+        SESSION_REVOKED,
+        {},
+        {"user": USER, "session": {"format": "jwt_id", "iss": ISSUER, "jti": "t-1"}},
+    )
+    event = _decode(_sign(draft))
+    assert isinstance(event, TokenRevoked)
+    assert (event.jti, event.user_id) == ("t-1", "jane")
+
+
+def test_a_complex_subject_with_a_device_but_no_session_revokes_every_token_of_the_user() -> None:
+    device = {"format": "opaque", "id": "laptop"}
+    event = _decode(
+        _sign(_foreign(SESSION_REVOKED, {}, {"format": "complex", "user": USER, "device": device}))
+    )
+    assert isinstance(event, UserTokensRevoked)
+    assert event.user_id == "jane"
+
+
+def test_a_key_set_chooses_the_key_by_kid() -> None:
+    jwks = {
+        "keys": [
+            {**json.loads(jwt.algorithms.ECAlgorithm.to_jwk(k.public_key())), "kid": kid}
+            for kid, k in (("old", OTHER_EC_KEY), ("new", EC_KEY))
+        ]
+    }
+    verifier = _verifier(key=parse_key(json.dumps(jwks)))
+    event = _events()[4]
+    assert (
+        _decode(
+            SecurityEventSigner(EC_KEY, algorithm="ES256", key_id="new").encode(event), verifier
+        )
+        == event
+    )
+    wrong = SecurityEventSigner(EC_KEY, algorithm="ES256", key_id="old").encode(event)
+    assert _refusal(wrong, verifier).kind == "bad_signature"
+    unknown = SecurityEventSigner(EC_KEY, algorithm="ES256", key_id="gone").encode(event)
+    assert _refusal(unknown, verifier).kind == "bad_signature"
+
+
+# -- refusals ----------------------------------------------------------------------------------
+
+
+def test_a_set_signed_with_another_key_is_refused() -> None:
+    forged = SecurityEventSigner(OTHER_EC_KEY, algorithm="ES256").encode(_events()[4])
+    err = _refusal(forged)
+    assert err.kind == "bad_signature"
+
+
+def test_a_tampered_set_is_refused() -> None:
+    token = SecurityEventSigner(EC_KEY, algorithm="ES256").encode(_events()[1])
+    header, payload, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["sub_id"]["sub"] = "someone-else"
+    forged_payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    assert _refusal(f"{header}.{forged_payload}.{signature}").kind == "bad_signature"
+
+
+def test_an_unsigned_set_is_refused() -> None:
+    event = _events()[4]
+    claims = SecurityEventSigner(EC_KEY, algorithm="ES256").claims(event)
+    unsigned = jwt.encode(claims, "", algorithm="none", headers={"typ": "secevent+jwt"})
+    assert _refusal(unsigned).kind == "unsigned"
+    # The same with the signature part cut off a signed SET.
+    signed = SecurityEventSigner(EC_KEY, algorithm="ES256").encode(event)
+    assert _refusal(signed.rsplit(".", 1)[0] + ".").kind == "unsigned"
+
+
+def test_the_algorithm_confusion_attack_is_refused() -> None:
+    """HS256 'signed' with the verifier's public key, as if it were a shared secret."""
+    pem = _public_pem(EC_KEY)
+    header = {"alg": "HS256", "typ": "secevent+jwt"}
+    claims = SecurityEventSigner(EC_KEY, algorithm="ES256").claims(_events()[4])
+    segments = [
+        base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=")
+        for part in (header, claims)
+    ]
+    signing_input = b".".join(segments)
+    signature = jwt.algorithms.HMACAlgorithm(jwt.algorithms.HMACAlgorithm.SHA256).sign(
+        signing_input, pem.encode()
+    )
+    token = signing_input + b"." + base64.urlsafe_b64encode(signature).rstrip(b"=")
+    assert _refusal(token, _verifier(key=pem)).kind == "bad_signature"
+
+
+@pytest.mark.parametrize(
+    ("change", "detail"),
+    [
+        ({"iss": "https://evil.example.com/"}, "InvalidIssuerError"),
+        ({"aud": "another-service"}, "InvalidAudienceError"),
+        ({"events": None}, "MissingRequiredClaimError"),
+        ({"iat": None}, "MissingRequiredClaimError"),
+        ({"events": {SESSION_REVOKED: {}, ACCOUNT_PURGED: {}}}, "exactly one event"),
+        ({"events": {ACCOUNT_PURGED: "gone"}}, "not an object"),
+        ({"sub_id": None}, "no sub_id"),
+        ({"sub_id": {"format": "email", "email": "jane@example.com"}}, "use iss_sub or opaque"),
+        ({"sub_id": {"format": "iss_sub", "iss": ISSUER}}, "no 'sub' string"),
+        (
+            {"sub_id": {"format": "complex", "device": {"format": "opaque", "id": "d"}}},
+            "without a user",
+        ),
+        ({"events": {ACCOUNT_PURGED: {"event_timestamp": 1_800_000_000_000}}}, "milliseconds"),
+        ({"events": {ACCOUNT_PURGED: {"event_timestamp": "yesterday"}}}, "NumericDate"),
+        ({"jti": "x" * 600}, "event_id"),
+    ],
+)
+def test_a_malformed_or_foreign_set_is_refused_with_the_reason(
+    change: dict[str, Any], detail: str
+) -> None:
+    claims = _foreign(ACCOUNT_PURGED, {}, USER) | {"aud": "svc"}
+    claims.update(change)
+    claims = {k: v for k, v in claims.items() if v is not None}
+    err = _refusal(_sign(claims), _verifier(audience="svc"))
+    assert err.kind == "invalid_set"
+    assert detail in err.detail
+
+
+def test_a_set_with_the_wrong_typ_is_refused() -> None:
+    claims = _foreign(ACCOUNT_PURGED, {}, USER)
+    for typ in ("JWT", "at+jwt"):
+        token = jwt.encode(claims, EC_KEY, algorithm="ES256", headers={"typ": typ})
+        assert _refusal(token).kind == "invalid_set"
+    no_typ = jwt.encode(claims, EC_KEY, algorithm="ES256", headers={"typ": ""})
+    assert _refusal(no_typ).kind == "invalid_set"
+
+
+def test_events_that_revoke_nothing_are_unmapped() -> None:
+    other = "https://schemas.openid.net/secevent/caep/event-type/assurance-level-change"
+    assert _refusal(_sign(_foreign(other, {}, USER))).kind == "unmapped_event"
+    created = _foreign(
+        CREDENTIAL_CHANGE, {"credential_type": "password", "change_type": "create"}, USER
+    )
+    assert _refusal(_sign(created)).kind == "unmapped_event"
+
+
+def test_garbage_that_looks_like_a_jws_is_an_invalid_set() -> None:
+    assert _refusal(b"eyJub3Q.anNvbg.c2ln").kind == "invalid_set"
+
+
+# -- records: SETs among JSON events ------------------------------------------------------------
+
+
+def test_a_sidecar_without_set_verification_skips_sets_as_unexpected() -> None:
+    token = SecurityEventSigner(EC_KEY, algorithm="ES256").encode(_events()[0])
+    assert looks_like_set(token.encode())
+    with pytest.raises(RecordError) as caught:
+        decode_event(token.encode())
+    assert caught.value.kind == "unexpected_set"
+    with pytest.raises(RecordError) as not_json:
+        decode_event(b"plain text")
+    assert not_json.value.kind == "not_json"
+
+
+def test_json_events_pass_unless_only_signed_events_are_accepted() -> None:
+    event = _events()[2]
+    record = encode_event(event)
+    assert _verifier().decode_record(record, max_token_lifetime=LIFETIME) == event
+    with pytest.raises(RecordError) as caught:
+        _verifier(signed_only=True).decode_record(record, max_token_lifetime=LIFETIME)
+    assert caught.value.kind == "unsigned"
+    with pytest.raises(RecordError) as missing:
+        _verifier(signed_only=True).decode_record(None, max_token_lifetime=LIFETIME)
+    assert missing.value.kind == "unsigned"
+
+
+def test_json_events_keep_the_cause_and_old_records_without_it_still_decode() -> None:
+    event = _events()[3]
+    assert decode_event(encode_event(event)) == event
+    old = json.loads(encode_event(event))
+    del old["cause"]
+    decoded = decode_event(json.dumps(old).encode())
+    assert isinstance(decoded, UserTokensRevoked)
+    assert decoded.cause is None
+
+
+# -- configuration -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: SecurityEventSigner(SECRET, algorithm="none"), "'none' is refused"),
+        (lambda: SecurityEventSigner(SECRET, algorithm="XS999"), "unknown SET algorithm"),
+        (lambda: SecurityEventSigner(SECRET, algorithm="ES256"), "does not suit ES256"),
+        (lambda: _verifier(algorithms=[]), "non-empty list"),
+        (lambda: _verifier(algorithms="ES256"), "non-empty list"),
+        (lambda: _verifier(algorithms=["ES256", "none"]), "'none' is refused"),
+        (
+            lambda: _verifier(key=_public_pem(EC_KEY), algorithms=["ES256", "HS256"]),
+            "does not suit HS256",
+        ),
+        (lambda: _verifier(issuer=""), "issuer"),
+        (lambda: parse_key('{"kty": "nope"}'), "no JWK"),
+    ],
+)
+def test_bad_configuration_is_refused_at_construction(build: Any, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        build()
+
+
+def test_settings_build_a_matching_signer_and_verifier_and_keep_keys_out_of_reprs() -> None:
+    settings = RevocationSettings(
+        issuer=ISSUER,
+        set_signing_key=SECRET,  # type: ignore[arg-type]
+        set_verify_key=SECRET,  # type: ignore[arg-type]
+        set_algorithm="HS256",
+        set_audience="svc",
+        set_key_id="k9",
+        signed_only=True,
+    )
+    signer = SecurityEventSigner.from_settings(settings)
+    verifier = SecurityEventVerifier.from_settings(settings)
+    event = _events()[1]
+    assert (
+        verifier.decode_record(signer.encode(event).encode(), max_token_lifetime=LIFETIME) == event
+    )
+    assert verifier.signed_only
+    assert SECRET not in repr(signer) + repr(verifier) + repr(settings)
+    with pytest.raises(ConfigurationError, match="SET_VERIFY_KEY"):
+        SecurityEventVerifier.from_settings(RevocationSettings())
+    with pytest.raises(ConfigurationError, match="SET_SIGNING_KEY"):
+        SecurityEventSigner.from_settings(RevocationSettings())
