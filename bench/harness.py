@@ -15,6 +15,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,7 @@ def flat(rounds: list[list[float]]) -> list[float]:
     return [value for samples in rounds for value in samples]
 
 
-def time_calls(call: Callable[[object], object], inputs: Sequence[object]) -> list[float]:
+def time_calls(call: Callable[[T], object], inputs: Sequence[T]) -> list[float]:
     """Seconds taken by each call, one input per call."""
     clock = time.perf_counter_ns
     out = []

@@ -1,4 +1,4 @@
-"""The seven measurements, each against the real local broker and Redis.
+"""The nine measurements, each against the real local broker and Redis.
 
 Every row builds what it measures, compares it with the alternative in the same run and
 fills in a :class:`Row`. Topics are created per run and deleted at the end; Redis keys live
@@ -26,6 +26,7 @@ from typing import Any
 
 import jwt
 import redis
+from cryptography.hazmat.primitives.asymmetric import ec
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
@@ -37,6 +38,8 @@ from jwt_revocation.consumer import (
 )
 from jwt_revocation.producer import RevocationPublisher
 from jwt_revocation.shared import (
+    SecurityEventSigner,
+    SecurityEventVerifier,
     TokenRevoked,
     UserDeleted,
     UserTokensRevoked,
@@ -830,11 +833,80 @@ def load_row(bench: Bench) -> Row:
     return row
 
 
+# -- row 9: signed events ----------------------------------------------------------------
+
+
+def security_events_row(bench: Bench) -> Row:
+    """Row 9: decoding a record that is a signed SET, against one that is a JSON event."""
+    row = Row(9, "decode a Security Event Token record (ES256, HS256)")
+    now = time.time()
+    events = list(mixed_events(bench.sizes.calls, now))
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    secret = KEY
+    ec_signer = SecurityEventSigner(ec_key, algorithm="ES256")
+    hs_signer = SecurityEventSigner(secret, algorithm="HS256")
+    ec_verifier = SecurityEventVerifier(ec_key.public_key(), issuer="bench", algorithms=["ES256"])
+    hs_verifier = SecurityEventVerifier(secret, issuer="bench", algorithms=["HS256"])
+    lifetime = LIFETIME.total_seconds()
+    records = {
+        "JSON event": [encode_event(e) for e in events],
+        "SET, HS256": [hs_signer.encode(e).encode() for e in events],
+        "SET, ES256": [ec_signer.encode(e).encode() for e in events],
+    }
+    decoders: dict[str, Callable[[bytes], Event]] = {
+        "JSON event": decode_event,
+        "SET, HS256": functools.partial(hs_verifier.decode, max_token_lifetime=lifetime),
+        "SET, ES256": functools.partial(ec_verifier.decode, max_token_lifetime=lifetime),
+    }
+    variants: dict[str, Callable[[], list[float]]] = {
+        name: functools.partial(time_calls, decoders[name], records[name]) for name in records
+    }
+    # PyJWT's own decode of the same HS256 SETs: what signature checking costs by itself.
+    variants["jwt.decode of the HS256 SET"] = functools.partial(
+        time_calls,
+        lambda v: jwt.decode(v, secret, algorithms=["HS256"], options={"verify_aud": False}),
+        records["SET, HS256"],
+    )
+    samples = interleave(bench.sizes.rounds, variants)
+    stats = {name: Stats.of(flat(rounds)) for name, rounds in samples.items()}
+    differences = sum(
+        decoders[name](value) != event
+        for name in records
+        for value, event in zip(records[name], events, strict=True)
+    )
+    signing = Stats.of(time_calls(ec_signer.encode, events[:2000]))
+    pyjwt = stats.pop("jwt.decode of the HS256 SET")
+    base, es, hs = stats["JSON event"], stats["SET, ES256"], stats["SET, HS256"]
+    row.result = f"ES256 median {us(es.median)}, HS256 {us(hs.median)} per record"
+    row.compared = (
+        f"a JSON event {us(base.median)}: ES256 {es.median / base.median:.0f}x, "
+        f"HS256 {hs.median / base.median:.1f}x"
+    )
+    row.target = "the same events back (no speed target: the price of signatures)"
+    row.met = differences == 0
+    for name, stat in stats.items():
+        row.note(
+            f"{name}: median {us(stat.median)}, p99 {us(stat.p99)} per record, at most "
+            f"{1 / stat.median:,.0f} records/s on one core ({stat.count:,} decodes)"
+        )
+    row.note(
+        f"decoded events compared with the published ones: {differences} differences over "
+        f"{len(events) * len(records):,} records (logouts, user revocations, deletions)"
+    )
+    row.note(
+        f"of the HS256 SET's {us(hs.median)}, PyJWT's jwt.decode takes {us(pyjwt.median)}; "
+        "the rest is reading the header and mapping the event"
+    )
+    row.note(f"signing a SET with ES256 for the publisher: median {us(signing.median)}")
+    return row
+
+
 ROWS: dict[str, Callable[[Bench], list[Row]]] = {
     "verify": verify_rows,
     "propagation": lambda b: [propagation_row(b)],
     "replay": replay_rows,
     "publish": lambda b: [publish_row(b)],
     "load": lambda b: [load_row(b)],
+    "security-events": lambda b: [security_events_row(b)],
 }
 """Groups of rows, in the order they run."""
