@@ -326,11 +326,15 @@ class RevocationSidecar:
                         self.topic,
                         max_token_lifetime=self.max_token_lifetime,
                     )
+                sets = self.security_events
                 logger.info(
-                    "sidecar starting name=%s topic=%s max_token_lifetime_s=%d",
+                    "sidecar starting name=%s topic=%s max_token_lifetime_s=%d security_events=%s",
                     self.name,
                     self.topic,
                     self.max_token_lifetime.total_seconds(),
+                    "off"
+                    if sets is None
+                    else f"issuer={sets.issuer} signed_only={str(sets.signed_only).lower()}",
                 )
                 self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
                 self._thread.start()
