@@ -42,6 +42,7 @@ from jwt_revocation.shared import (
     ensure_topic,
     parse_duration,
 )
+from jwt_revocation.shared._http import parse_address
 
 from ._replay import progress_bar, replay
 
@@ -494,16 +495,14 @@ def _sidecar(
 
 
 def _http_server(args: argparse.Namespace, sidecar: RevocationSidecar) -> SidecarHTTPServer:
-    host, _, port = args.http.rpartition(":")
-    if not host or not port.isdigit():
-        raise ConfigurationError(f"--http takes HOST:PORT, e.g. 127.0.0.1:8080; got {args.http!r}")
+    host, port = parse_address(args.http)
     key = os.environ.get(args.key_env)
     verifier = RevocationVerifier(sidecar, key=key or "", algorithms=args.algorithm or ["HS256"])
     return SidecarHTTPServer(
         sidecar,
         verifier,
-        host=host.strip("[]"),
-        port=int(port),
+        host=host,
+        port=port,
         verify_tokens=bool(key),
         allow_remote=args.http_allow_remote,
     )

@@ -15,24 +15,17 @@ has no authentication of its own. Tokens and keys never reach the logs.
 
 from __future__ import annotations
 
-import ipaddress
 import json
-import logging
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jwt
 
-from jwt_revocation.shared import ConfigurationError, SidecarUnavailableError, TokenRevokedError
+from jwt_revocation.shared import SidecarUnavailableError, TokenRevokedError
+from jwt_revocation.shared._http import BackgroundHTTPServer, JSONRequestHandler
 
 from ._metrics import render_metrics
 from ._sidecar import RevocationSidecar
 from ._verifier import RevocationVerifier
-
-logger = logging.getLogger(__name__)
-
-MAX_BODY_BYTES = 1024 * 1024
 
 
 class RevocationHTTPError(Exception):
@@ -75,7 +68,7 @@ def claims_from_header(verifier: RevocationVerifier, authorization: str | None) 
         ) from None
 
 
-class SidecarHTTPServer:
+class SidecarHTTPServer(BackgroundHTTPServer):
     """Serves one sidecar's health, readiness, metrics and checks from a background thread."""
 
     def __init__(
@@ -88,44 +81,17 @@ class SidecarHTTPServer:
         verify_tokens: bool = True,
         allow_remote: bool = False,
     ) -> None:
-        if not allow_remote and not _loopback(host):
-            raise ConfigurationError(
-                f"refusing to serve on {host!r}: /v1/check has no authentication; bind a "
-                "loopback address, or pass allow_remote=True (--http-allow-remote) behind "
-                "your own access control"
-            )
         self.sidecar = sidecar
         self.verifier = verifier
         self.verify_tokens = verify_tokens
-        handler = type("Handler", (_Handler,), {"app": self})
-        try:
-            self._server = ThreadingHTTPServer((host, port), handler)
-        except OSError as err:
-            raise ConfigurationError(f"cannot listen on {host}:{port}: {err.strerror}") from err
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    @property
-    def address(self) -> tuple[str, int]:
-        """The host and port the server listens on (the real port when 0 was asked)."""
-        host, port = self._server.server_address[:2]
-        return str(host), int(port)
-
-    def start(self) -> None:
-        """Serve in a daemon thread."""
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name=f"{self.sidecar.name}-http", daemon=True
+        super().__init__(
+            type("Handler", (_Handler,), {"app": self}),
+            host=host,
+            port=port,
+            name=f"{sidecar.name}-http",
+            allow_remote=allow_remote,
+            remote_warning="/v1/check has no authentication; put your own access control in front",
         )
-        self._thread.start()
-        logger.info("http listening address=%s:%d", *self.address)
-
-    def stop(self) -> None:
-        """Stop serving and close the socket; idempotent, and fine before :meth:`start`."""
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join()
-            self._thread = None
-        self._server.server_close()
 
     # -- the endpoints -------------------------------------------------------------------
 
@@ -160,63 +126,33 @@ class SidecarHTTPServer:
         return 200, {"verdict": "accepted", "jti": claims.get("jti"), "sub": claims.get("sub")}
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JSONRequestHandler):
     app: SidecarHTTPServer
-    server_version = "jwt-revocation"
-    protocol_version = "HTTP/1.1"
 
-    def do_GET(self) -> None:
+    def do_GET(self) -> None:  # noqa: N802 - the name http.server dispatches to
         if self.path == "/healthz":
-            self._json(200, {"status": "alive"})
+            self.send_json(200, {"status": "alive"})
         elif self.path == "/readyz":
-            self._json(*self.app.ready())
+            self.send_json(*self.app.ready())
         elif self.path == "/v1/status":
             stats = self.app.sidecar.stats()
-            self._json(200 if stats.ready else 503, stats.as_dict())
+            self.send_json(200 if stats.ready else 503, stats.as_dict())
         elif self.path == "/metrics":
             body = render_metrics(self.app.sidecar, [self.app.verifier])
-            self._send(200, body, "text/plain; version=0.0.4; charset=utf-8")
+            self.send_body(200, body, "text/plain; version=0.0.4; charset=utf-8")
         else:
-            self._json(404, {"error": f"no such endpoint: GET {self.path}"})
+            self.send_json(404, {"error": f"no such endpoint: GET {self.path}"})
 
-    def do_POST(self) -> None:
+    def do_POST(self) -> None:  # noqa: N802 - the name http.server dispatches to
         if self.path != "/v1/check":
-            self._json(404, {"error": f"no such endpoint: POST {self.path}"})
+            self.send_json(404, {"error": f"no such endpoint: POST {self.path}"})
+            return
+        body = self.read_body()
+        if body is None:
             return
         try:
-            length = int(self.headers.get("Content-Length", ""))
+            request = json.loads(body)
         except ValueError:
-            self._json(411, {"error": "Content-Length is required"})
+            self.send_json(400, {"error": "the body is not JSON"})
             return
-        if length > MAX_BODY_BYTES:
-            self._json(413, {"error": f"body over {MAX_BODY_BYTES} bytes"})
-            return
-        try:
-            request = json.loads(self.rfile.read(length))
-        except ValueError:
-            self._json(400, {"error": "the body is not JSON"})
-            return
-        self._json(*self.app.check(request))
-
-    def _json(self, status: int, body: dict[str, Any]) -> None:
-        self._send(status, json.dumps(body).encode(), "application/json")
-
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        # The request line holds no token (tokens travel in the body); keep it at debug level.
-        logger.debug("http %s", format % args)
+        self.send_json(*self.app.check(request))
