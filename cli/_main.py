@@ -31,11 +31,12 @@ from jwt_revocation.consumer import (
     SidecarHTTPServer,
     SidecarStatus,
 )
-from jwt_revocation.producer import Published, RevocationPublisher
+from jwt_revocation.producer import Published, RevocationPublisher, SecurityEventReceiver
 from jwt_revocation.shared import (
     ConfigurationError,
     RevocationError,
     RevocationSettings,
+    SecurityEventVerifier,
     SidecarUnavailableError,
     TokenRevokedError,
     check_topic,
@@ -184,6 +185,22 @@ def _parser(settings: RevocationSettings) -> argparse.ArgumentParser:
         help="keep the Redis blocklist current for services that cannot embed a sidecar",
     )
     sink.add_argument("--report-every", type=float, default=30.0, help="status log interval")
+    receive = commands.add_parser(
+        "receive",
+        help="receive pushed Security Event Tokens (RFC 8935) and publish their revocations",
+    )
+    receive.add_argument(
+        "--http",
+        metavar="HOST:PORT",
+        default="127.0.0.1:8081",
+        help="where to listen (default %(default)s; loopback only unless allowed)",
+    )
+    receive.add_argument(
+        "--http-allow-remote",
+        action="store_true",
+        help="allow a non-loopback address (terminate TLS in a proxy in front)",
+    )
+    receive.add_argument("--path", default="/v1/events", help="the push endpoint's path")
     snapshot = commands.add_parser("snapshot", help="replay the topic and write one snapshot now")
     snapshot.add_argument("--timeout", type=float, default=120.0, help="seconds to catch up")
 
@@ -229,6 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "redis-sink": _redis_sink,
         "status": _status,
         "snapshot": _snapshot,
+        "receive": _receive,
         "topic": _topic,
         "demo": _demo,
     }
@@ -491,6 +509,35 @@ def _sidecar(
         if server is not None:
             server.stop()
         sidecar.stop()
+    return EXIT_OK
+
+
+def _receive(args: argparse.Namespace, settings: RevocationSettings) -> int:
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    verifier = SecurityEventVerifier.from_settings(settings)
+    host, port = parse_address(args.http)
+    logging.getLogger("jwt_revocation").setLevel(logging.INFO)
+    token = settings.receiver_token
+    with RevocationPublisher.from_settings(settings) as publisher:
+        receiver = SecurityEventReceiver(
+            publisher,
+            verifier,
+            max_token_lifetime=settings.max_token_lifetime,
+            host=host,
+            port=port,
+            path=args.path,
+            auth_token=None if token is None else token.get_secret_value(),
+            allow_remote=args.http_allow_remote,
+        )
+        receiver.start()
+        print("receiving SETs on http://{}:{}{}".format(*receiver.address, args.path), flush=True)
+        try:
+            stop.wait()
+        finally:
+            receiver.stop()
+            logger.info("receiver stopped counts=%s", dict(receiver.counts))
     return EXIT_OK
 
 

@@ -91,3 +91,5 @@ class RevocationSettings(BaseSettings):
     """The ``kid`` written into the header of SETs."""
     signed_only: bool = False
     """A sidecar with a SET key refuses plain JSON events as ``unsigned``."""
+    receiver_token: SecretStr | None = None
+    """With it, `jwt-revocation receive` requires ``Authorization: Bearer <token>`` of pushers."""

@@ -5,8 +5,10 @@ A missing broker fails the tests: it is never a reason to skip.
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -97,6 +99,17 @@ def make_sidecar(topic: str) -> Iterator[SidecarFactory]:
 def verifier_for(sidecar: RevocationSidecar, **kwargs: Any) -> RevocationVerifier:
     """A verifier with the tests' key."""
     return RevocationVerifier(sidecar, key=KEY, algorithms=["HS256"], **kwargs)
+
+
+def start_cli(*args: str, **env: str) -> subprocess.Popen[str]:
+    """Run ``jwt-revocation ARGS`` in the background against the tests' broker."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "jwt_revocation.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "JWT_REVOCATION_BOOTSTRAP_SERVERS": BOOTSTRAP, **env},
+    )
 
 
 def revocation_reason(sidecar: RevocationSidecar, token: str) -> str | None:

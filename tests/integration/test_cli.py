@@ -20,7 +20,15 @@ from pydantic import SecretStr
 from jwt_revocation.consumer import RedisBlocklist, RevocationSidecar
 from jwt_revocation.producer import RevocationPublisher
 from jwt_revocation.shared import RevocationSettings
-from tests.integration.conftest import BOOTSTRAP, KEY, LIFETIME, REDIS, issue, mixed_events
+from tests.integration.conftest import (
+    BOOTSTRAP,
+    KEY,
+    LIFETIME,
+    REDIS,
+    issue,
+    mixed_events,
+    start_cli,
+)
 from tests.support import wait_for
 
 
@@ -117,13 +125,7 @@ def test_bad_settings_get_a_clear_error() -> None:
 
 
 def test_sidecar_runs_until_terminated(topic: str) -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "jwt_revocation.cli", "--topic", topic, "sidecar"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "JWT_REVOCATION_BOOTSTRAP_SERVERS": BOOTSTRAP},
-    )
+    process = start_cli("--topic", topic, "sidecar")
     try:
         assert process.stdout is not None
         line = wait_for(process.stdout.readline, timeout=60)
@@ -242,17 +244,12 @@ def test_snapshot_command_writes_a_snapshot_a_sidecar_starts_from(
 def test_redis_sink_command_keeps_the_blocklist(
     topic: str, publisher: RevocationPublisher, prefix: str, client: redis.Redis
 ) -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "jwt_revocation.cli", "--topic", topic, "redis-sink"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={
-            **os.environ,
-            "JWT_REVOCATION_BOOTSTRAP_SERVERS": BOOTSTRAP,
-            "JWT_REVOCATION_REDIS_URL": REDIS_URL,
-            "JWT_REVOCATION_REDIS_PREFIX": prefix,
-        },
+    process = start_cli(
+        "--topic",
+        topic,
+        "redis-sink",
+        JWT_REVOCATION_REDIS_URL=REDIS_URL,
+        JWT_REVOCATION_REDIS_PREFIX=prefix,
     )
     try:
         assert process.stdout is not None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -24,7 +23,13 @@ from jwt_revocation.consumer import (
 )
 from jwt_revocation.producer import RevocationPublisher
 from jwt_revocation.shared import ConfigurationError
-from tests.integration.conftest import BOOTSTRAP, KEY, SidecarFactory, issue, verifier_for
+from tests.integration.conftest import (
+    KEY,
+    SidecarFactory,
+    issue,
+    start_cli,
+    verifier_for,
+)
 from tests.support import wait_for
 
 
@@ -192,18 +197,8 @@ def test_an_application_registers_the_collector(make_sidecar: SidecarFactory) ->
     assert _sample(text, outcomes, sidecar=sidecar.name, outcome="accepted") == 1
 
 
-def _cli_sidecar(*args: str, **env: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "jwt_revocation.cli", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "JWT_REVOCATION_BOOTSTRAP_SERVERS": BOOTSTRAP, **env},
-    )
-
-
 def test_the_cli_sidecar_serves_http(topic: str) -> None:
-    process = _cli_sidecar(
+    process = start_cli(
         "--topic", topic, "sidecar", "--http", "127.0.0.1:0", JWT_REVOCATION_VERIFY_KEY=KEY
     )
     try:
@@ -225,7 +220,7 @@ def test_the_cli_sidecar_serves_http(topic: str) -> None:
 
 
 def test_the_cli_refuses_a_remote_address(topic: str) -> None:
-    process = _cli_sidecar("--topic", topic, "sidecar", "--http", "0.0.0.0:0")
+    process = start_cli("--topic", topic, "sidecar", "--http", "0.0.0.0:0")
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 2
     assert "loopback" in stderr

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import signal
 import time
+import urllib.error
+import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import jwt
 import pytest
@@ -14,9 +19,21 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from jwt_revocation.consumer import render_metrics
-from jwt_revocation.producer import RevocationPublisher
-from jwt_revocation.shared import SecurityEventSigner, SecurityEventVerifier, UserDeleted
-from tests.integration.conftest import BOOTSTRAP, KEY, SidecarFactory, issue, revocation_reason
+from jwt_revocation.producer import RevocationPublisher, SecurityEventReceiver
+from jwt_revocation.shared import (
+    ConfigurationError,
+    SecurityEventSigner,
+    SecurityEventVerifier,
+    UserDeleted,
+)
+from tests.integration.conftest import (
+    BOOTSTRAP,
+    KEY,
+    SidecarFactory,
+    issue,
+    revocation_reason,
+    start_cli,
+)
 from tests.integration.test_cli import _cli, _json
 from tests.support import wait_for
 
@@ -172,3 +189,204 @@ def test_the_cli_publishes_and_replays_sets_from_its_settings(topic: str) -> Non
     assert unverified["summary"]["skipped"] == {"unexpected_set": 2}
     for output in (published, replay):
         assert "PRIVATE KEY" not in str(output)
+
+
+# -- the push receiver (RFC 8935) ---------------------------------------------------------------
+
+
+def _push(
+    url: str, body: bytes, content_type: str = "application/secevent+jwt", token: str | None = None
+) -> tuple[int, dict[str, Any] | None]:
+    headers = {"Content-Type": content_type}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            status, payload = response.status, response.read()
+    except urllib.error.HTTPError as err:
+        status, payload = err.code, err.read()
+    return status, json.loads(payload) if payload else None
+
+
+@pytest.fixture
+def receiver(topic: str) -> Iterator[tuple[str, SecurityEventReceiver]]:
+    with RevocationPublisher(BOOTSTRAP, topic, issuer="receiver") as publisher:
+        server = SecurityEventReceiver(
+            publisher, _verifier(), max_token_lifetime="1h", port=0, auth_token="push-secret"
+        )
+        server.start()
+        host, port = server.address
+        yield f"http://{host}:{port}/v1/events", server
+        server.stop()
+
+
+def _idp_set(kind: str, user: str, *, key: Any = SET_KEY, **changes: Any) -> bytes:
+    """A SET as an identity provider pushes it."""
+    now = int(time.time())
+    uri = f"https://schemas.openid.net/secevent/{kind}"
+    claims = {
+        "iss": ISSUER,
+        "aud": "services",
+        "jti": uuid.uuid4().hex,
+        "iat": now,
+        "sub_id": {"format": "iss_sub", "iss": ISSUER, "sub": user},
+        "events": {uri: {"event_timestamp": now}},
+        **changes,
+    }
+    return jwt.encode(claims, key, algorithm="ES256", headers={"typ": "secevent+jwt"}).encode()
+
+
+def test_pushed_sets_are_published_and_every_sidecar_enforces_them(
+    receiver: tuple[str, SecurityEventReceiver], make_sidecar: SidecarFactory
+) -> None:
+    url, server = receiver
+    sidecar = make_sidecar()  # reads plain JSON events: the receiver verified the SETs once
+    run = uuid.uuid4().hex[:6]
+    disabled, purged = f"disabled-{run}", f"purged-{run}"
+    tokens = {u: issue(u, iat=time.time() - 5) for u in (disabled, purged)}
+
+    assert _push(
+        url, _idp_set("risc/event-type/account-disabled", disabled), token="push-secret"
+    ) == (202, None)
+    assert _push(url, _idp_set("risc/event-type/account-purged", purged), token="push-secret") == (
+        202,
+        None,
+    )
+    wait_for(lambda: revocation_reason(sidecar, tokens[disabled]) == "user_tokens_revoked")
+    wait_for(lambda: revocation_reason(sidecar, tokens[purged]) == "user_deleted")
+
+    other = _idp_set("caep/event-type/assurance-level-change", disabled)
+    assert _push(url, other, token="push-secret") == (202, None)
+    assert server.counts == {"published": 2, "ignored": 1}
+    assert sidecar.stats().applied == {"user_tokens_revoked": 1, "user_deleted": 1}
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "token", "expected"),
+    [
+        (
+            lambda u: _idp_set("risc/event-type/account-purged", u),
+            None,
+            None,
+            (401, "authentication_failed"),
+        ),
+        (
+            lambda u: _idp_set("risc/event-type/account-purged", u),
+            None,
+            "wrong",
+            (401, "authentication_failed"),
+        ),
+        (
+            lambda u: _idp_set("risc/event-type/account-purged", u, key=FORGER_KEY),
+            None,
+            "push-secret",
+            (400, "invalid_key"),
+        ),
+        (
+            lambda u: _idp_set("risc/event-type/account-purged", u, iss="https://evil/"),
+            None,
+            "push-secret",
+            (400, "invalid_issuer"),
+        ),
+        (
+            lambda u: _idp_set("risc/event-type/account-purged", u, aud="other"),
+            None,
+            "push-secret",
+            (400, "invalid_audience"),
+        ),
+        (
+            lambda u: _idp_set("risc/event-type/account-purged", u),
+            "application/json",
+            "push-secret",
+            (400, "invalid_request"),
+        ),
+        (lambda u: b"not a set", None, "push-secret", (400, "invalid_request")),
+    ],
+    ids=["no-auth", "wrong-auth", "forged", "issuer", "audience", "content-type", "garbage"],
+)
+def test_refused_pushes_get_the_rfc8935_error_and_publish_nothing(
+    receiver: tuple[str, SecurityEventReceiver],
+    make_sidecar: SidecarFactory,
+    body: Callable[[str], bytes],
+    content_type: str | None,
+    token: str | None,
+    expected: tuple[int, str],
+) -> None:
+    url, server = receiver
+    victim = f"victim-{uuid.uuid4().hex[:6]}"
+    status, answer = _push(url, body(victim), content_type or "application/secevent+jwt", token)
+    assert (status, answer and answer["err"]) == expected
+    assert answer is not None
+    assert answer["description"]
+    assert server.counts == {expected[1]: 1}
+    sidecar = make_sidecar()
+    assert sidecar.stats().applied == {}, "a refused SET must publish nothing"
+
+
+def test_a_push_the_broker_does_not_acknowledge_gets_a_503_to_retry(topic: str) -> None:
+    publisher = RevocationPublisher(BOOTSTRAP, topic, issuer="receiver")
+    server = SecurityEventReceiver(publisher, _verifier(), max_token_lifetime="1h", port=0)
+    server.start()
+    try:
+        publisher.close()  # nothing can be acknowledged any more
+        url = "http://{}:{}/v1/events".format(*server.address)
+        status, answer = _push(url, _idp_set("risc/event-type/account-purged", "u"))
+        assert status == 503
+        assert answer is not None
+        assert answer["err"] == "temporarily_unavailable"
+    finally:
+        server.stop()
+
+
+def test_the_receiver_refuses_a_remote_address_unless_allowed(topic: str) -> None:
+    with RevocationPublisher(BOOTSTRAP, topic, issuer="receiver") as publisher:
+        with pytest.raises(ConfigurationError, match="TLS"):
+            SecurityEventReceiver(publisher, _verifier(), max_token_lifetime="1h", host="0.0.0.0")
+        allowed = SecurityEventReceiver(
+            publisher,
+            _verifier(),
+            max_token_lifetime="1h",
+            host="0.0.0.0",
+            port=0,
+            allow_remote=True,
+        )
+        assert allowed.address[0] == "0.0.0.0"
+        allowed.stop()
+
+
+def test_the_cli_receiver_publishes_what_it_verifies(
+    topic: str, make_sidecar: SidecarFactory
+) -> None:
+    public = (
+        SET_KEY.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    process = start_cli(
+        "receive",
+        "--http",
+        "127.0.0.1:0",
+        JWT_REVOCATION_TOPIC=topic,
+        JWT_REVOCATION_SET_ISSUER=ISSUER,
+        JWT_REVOCATION_SET_VERIFY_KEY=public,
+        JWT_REVOCATION_SET_AUDIENCE="services",
+        JWT_REVOCATION_RECEIVER_TOKEN="push-secret",
+    )
+    try:
+        assert process.stdout is not None
+        line = wait_for(process.stdout.readline, timeout=60)
+        url = line.rsplit(" ", 1)[1].strip()
+        user = f"cli-{uuid.uuid4().hex[:6]}"
+        token = issue(user, iat=time.time() - 5)
+        pushed = _idp_set("caep/event-type/credential-change", user)
+        assert _push(url, pushed, token="push-secret") == (202, None)
+        sidecar = make_sidecar()
+        assert revocation_reason(sidecar, token) == "user_tokens_revoked"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        process.kill()
+        _, stderr = process.communicate()
+    assert "push-secret" not in stderr
+    assert "'published': 1" in stderr

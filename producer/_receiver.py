@@ -1,0 +1,172 @@
+"""Receive Security Event Tokens pushed over HTTP (RFC 8935) and publish their revocations.
+
+An identity provider that speaks OpenID Shared Signals pushes each SET to this endpoint. The
+receiver verifies it once (signature, ``typ``, issuer, audience), maps it onto a revocation
+event and publishes that event; every sidecar then applies it like any other.
+
+``POST <path>`` with ``Content-Type: application/secevent+jwt`` and the SET as the body:
+
+* ``202 Accepted`` (empty body) once the broker acknowledged the revocation, or for a valid SET
+  of an event type that revokes nothing.
+* ``400`` with ``{"err": ..., "description": ...}`` (RFC 8935 section 2.4): ``invalid_request``
+  (not a SET, wrong content type, malformed), ``invalid_key`` (unsigned, bad signature,
+  algorithm not allowed, unknown ``kid``), ``invalid_issuer``, ``invalid_audience``.
+* ``401`` ``authentication_failed`` when a bearer token is configured and not presented.
+* ``503`` with ``Retry-After`` when the broker did not acknowledge: the transmitter retries, and
+  the SET's ``jti`` becomes the event id, so a retried SET is a harmless duplicate.
+
+``GET /healthz`` answers 200. The server binds loopback addresses only unless told otherwise:
+serve it behind a proxy that terminates TLS. Neither SETs nor tokens reach the logs.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+from jwt_revocation.shared import (
+    MAX_RECORD_BYTES,
+    SET_CONTENT_TYPE,
+    ConfigurationError,
+    PublishError,
+    RecordError,
+    SecurityEventVerifier,
+    parse_duration,
+)
+from jwt_revocation.shared._http import BackgroundHTTPServer, JSONRequestHandler
+
+from ._publisher import RevocationPublisher
+
+logger = logging.getLogger(__name__)
+
+Answer = tuple[int, dict[str, Any] | None]
+"""An HTTP status and a JSON body (None: no body)."""
+
+
+def _refused(status: int, err: str, description: str) -> tuple[str, Answer]:
+    return err, (status, {"err": err, "description": description})
+
+
+class SecurityEventReceiver(BackgroundHTTPServer):
+    """An RFC 8935 push endpoint that publishes the revocations of verified SETs."""
+
+    def __init__(
+        self,
+        publisher: RevocationPublisher,
+        verifier: SecurityEventVerifier,
+        *,
+        max_token_lifetime: timedelta | float | str,
+        host: str = "127.0.0.1",
+        port: int = 8081,
+        path: str = "/v1/events",
+        auth_token: str | None = None,
+        allow_remote: bool = False,
+    ) -> None:
+        if not path.startswith("/"):
+            raise ConfigurationError(f"path must start with '/'; got {path!r}")
+        lifetime = parse_duration(max_token_lifetime, name="max_token_lifetime")
+        if lifetime.total_seconds() <= 0:
+            raise ConfigurationError("max_token_lifetime must be positive")
+        self.publisher = publisher
+        self.verifier = verifier
+        self.path = path
+        self.counts: Counter[str] = Counter()
+        """Requests by outcome: ``published``, ``ignored``, or the ``err`` answered."""
+        self._lifetime = lifetime.total_seconds()
+        self._auth = None if auth_token is None else f"Bearer {auth_token}".encode()
+        super().__init__(
+            type("Handler", (_Handler,), {"app": self}),
+            host=host,
+            port=port,
+            name="jwt-revocation-receiver",
+            allow_remote=allow_remote,
+            remote_warning="the receiver should sit behind a proxy that terminates TLS",
+        )
+
+    def __repr__(self) -> str:
+        host, port = self.address
+        return f"SecurityEventReceiver(address='{host}:{port}', path={self.path!r})"
+
+    def receive(self, body: bytes, content_type: str | None, authorization: str | None) -> Answer:
+        """Handle one pushed SET; the status and JSON body to answer with."""
+        outcome, answer = self._receive(body, content_type, authorization)
+        self.counts[outcome] += 1
+        return answer
+
+    def _receive(
+        self, body: bytes, content_type: str | None, authorization: str | None
+    ) -> tuple[str, Answer]:
+        if self._auth is not None and not hmac.compare_digest(
+            (authorization or "").encode(), self._auth
+        ):
+            return _refused(401, "authentication_failed", "a valid bearer token is required")
+        media_type = (content_type or "").split(";", 1)[0].strip().lower()
+        if media_type != SET_CONTENT_TYPE:
+            return _refused(400, "invalid_request", f"Content-Type must be {SET_CONTENT_TYPE}")
+        try:
+            event = self.verifier.decode(body, max_token_lifetime=self._lifetime)
+        except RecordError as err:
+            if err.kind == "unmapped_event":
+                logger.info("received a SET that revokes nothing detail=%s", err.detail)
+                return "ignored", (202, None)
+            logger.warning("refused a SET kind=%s detail=%s", err.kind, err.detail)
+            return _refused(400, _rfc8935_error(err), err.detail)
+        try:
+            published = self.publisher.publish(event)
+        except PublishError as err:
+            logger.error(
+                "a verified SET was not published; the transmitter will retry event_id=%s error=%s",
+                event.event_id,
+                err,
+            )
+            return _refused(503, "temporarily_unavailable", str(err))
+        logger.info(
+            "received SET published type=%s event_id=%s user_id=%s partition=%d offset=%d",
+            event.type,
+            event.event_id,
+            event.user_id,
+            published.partition,
+            published.offset,
+        )
+        return "published", (202, None)
+
+
+def _rfc8935_error(err: RecordError) -> str:
+    if err.kind in ("unsigned", "bad_signature"):
+        return "invalid_key"
+    # The verifier names PyJWT's error first in the detail of a refused claim.
+    if err.detail.startswith("InvalidIssuerError"):
+        return "invalid_issuer"
+    if err.detail.startswith("InvalidAudienceError"):
+        return "invalid_audience"
+    return "invalid_request"
+
+
+class _Handler(JSONRequestHandler):
+    app: SecurityEventReceiver
+    max_body_bytes = MAX_RECORD_BYTES
+
+    def do_GET(self) -> None:  # noqa: N802 - the name http.server dispatches to
+        if self.path == "/healthz":
+            self.send_json(200, {"status": "alive"})
+        else:
+            self.send_json(404, {"error": f"no such endpoint: GET {self.path}"})
+
+    def do_POST(self) -> None:  # noqa: N802 - the name http.server dispatches to
+        if self.path != self.app.path:
+            self.send_json(404, {"error": f"no such endpoint: POST {self.path}"})
+            return
+        body = self.read_body()
+        if body is None:
+            return
+        status, answer = self.app.receive(
+            body, self.headers.get("Content-Type"), self.headers.get("Authorization")
+        )
+        headers = {"Retry-After": "5"} if status == 503 else None
+        if answer is None:
+            self.send_body(status, b"", None, headers)
+        else:
+            self.send_json(status, answer, headers)
