@@ -19,6 +19,7 @@ from typing import Any
 import jwt
 import pytest
 import redis
+from kafka.admin import KafkaAdminClient
 
 from jwt_revocation.consumer import RevocationSidecar, RevocationVerifier, TokenRevokedError
 from jwt_revocation.producer import RevocationPublisher
@@ -48,8 +49,12 @@ def _reachable(host: str, port: int) -> bool:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def services() -> None:
-    """The real broker and Redis must be up; start them if they are not, fail if that fails."""
+def services() -> Iterator[None]:
+    """The real broker and Redis must be up; start them if they are not, fail if that fails.
+
+    Every topic the session created is deleted at its end, so runs do not pile up partitions
+    (a broker with thousands of them takes many seconds to restart after a crash).
+    """
     if not (_reachable("127.0.0.1", 9092) and _reachable(*REDIS)):
         subprocess.run([str(SERVICES), "start"], check=False, timeout=300)
     missing = [
@@ -59,6 +64,23 @@ def services() -> None:
     ]
     if missing:
         pytest.fail(f"{', '.join(missing)} not reachable; run `make services`", pytrace=False)
+    before = _topics()
+    yield
+    created = sorted(_topics() - before)
+    if created:
+        admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+        try:
+            admin.delete_topics(created, timeout_ms=30_000)
+        finally:
+            admin.close()
+
+
+def _topics() -> set[str]:
+    admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    try:
+        return set(admin.list_topics())
+    finally:
+        admin.close()
 
 
 @pytest.fixture
