@@ -2,7 +2,8 @@
 
 An identity provider that speaks OpenID Shared Signals pushes each SET to this endpoint. The
 receiver verifies it once (signature, ``typ``, issuer, audience), maps it onto a revocation
-event and publishes that event; every sidecar then applies it like any other.
+event and publishes that event under the publisher's issuer (the SET's ``jti`` stays its event
+id); every sidecar then applies it like any other.
 
 ``POST <path>`` with ``Content-Type: application/secevent+jwt`` and the SET as the body:
 
@@ -114,6 +115,10 @@ class SecurityEventReceiver(BackgroundHTTPServer):
                 return "ignored", (202, None)
             logger.warning("refused a SET kind=%s detail=%s", err.kind, err.detail)
             return _refused(400, _rfc8935_error(err), err.detail)
+        # Published as this publisher's event (sidecars that verify SETs trust its issuer); the
+        # SET's jti stays the event id, so a SET pushed twice is one revocation.
+        source = event.issuer
+        event = event.model_copy(update={"issuer": self.publisher.issuer})
         try:
             published = self.publisher.publish(event)
         except PublishError as err:
@@ -124,9 +129,11 @@ class SecurityEventReceiver(BackgroundHTTPServer):
             )
             return _refused(503, "temporarily_unavailable", str(err))
         logger.info(
-            "received SET published type=%s event_id=%s user_id=%s partition=%d offset=%d",
+            "received SET published type=%s event_id=%s set_issuer=%s user_id=%s partition=%d "
+            "offset=%d",
             event.type,
             event.event_id,
+            source,
             event.user_id,
             published.partition,
             published.offset,

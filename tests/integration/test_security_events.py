@@ -262,6 +262,31 @@ def test_pushed_sets_are_published_and_every_sidecar_enforces_them(
     assert sidecar.stats().applied == {"user_tokens_revoked": 1, "user_deleted": 1}
 
 
+def test_a_receiver_that_signs_publishes_sets_its_own_sidecars_trust(
+    topic: str, make_sidecar: SidecarFactory
+) -> None:
+    own_key = ec.generate_private_key(ec.SECP256R1())
+    signer = SecurityEventSigner(own_key, algorithm="ES256")
+    own = SecurityEventVerifier(
+        own_key.public_key(), issuer="auth", algorithms=["ES256"], signed_only=True
+    )
+    sidecar = make_sidecar(security_events=own)
+    user = f"pushed-{uuid.uuid4().hex[:6]}"
+    token = issue(user, iat=time.time() - 5)
+    with RevocationPublisher(BOOTSTRAP, topic, issuer="auth", security_events=signer) as pub:
+        server = SecurityEventReceiver(pub, _verifier(), max_token_lifetime="1h", port=0)
+        server.start()
+        try:
+            url = "http://{}:{}/v1/events".format(*server.address)
+            pushed = _idp_set("risc/event-type/account-disabled", user)
+            assert _push(url, pushed) == (202, None)
+        finally:
+            server.stop()
+    # Re-signed under the receiver's issuer, so a sidecar that trusts only it applies the event.
+    wait_for(lambda: revocation_reason(sidecar, token) == "user_tokens_revoked")
+    assert sidecar.stats().skipped == {}
+
+
 @pytest.mark.parametrize(
     ("body", "content_type", "token", "expected"),
     [
