@@ -16,7 +16,8 @@ id); every sidecar then applies it like any other.
 * ``503`` with ``Retry-After`` when the broker did not acknowledge: the transmitter retries, and
   the SET's ``jti`` becomes the event id, so a retried SET is a harmless duplicate.
 
-``GET /healthz`` answers 200. The server binds loopback addresses only unless told otherwise:
+``GET /healthz`` answers 200; ``GET /metrics`` counts pushes by outcome
+(``jwt_revocation_receiver_pushes_total``). The server binds loopback addresses only unless told otherwise:
 serve it behind a proxy that terminates TLS. Neither SETs nor tokens reach the logs.
 """
 
@@ -24,9 +25,15 @@ from __future__ import annotations
 
 import hmac
 import logging
+import threading
 from collections import Counter
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from jwt_revocation.shared import (
     MAX_RECORD_BYTES,
@@ -74,8 +81,8 @@ class SecurityEventReceiver(BackgroundHTTPServer):
         self.publisher = publisher
         self.verifier = verifier
         self.path = path
-        self.counts: Counter[str] = Counter()
-        """Requests by outcome: ``published``, ``ignored``, or the ``err`` answered."""
+        self._counts: Counter[str] = Counter()
+        self._counts_lock = threading.Lock()
         self._lifetime = lifetime.total_seconds()
         self._auth = None if auth_token is None else f"Bearer {auth_token}".encode()
         super().__init__(
@@ -94,8 +101,21 @@ class SecurityEventReceiver(BackgroundHTTPServer):
     def receive(self, body: bytes, content_type: str | None, authorization: str | None) -> Answer:
         """Handle one pushed SET; the status and JSON body to answer with."""
         outcome, answer = self._receive(body, content_type, authorization)
-        self.counts[outcome] += 1
+        with self._counts_lock:
+            self._counts[outcome] += 1
         return answer
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Pushes by outcome: ``published``, ``ignored``, or the ``err`` answered."""
+        with self._counts_lock:
+            return dict(self._counts)
+
+    def metrics(self) -> bytes:
+        """The Prometheus text format of :attr:`counts`."""
+        registry = CollectorRegistry()
+        registry.register(_ReceiverCollector(self))
+        return generate_latest(registry)
 
     def _receive(
         self, body: bytes, content_type: str | None, authorization: str | None
@@ -152,6 +172,22 @@ def _rfc8935_error(err: RecordError) -> str:
     return "invalid_request"
 
 
+class _ReceiverCollector(Collector):
+    def __init__(self, receiver: SecurityEventReceiver) -> None:
+        self.receiver = receiver
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "jwt_revocation_receiver_pushes",
+            "Security Event Tokens pushed to the receiver, by outcome (published, ignored, or "
+            "the RFC 8935 error answered).",
+            labels=["outcome"],
+        )
+        for outcome, count in sorted(self.receiver.counts.items()):
+            family.add_metric([outcome], float(count))
+        yield family
+
+
 class _Handler(JSONRequestHandler):
     app: SecurityEventReceiver
     max_body_bytes = MAX_RECORD_BYTES
@@ -159,6 +195,8 @@ class _Handler(JSONRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - the name http.server dispatches to
         if self.path == "/healthz":
             self.send_json(200, {"status": "alive"})
+        elif self.path == "/metrics":
+            self.send_body(200, self.app.metrics(), "text/plain; version=0.0.4; charset=utf-8")
         else:
             self.send_json(404, {"error": f"no such endpoint: GET {self.path}"})
 

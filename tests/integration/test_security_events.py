@@ -17,6 +17,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 
 from jwt_revocation.consumer import render_metrics
 from jwt_revocation.producer import RevocationPublisher, SecurityEventReceiver
@@ -260,6 +261,15 @@ def test_pushed_sets_are_published_and_every_sidecar_enforces_them(
     assert _push(url, other, token="push-secret") == (202, None)
     assert server.counts == {"published": 2, "ignored": 1}
     assert sidecar.stats().applied == {"user_tokens_revoked": 1, "user_deleted": 1}
+    with urllib.request.urlopen(url.replace("/v1/events", "/metrics"), timeout=10) as response:
+        text = response.read().decode()
+    pushes = {
+        sample.labels["outcome"]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "jwt_revocation_receiver_pushes_total"
+    }
+    assert pushes == {"published": 2.0, "ignored": 1.0}
 
 
 def test_a_receiver_that_signs_publishes_sets_its_own_sidecars_trust(
