@@ -39,6 +39,7 @@ Consistency contract:
 from __future__ import annotations
 
 import bisect
+import contextlib
 import enum
 import itertools
 import logging
@@ -74,9 +75,6 @@ logger = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 """Seconds since the epoch, like :func:`time.time`."""
-
-Decoded = dict[Any, list[tuple[Any, Event | RecordError]]]
-"""A polled batch: per partition, each record with its event or why it is skipped."""
 
 
 DELAY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -750,10 +748,9 @@ class RevocationSidecar:
         while not self._stopping.is_set():
             batch = consumer.poll(timeout_ms=self._poll_timeout_ms)
             if batch:
-                decoded = self._decode_batch(batch)
                 if self._mirror_floor is not None:
-                    self._mirror_batch(decoded)
-                self._apply_batch(consumer, decoded)
+                    self._mirror_batch(batch)
+                self._apply_batch(consumer, batch)
                 self._touch()
             if not self._caught_up:
                 self._check_caught_up()
@@ -784,24 +781,10 @@ class RevocationSidecar:
             self._recovering = False
             logger.info("sidecar recovered name=%s topic=%s", self.name, self.topic)
 
-    def _decode_batch(self, batch: Mapping[Any, list[Any]]) -> Decoded:
-        """Each record with its event or the reason it is skipped, decoded once and unlocked
-        (checking a SET's signature takes tens of microseconds)."""
-        decode = self._decode
-        decoded: Decoded = {}
-        for tp, records in batch.items():
-            out = decoded[tp] = []
-            for record in records:
-                try:
-                    out.append((record, decode(record.value)))
-                except RecordError as err:
-                    out.append((record, err))
-        return decoded
-
-    def _apply_batch(self, consumer: KafkaConsumer, batch: Decoded) -> None:
+    def _apply_batch(self, consumer: KafkaConsumer, batch: Mapping[Any, list[Any]]) -> None:
         state = self.state
         now = self._clock()
-        applied = self._applied
+        applied, decode = self._applied, self._decode
         # The delay from publish (the record's timestamp) to apply, once replay is over.
         caught_up, delays = self._caught_up, self._delays
         with state.lock:
@@ -809,9 +792,11 @@ class RevocationSidecar:
                 # With room for every record of the list, no record needs the capacity check.
                 roomy = len(state) + len(records) < self.max_entries
                 position = self._positions.get(tp.partition, 0)
-                for record, event in records:
-                    if isinstance(event, RecordError):
-                        self._skip(tp, record.offset, event)
+                for record in records:
+                    try:
+                        event = decode(record.value)
+                    except RecordError as err:
+                        self._skip(tp, record.offset, err)
                         position = record.offset + 1
                         continue
                     if not roomy and len(state) >= self.max_entries and state.adds_entry(event):
@@ -831,7 +816,7 @@ class RevocationSidecar:
                         self._delay_sum += delay
                 self._positions[tp.partition] = position
 
-    def _mirror_batch(self, batch: Decoded) -> None:
+    def _mirror_batch(self, batch: Mapping[Any, list[Any]]) -> None:
         """Hand the batch's events past the mirror's offsets to it, before applying them.
 
         If the mirror raises, nothing of the batch is applied and the consumer restarts at the
@@ -844,11 +829,11 @@ class RevocationSidecar:
         ends: dict[int, int] = {}
         for tp, records in batch.items():
             start = floor.get(tp.partition, 0)
-            for record, event in records:
+            for record in records:
                 if record.offset < start:
                     continue
-                if not isinstance(event, RecordError):  # skipped ones are counted when applied
-                    events.append(event)
+                with contextlib.suppress(RecordError):  # counted when the batch is applied
+                    events.append(self._decode(record.value))
                 ends[tp.partition] = record.offset + 1
         if ends:
             mirror.write(self.topic, events, ends, self._clock())
