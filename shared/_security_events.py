@@ -270,6 +270,10 @@ class SecurityEventVerifier:
             raise RecordError("bad_signature", f"{type(err).__name__}: {err}") from None
         except jwt.InvalidTokenError as err:
             raise RecordError("invalid_set", f"{type(err).__name__}: {err}") from None
+        except Exception as err:  # noqa: BLE001 - a crafted SET must never stop a sidecar
+            raise RecordError(
+                "invalid_set", f"the SET could not be checked: {type(err).__name__}"
+            ) from None
         return claims
 
 

@@ -434,3 +434,18 @@ def test_settings_build_a_matching_signer_and_verifier_and_keep_keys_out_of_repr
         SecurityEventVerifier.from_settings(RevocationSettings())
     with pytest.raises(ConfigurationError, match="SET_SIGNING_KEY"):
         SecurityEventSigner.from_settings(RevocationSettings())
+
+
+def test_an_unexpected_error_while_checking_a_set_skips_it_instead_of_raising(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A crafted SET that trips a library bug must not stop the sidecar (contract rule 5)."""
+    token = SecurityEventSigner(EC_KEY, algorithm="ES256").encode(_events()[4])
+
+    def broken(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise RuntimeError("a bug deep in a crypto library")
+
+    monkeypatch.setattr(jwt, "decode", broken)
+    err = _refusal(token)
+    assert err.kind == "invalid_set"
+    assert "RuntimeError" in err.detail
