@@ -1,4 +1,5 @@
-"""What the publisher and the sidecar share: the event schema, errors, settings and the topic.
+"""What the publisher and the sidecar share: the event schema, Security Event Tokens, errors,
+settings and the topic (and, privately, the small HTTP server both serve endpoints with).
 
 Imports neither :mod:`jwt_revocation.producer` nor :mod:`jwt_revocation.consumer`.
 """
