@@ -465,6 +465,14 @@ def _status(args: argparse.Namespace, settings: RevocationSettings) -> int:
     return EXIT_OK if stats.get("ready") else EXIT_UNAVAILABLE
 
 
+def _stop_on_signals() -> threading.Event:
+    """An event that SIGINT or SIGTERM sets: the foreground commands run until it is set."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
+
+
 def _redis_sink(args: argparse.Namespace, settings: RevocationSettings) -> int:
     sink = RedisBlocklistSink(
         _redis_url(settings, "redis-sink"),
@@ -481,9 +489,7 @@ def _sidecar(
     name: str = "jwt-revocation-sidecar",
     **overrides: Any,
 ) -> int:
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+    stop = _stop_on_signals()
     sidecar = RevocationSidecar.from_settings(settings, name=name, **overrides)
     logging.getLogger("jwt_revocation").setLevel(logging.INFO)
     server = _http_server(args, sidecar) if getattr(args, "http", None) else None
@@ -513,9 +519,7 @@ def _sidecar(
 
 
 def _receive(args: argparse.Namespace, settings: RevocationSettings) -> int:
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+    stop = _stop_on_signals()
     verifier = SecurityEventVerifier.from_settings(settings)
     host, port = parse_address(args.http)
     logging.getLogger("jwt_revocation").setLevel(logging.INFO)

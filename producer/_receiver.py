@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
+import jwt
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -164,10 +165,9 @@ class SecurityEventReceiver(BackgroundHTTPServer):
 def _rfc8935_error(err: RecordError) -> str:
     if err.kind in ("unsigned", "bad_signature"):
         return "invalid_key"
-    # The verifier names PyJWT's error first in the detail of a refused claim.
-    if err.detail.startswith("InvalidIssuerError"):
+    if isinstance(err.__cause__, jwt.InvalidIssuerError):
         return "invalid_issuer"
-    if err.detail.startswith("InvalidAudienceError"):
+    if isinstance(err.__cause__, jwt.InvalidAudienceError):
         return "invalid_audience"
     return "invalid_request"
 

@@ -159,10 +159,15 @@ def _classify(err: ValidationError) -> RecordError:
         kind = "unsupported_version"
     else:
         kind = "invalid"
-    detail = "; ".join(
+    return RecordError(kind, describe(err))
+
+
+def describe(err: ValidationError) -> str:
+    """The first three problems of a validation error, each with where it is, on one line."""
+    errors = err.errors(include_url=False, include_input=False)
+    return "; ".join(
         f"{'.'.join(str(p) for p in e['loc']) or '<record>'}: {e['msg']}" for e in errors[:3]
     )
-    return RecordError(kind, detail)
 
 
 Instant = datetime | int | float

@@ -38,6 +38,7 @@ from ._events import (
     UserTokensCause,
     UserTokensRevoked,
     decode_event,
+    describe,
     looks_like_set,
 )
 from ._settings import RevocationSettings
@@ -48,6 +49,14 @@ SESSION_REVOKED = "https://schemas.openid.net/secevent/caep/event-type/session-r
 CREDENTIAL_CHANGE = "https://schemas.openid.net/secevent/caep/event-type/credential-change"
 ACCOUNT_DISABLED = "https://schemas.openid.net/secevent/risc/event-type/account-disabled"
 ACCOUNT_PURGED = "https://schemas.openid.net/secevent/risc/event-type/account-purged"
+
+_CAUSE_EVENTS: dict[UserTokensCause | None, str] = {
+    None: SESSION_REVOKED,
+    "credential_change": CREDENTIAL_CHANGE,
+    "account_disabled": ACCOUNT_DISABLED,
+}
+"""The Shared Signals event a user-wide revocation is written as, by its cause."""
+_EVENT_CAUSES = {uri: cause for cause, uri in _CAUSE_EVENTS.items()}
 
 SET_TYPE = "secevent+jwt"
 """The JOSE ``typ`` of a SET (RFC 8417 section 2.3)."""
@@ -134,14 +143,10 @@ class SecurityEventSigner:
                 "token_exp": _numeric_date(event.expires_at),
             }
         elif isinstance(event, UserTokensRevoked):
+            uri = _CAUSE_EVENTS[event.cause]
             payload = {"event_timestamp": _numeric_date(event.not_before)}
-            if event.cause == "credential_change":
-                uri = CREDENTIAL_CHANGE
+            if uri == CREDENTIAL_CHANGE:
                 payload |= {"credential_type": "password", "change_type": "update"}
-            elif event.cause == "account_disabled":
-                uri = ACCOUNT_DISABLED
-            else:
-                uri = SESSION_REVOKED
         else:
             uri = ACCOUNT_PURGED
             payload = {"event_timestamp": _numeric_date(event.at)}
@@ -225,7 +230,9 @@ class SecurityEventVerifier:
         ``max_token_lifetime`` (seconds) bounds how long a revoked session lives when a
         ``session-revoked`` SET does not say when the token expires.
         """
-        if value is not None and len(value) <= MAX_RECORD_BYTES and looks_like_set(value):
+        if value is None or len(value) > MAX_RECORD_BYTES:
+            return decode_event(value)  # raises: not_json or oversized
+        if looks_like_set(value):
             return self.decode(value, max_token_lifetime=max_token_lifetime)
         if self.signed_only:
             raise RecordError(
@@ -266,10 +273,11 @@ class SecurityEventVerifier:
                 audience=self.audience,
                 options=self._options,  # type: ignore[arg-type]
             )
+        # Chained, so a caller can tell which claim failed (the receiver's RFC 8935 answers).
         except (jwt.InvalidSignatureError, jwt.InvalidAlgorithmError, jwt.InvalidKeyError) as err:
-            raise RecordError("bad_signature", f"{type(err).__name__}: {err}") from None
+            raise RecordError("bad_signature", f"{type(err).__name__}: {err}") from err
         except jwt.InvalidTokenError as err:
-            raise RecordError("invalid_set", f"{type(err).__name__}: {err}") from None
+            raise RecordError("invalid_set", f"{type(err).__name__}: {err}") from err
         except Exception as err:  # noqa: BLE001 - a crafted SET must never stop a sidecar
             raise RecordError(
                 "invalid_set", f"the SET could not be checked: {type(err).__name__}"
@@ -394,14 +402,7 @@ def _map(claims: Mapping[str, Any], max_token_lifetime: float) -> Event:
                 else _instant(exp, "token_exp")
             )
             return TokenRevoked(jti=jti, user_id=user_id, expires_at=expires_at, **envelope)
-        cause: UserTokensCause | None = None
-        if uri == CREDENTIAL_CHANGE:
-            cause = "credential_change"
-        elif uri == ACCOUNT_DISABLED:
-            cause = "account_disabled"
+        cause = _EVENT_CAUSES[uri]
         return UserTokensRevoked(user_id=user_id, not_before=at, cause=cause, **envelope)
     except ValidationError as err:
-        errors = err.errors(include_url=False, include_input=False)
-        raise _invalid(
-            "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors[:3])
-        ) from None
+        raise _invalid(describe(err)) from None

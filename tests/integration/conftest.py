@@ -6,12 +6,15 @@ A missing broker fails the tests: it is never a reason to skip.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,6 +32,7 @@ from jwt_revocation.shared import (
     UserTokensRevoked,
     ensure_topic,
 )
+from tests.support import wait_for
 
 BOOTSTRAP = "127.0.0.1:9092"
 REDIS = ("127.0.0.1", 6379)
@@ -132,6 +136,34 @@ def start_cli(*args: str, **env: str) -> subprocess.Popen[str]:
         text=True,
         env={**os.environ, "JWT_REVOCATION_BOOTSTRAP_SERVERS": BOOTSTRAP, **env},
     )
+
+
+@dataclass
+class CliRun:
+    """A foreground command running in the background, and how it ended."""
+
+    process: subprocess.Popen[str]
+    returncode: int | None = None
+    stderr: str = ""
+
+    def line(self, timeout: float = 60) -> str:
+        """The next line the command prints."""
+        assert self.process.stdout is not None
+        return wait_for(self.process.stdout.readline, timeout=timeout)
+
+
+@contextmanager
+def running_cli(*args: str, **env: str) -> Iterator[CliRun]:
+    """Run a foreground command for the block; stop it with SIGTERM at the end of the block
+    (``returncode`` tells how it ended), or kill it if the block failed."""
+    run = CliRun(start_cli(*args, **env))
+    try:
+        yield run
+        run.process.send_signal(signal.SIGTERM)
+        run.returncode = run.process.wait(timeout=30)
+    finally:
+        run.process.kill()
+        _, run.stderr = run.process.communicate()
 
 
 def revocation_reason(sidecar: RevocationSidecar, token: str) -> str | None:

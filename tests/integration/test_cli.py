@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import pty
-import signal
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ from tests.integration.conftest import (
     REDIS,
     issue,
     mixed_events,
-    start_cli,
+    running_cli,
 )
 from tests.support import wait_for
 
@@ -125,17 +124,10 @@ def test_bad_settings_get_a_clear_error() -> None:
 
 
 def test_sidecar_runs_until_terminated(topic: str) -> None:
-    process = start_cli("--topic", topic, "sidecar")
-    try:
-        assert process.stdout is not None
-        line = wait_for(process.stdout.readline, timeout=60)
-        assert f"sidecar caught up with {topic}" in line
-        assert process.poll() is None
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0
-    finally:
-        process.kill()
-        process.communicate()
+    with running_cli("--topic", topic, "sidecar") as run:
+        assert f"sidecar caught up with {topic}" in run.line()
+        assert run.process.poll() is None
+    assert run.returncode == 0
 
 
 def test_the_demo_tells_the_whole_story() -> None:
@@ -244,24 +236,18 @@ def test_snapshot_command_writes_a_snapshot_a_sidecar_starts_from(
 def test_redis_sink_command_keeps_the_blocklist(
     topic: str, publisher: RevocationPublisher, prefix: str, client: redis.Redis
 ) -> None:
-    process = start_cli(
+    with running_cli(
         "--topic",
         topic,
         "redis-sink",
         JWT_REVOCATION_REDIS_URL=REDIS_URL,
         JWT_REVOCATION_REDIS_PREFIX=prefix,
-    )
-    try:
-        assert process.stdout is not None
-        assert "caught up" in wait_for(process.stdout.readline, timeout=60)
+    ) as run:
+        assert "caught up" in run.line()
         published = publisher.logout(jti="sunk", user_id="gina", expires_at=time.time() + 600)
         wait_for(lambda: client.exists(f"{prefix}:jti:sunk"))
         blocklist = RedisBlocklist(client, topic=topic, prefix=prefix, max_token_lifetime=LIFETIME)
         assert blocklist.check("sunk", "gina", None) == "token_revoked"
         assert published.offset >= 0
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0
-    finally:
-        process.kill()
-        _, stderr = process.communicate()
-    assert REDIS_URL not in stderr
+    assert run.returncode == 0
+    assert REDIS_URL not in run.stderr

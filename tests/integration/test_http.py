@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import urllib.error
@@ -27,6 +26,7 @@ from tests.integration.conftest import (
     KEY,
     SidecarFactory,
     issue,
+    running_cli,
     start_cli,
     verifier_for,
 )
@@ -198,12 +198,10 @@ def test_an_application_registers_the_collector(make_sidecar: SidecarFactory) ->
 
 
 def test_the_cli_sidecar_serves_http(topic: str) -> None:
-    process = start_cli(
+    with running_cli(
         "--topic", topic, "sidecar", "--http", "127.0.0.1:0", JWT_REVOCATION_VERIFY_KEY=KEY
-    )
-    try:
-        assert process.stdout is not None
-        line = wait_for(process.stdout.readline, timeout=60)
+    ) as run:
+        line = run.line()
         assert line.startswith("http listening on 127.0.0.1:")
         url = "http://" + line.split(" on ")[1].strip()
         wait_for(lambda: _call(f"{url}/readyz")[0] == 200, timeout=60)
@@ -211,12 +209,8 @@ def test_the_cli_sidecar_serves_http(topic: str) -> None:
         status = _status_command(url)
         assert status.returncode == 0, status.stderr
         assert json.loads(status.stdout)["status"] == "caught_up"
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0
-    finally:
-        process.kill()
-        _, stderr = process.communicate()
-    assert KEY not in stderr
+    assert run.returncode == 0
+    assert KEY not in run.stderr
 
 
 def test_the_cli_refuses_a_remote_address(topic: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import time
 import urllib.error
 import urllib.request
@@ -33,7 +32,7 @@ from tests.integration.conftest import (
     SidecarFactory,
     issue,
     revocation_reason,
-    start_cli,
+    running_cli,
 )
 from tests.integration.test_cli import _cli, _json
 from tests.support import wait_for
@@ -398,7 +397,7 @@ def test_the_cli_receiver_publishes_what_it_verifies(
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         .decode()
     )
-    process = start_cli(
+    with running_cli(
         "receive",
         "--http",
         "127.0.0.1:0",
@@ -407,21 +406,14 @@ def test_the_cli_receiver_publishes_what_it_verifies(
         JWT_REVOCATION_SET_VERIFY_KEY=public,
         JWT_REVOCATION_SET_AUDIENCE="services",
         JWT_REVOCATION_RECEIVER_TOKEN="push-secret",
-    )
-    try:
-        assert process.stdout is not None
-        line = wait_for(process.stdout.readline, timeout=60)
-        url = line.rsplit(" ", 1)[1].strip()
+    ) as run:
+        url = run.line().rsplit(" ", 1)[1].strip()
         user = f"cli-{uuid.uuid4().hex[:6]}"
         token = issue(user, iat=time.time() - 5)
         pushed = _idp_set("caep/event-type/credential-change", user)
         assert _push(url, pushed, token="push-secret") == (202, None)
         sidecar = make_sidecar()
         assert revocation_reason(sidecar, token) == "user_tokens_revoked"
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0
-    finally:
-        process.kill()
-        _, stderr = process.communicate()
-    assert "push-secret" not in stderr
-    assert "'published': 1" in stderr
+    assert run.returncode == 0
+    assert "push-secret" not in run.stderr
+    assert "'published': 1" in run.stderr

@@ -16,6 +16,7 @@ from jwt_revocation.shared import (
     ACCOUNT_DISABLED,
     ACCOUNT_PURGED,
     CREDENTIAL_CHANGE,
+    MAX_RECORD_BYTES,
     SESSION_REVOKED,
     ConfigurationError,
     RecordError,
@@ -372,9 +373,11 @@ def test_json_events_pass_unless_only_signed_events_are_accepted() -> None:
     with pytest.raises(RecordError) as caught:
         _verifier(signed_only=True).decode_record(record, max_token_lifetime=LIFETIME)
     assert caught.value.kind == "unsigned"
-    with pytest.raises(RecordError) as missing:
-        _verifier(signed_only=True).decode_record(None, max_token_lifetime=LIFETIME)
-    assert missing.value.kind == "unsigned"
+    # Records that are no event at all keep their own kinds, signed_only or not.
+    for value, kind in ((None, "not_json"), (b"e" * (MAX_RECORD_BYTES + 1), "oversized")):
+        with pytest.raises(RecordError) as other:
+            _verifier(signed_only=True).decode_record(value, max_token_lifetime=LIFETIME)
+        assert other.value.kind == kind
 
 
 def test_json_events_keep_the_cause_and_old_records_without_it_still_decode() -> None:
