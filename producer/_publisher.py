@@ -1,4 +1,9 @@
-"""Publish revocation events to Kafka, each acknowledged by the broker before a call returns."""
+"""Publish revocation events to Kafka, each acknowledged by the broker before a call returns.
+
+:class:`RevocationPublisher` blocks its caller until the acknowledgement; the awaitable
+:class:`~jwt_revocation.producer.AsyncRevocationPublisher` shares everything here but the
+waiting (``_PublisherBase``: the producer's configuration, sending, errors, closing).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from types import TracebackType
 from typing import Any, Self
 
@@ -17,23 +22,16 @@ from kafka.errors import KafkaConfigurationError, KafkaError
 from jwt_revocation.shared import (
     SET_CONTENT_TYPE,
     ConfigurationError,
-    Instant,
-    InvalidEventError,
     PublishError,
     RevocationSettings,
     SecurityEventSigner,
-    TokenRevoked,
-    UserDeleted,
-    UserTokensCause,
-    UserTokensRevoked,
     encode_event,
     parse_duration,
-    to_datetime,
 )
 
-logger = logging.getLogger(__name__)
+from ._revocations import Event, RevocationMethods
 
-Event = TokenRevoked | UserTokensRevoked | UserDeleted
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -45,15 +43,8 @@ class Published:
     offset: int
 
 
-class RevocationPublisher:
-    """Publishes logout, password-change and deletion events; thread safe.
-
-    Every method returns only after the broker acknowledged the event with ``acks=all``, or
-    raises :class:`PublishError`. A timed-out event may still be delivered later; publishing it
-    again is harmless, since the sidecar's merge rules absorb duplicates. With
-    ``security_events``, each event is written as a Security Event Token signed by that signer
-    (OpenID Shared Signals), with the Kafka header ``content-type: application/secevent+jwt``.
-    """
+class _PublisherBase:
+    """The Kafka producer of a publisher: its configuration, sending, error mapping, closing."""
 
     def __init__(
         self,
@@ -74,10 +65,10 @@ class RevocationPublisher:
             raise ConfigurationError("issuer must not be empty")
         self.topic = topic
         self.issuer = issuer
+        self._clock = clock
         self.timeout = parse_duration(timeout, name="timeout").total_seconds()
         if self.timeout <= 0:
             raise ConfigurationError("timeout must be positive")
-        self._clock = clock
         self.security_events = security_events
         self._closed = False
         self._lock = threading.Lock()
@@ -112,7 +103,7 @@ class RevocationPublisher:
             ) from err
 
     @classmethod
-    def from_settings(cls, settings: RevocationSettings, **overrides: Any) -> RevocationPublisher:
+    def from_settings(cls, settings: RevocationSettings, **overrides: Any) -> Self:
         """Build a publisher from :class:`RevocationSettings`; keyword arguments win."""
         kwargs: dict[str, Any] = {"issuer": settings.issuer, "timeout": settings.publish_timeout}
         if settings.set_signing_key is not None:
@@ -120,69 +111,8 @@ class RevocationPublisher:
         kwargs.update(overrides)
         return cls(settings.bootstrap_servers, settings.topic, **kwargs)
 
-    # -- the three events ------------------------------------------------------------------
-
-    def logout(self, *, jti: str, user_id: str, expires_at: Instant) -> Published:
-        """Revoke one token until it expires."""
-        return self.publish(
-            self._build(
-                TokenRevoked,
-                jti=jti,
-                user_id=user_id,
-                expires_at=to_datetime(expires_at, name="expires_at"),
-            )
-        )
-
-    def password_changed(self, *, user_id: str, at: Instant | None = None) -> Published:
-        """Revoke every token of the user issued before ``at`` (default: now): a credential change."""
-        return self._revoke_user_tokens(user_id, at, "credential_change")
-
-    def logout_everywhere(self, *, user_id: str, at: Instant | None = None) -> Published:
-        """Revoke every token of the user issued before ``at`` (default: now): every session."""
-        return self._revoke_user_tokens(user_id, at, None)
-
-    def account_disabled(self, *, user_id: str, at: Instant | None = None) -> Published:
-        """Revoke every token of a disabled user issued before ``at`` (default: now)."""
-        return self._revoke_user_tokens(user_id, at, "account_disabled")
-
-    def _revoke_user_tokens(
-        self, user_id: str, at: Instant | None, cause: UserTokensCause | None
-    ) -> Published:
-        return self.publish(
-            self._build(
-                UserTokensRevoked,
-                user_id=user_id,
-                not_before=self._instant(at, "at"),
-                cause=cause,
-            )
-        )
-
-    def user_deleted(self, *, user_id: str, at: Instant | None = None) -> Published:
-        """Revoke every token of a deleted user issued before ``at`` (default: now)."""
-        return self.publish(self._build(UserDeleted, user_id=user_id, at=self._instant(at, "at")))
-
-    def revoke_token(self, claims: Mapping[str, Any], *, user_claim: str = "sub") -> Published:
-        """Revoke the token whose decoded claims are given: takes ``jti``, ``sub`` and ``exp``."""
-        missing = [c for c in ("jti", user_claim, "exp") if claims.get(c) is None]
-        if missing:
-            raise InvalidEventError(
-                f"cannot revoke a single token without {', '.join(missing)}; "
-                "use password_changed() to revoke every token of the user"
-            )
-        return self.logout(jti=claims["jti"], user_id=claims[user_claim], expires_at=claims["exp"])
-
-    # -- sending ---------------------------------------------------------------------------
-
-    def publish(self, event: Event) -> Published:
-        """Send one event and wait for the broker's acknowledgement."""
-        return self.publish_many([event])[0]
-
-    def publish_many(self, events: Iterable[Event]) -> list[Published]:
-        """Send events together and wait until the broker acknowledged every one of them.
-
-        Raises :class:`PublishError` if any was not acknowledged; those before it in the list
-        that were acknowledged stay published.
-        """
+    def _send(self, events: Iterable[Event]) -> list[tuple[Event, Any]]:
+        """Hand every event to the producer; each with its kafka-python future."""
         if self._closed:
             raise PublishError("the publisher is closed", retriable=False)
         pending = []
@@ -197,23 +127,18 @@ class RevocationPublisher:
             except KafkaError as err:
                 raise self._error(event, err) from err
             pending.append((event, future))
-        published = []
-        deadline = time.monotonic() + self.timeout
-        for event, future in pending:
-            try:
-                meta = future.get(timeout=max(0.0, deadline - time.monotonic()))
-            except KafkaError as err:
-                raise self._error(event, err) from err
-            published.append(Published(event=event, partition=meta.partition, offset=meta.offset))
-            logger.debug(
-                "published type=%s event_id=%s user_id=%s partition=%d offset=%d",
-                event.type,
-                event.event_id,
-                event.user_id,
-                meta.partition,
-                meta.offset,
-            )
-        return published
+        return pending
+
+    def _published(self, event: Event, meta: Any) -> Published:
+        logger.debug(
+            "published type=%s event_id=%s user_id=%s partition=%d offset=%d",
+            event.type,
+            event.event_id,
+            event.user_id,
+            meta.partition,
+            meta.offset,
+        )
+        return Published(event=event, partition=meta.partition, offset=meta.offset)
 
     def _error(self, event: Event, err: KafkaError) -> PublishError:
         retriable = bool(getattr(err, "retriable", False))
@@ -232,16 +157,48 @@ class RevocationPublisher:
             retriable=retriable,
         )
 
-    def _build(self, model: type[Event], **fields: Any) -> Event:
-        try:
-            return model(
-                issuer=self.issuer, occurred_at=self._instant(None, "occurred_at"), **fields
-            )
-        except ValueError as err:
-            raise InvalidEventError(f"invalid {model.__name__}: {err}") from None
+    def _mark_closed(self) -> bool:
+        """True for the one call that closes; later calls are no-ops."""
+        with self._lock:
+            if self._closed:
+                return False
+            self._closed = True
+            return True
 
-    def _instant(self, value: Instant | None, name: str) -> datetime:
-        return to_datetime(self._clock() if value is None else value, name=name)
+
+class RevocationPublisher(_PublisherBase, RevocationMethods[Published]):
+    """Publishes logout, password-change and deletion events; thread safe.
+
+    Every method returns only after the broker acknowledged the event with ``acks=all``, or
+    raises :class:`PublishError`. A timed-out event may still be delivered later; publishing it
+    again is harmless, since the sidecar's merge rules absorb duplicates. With
+    ``security_events``, each event is written as a Security Event Token signed by that signer
+    (OpenID Shared Signals), with the Kafka header ``content-type: application/secevent+jwt``.
+    """
+
+    def _emit(self, event: Event) -> Published:
+        return self.publish(event)
+
+    def publish(self, event: Event) -> Published:
+        """Send one event and wait for the broker's acknowledgement."""
+        return self.publish_many([event])[0]
+
+    def publish_many(self, events: Iterable[Event]) -> list[Published]:
+        """Send events together and wait until the broker acknowledged every one of them.
+
+        Raises :class:`PublishError` if any was not acknowledged; those before it in the list
+        that were acknowledged stay published.
+        """
+        pending = self._send(events)
+        published = []
+        deadline = time.monotonic() + self.timeout
+        for event, future in pending:
+            try:
+                meta = future.get(timeout=max(0.0, deadline - time.monotonic()))
+            except KafkaError as err:
+                raise self._error(event, err) from err
+            published.append(self._published(event, meta))
+        return published
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -256,11 +213,8 @@ class RevocationPublisher:
 
     def close(self, timeout: float | None = None) -> None:
         """Flush and close; later calls raise :class:`PublishError`. Idempotent."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        self._producer.close(timeout=self.timeout if timeout is None else timeout)
+        if self._mark_closed():
+            self._producer.close(timeout=self.timeout if timeout is None else timeout)
 
     def __enter__(self) -> Self:
         return self
