@@ -21,14 +21,9 @@ from typing import Any
 
 import jwt
 
-from jwt_revocation.consumer import (
-    RevocationSidecar,
-    RevocationVerifier,
-    SidecarUnavailableError,
-    TokenRevokedError,
-)
+from jwt_revocation.consumer import RevocationSidecar, RevocationVerifier
 from jwt_revocation.producer import RevocationPublisher
-from jwt_revocation.shared import RevocationSettings, ensure_topic
+from jwt_revocation.shared import RevocationError, RevocationSettings, ensure_topic
 
 LIFETIME = timedelta(minutes=5)
 ISSUER = "demo-auth"
@@ -62,15 +57,10 @@ class Service:
     verifier: RevocationVerifier
 
     def answer(self, token: str) -> str:
-        try:
-            self.verifier.verify(token)
-        except TokenRevokedError as err:
-            return f"401 {err.reason}"
-        except jwt.InvalidTokenError as err:
-            return f"401 {type(err).__name__}"
-        except SidecarUnavailableError as err:
-            return f"503 {err.reason}"
-        return "200"
+        verdict = self.verifier.decide(token)
+        if verdict.accepted:
+            return "200"
+        return f"{503 if verdict.outcome == 'unavailable' else 401} {verdict.reason}"
 
 
 def _service(name: str, settings: RevocationSettings, key: bytes) -> Service:
@@ -103,7 +93,7 @@ def _until_rejected(services: list[Service], token: str, timeout: float = 10.0) 
         pending = [s for s in pending if not s.answer(token).startswith("401")]
         time.sleep(0.0002)  # a busy loop would hold the GIL the sidecars need
         if time.perf_counter() - start > timeout:
-            raise RuntimeError(f"not rejected within {timeout} s by {[s.name for s in pending]}")
+            raise RevocationError(f"not rejected within {timeout} s by {[s.name for s in pending]}")
     return time.perf_counter() - start
 
 

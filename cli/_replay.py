@@ -112,7 +112,7 @@ def replay(
                     try:
                         event = decode(record.value)
                     except RecordError as err:
-                        result.skipped[err.kind] += 1
+                        result.skipped[err.reason] += 1
                         continue
                     state.apply(event, now)
                     result.events[event.type] += 1

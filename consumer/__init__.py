@@ -2,12 +2,14 @@
 
 Import :class:`RevocationSidecar` and :class:`RevocationVerifier`; catch
 ``jwt.InvalidTokenError`` for bad or revoked tokens (401) and :class:`SidecarUnavailableError`
-when the state cannot decide (503).
+when the state cannot decide (503), or take the same decision as a :class:`Verdict` from
+:meth:`RevocationVerifier.decide`.
 """
 
 from jwt_revocation.shared import (
     RevocationError,
     SidecarUnavailableError,
+    SnapshotError,
     TokenLifetimeExceededError,
     TokenRevokedError,
 )
@@ -16,15 +18,14 @@ from ._http import SidecarHTTPServer
 from ._metrics import SidecarCollector, render_metrics
 from ._redis_blocklist import CHECK_SCRIPT, RedisBlocklist, RedisBlocklistSink
 from ._sidecar import (
-    Clock,
-    PartitionStats,
     RevocationMirror,
     RevocationSidecar,
     SidecarStats,
     SidecarStatus,
 )
-from ._snapshot import RedisSnapshots, Snapshot, SnapshotError, SnapshotProblem
+from ._snapshot import RedisSnapshots
 from ._state import RevocationState, StateSnapshot
+from ._verdict import Verdict
 from ._verifier import (
     InMemoryRevocations,
     RevocationLookup,
@@ -34,9 +35,7 @@ from ._verifier import (
 
 __all__ = [
     "CHECK_SCRIPT",
-    "Clock",
     "InMemoryRevocations",
-    "PartitionStats",
     "RedisBlocklist",
     "RedisBlocklistSink",
     "RedisSnapshots",
@@ -52,11 +51,10 @@ __all__ = [
     "SidecarStats",
     "SidecarStatus",
     "SidecarUnavailableError",
-    "Snapshot",
     "SnapshotError",
-    "SnapshotProblem",
     "StateSnapshot",
     "TokenLifetimeExceededError",
     "TokenRevokedError",
+    "Verdict",
     "render_metrics",
 ]

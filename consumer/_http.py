@@ -18,54 +18,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import jwt
-
-from jwt_revocation.shared import SidecarUnavailableError, TokenRevokedError
 from jwt_revocation.shared._http import BackgroundHTTPServer, JSONRequestHandler
 
 from ._metrics import render_metrics
 from ._sidecar import RevocationSidecar
+from ._verdict import Verdict
 from ._verifier import RevocationVerifier
-
-
-class RevocationHTTPError(Exception):
-    """The answer for a request whose token cannot be accepted: a status, headers, a body."""
-
-    def __init__(self, status: int, error: str, description: str) -> None:
-        super().__init__(description)
-        self.status = status
-        self.body = {"error": error, "error_description": description}
-        self.headers = {"Cache-Control": "no-store"}
-        if status == 401:
-            challenge = 'Bearer realm="api"'
-            if error != "missing_token":
-                challenge += f', error="invalid_token", error_description="{_quoted(description)}"'
-            self.headers["WWW-Authenticate"] = challenge
-        else:
-            self.headers["Retry-After"] = "1"
-
-
-def _quoted(text: str) -> str:
-    return text.replace("\\", "").replace('"', "'")[:200]
-
-
-def claims_from_header(verifier: RevocationVerifier, authorization: str | None) -> dict[str, Any]:
-    """Verify the bearer token of an ``Authorization`` header, or raise RevocationHTTPError."""
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise RevocationHTTPError(401, "missing_token", "a bearer token is required")
-    try:
-        return verifier.verify(token.strip())
-    except TokenRevokedError as err:
-        raise RevocationHTTPError(
-            401, "invalid_token", f"the token is revoked ({err.reason})"
-        ) from None
-    except jwt.InvalidTokenError as err:
-        raise RevocationHTTPError(401, "invalid_token", type(err).__name__) from None
-    except SidecarUnavailableError as err:
-        raise RevocationHTTPError(
-            503, "temporarily_unavailable", f"revocations cannot be checked ({err.reason})"
-        ) from None
 
 
 class SidecarHTTPServer(BackgroundHTTPServer):
@@ -103,27 +61,20 @@ class SidecarHTTPServer(BackgroundHTTPServer):
     def check(self, request: Any) -> tuple[int, dict[str, Any]]:
         if not isinstance(request, dict) or ("token" in request) == ("claims" in request):
             return 400, {"error": 'send {"token": "..."} or {"claims": {...}}'}
-        try:
-            if "token" in request:
-                if not self.verify_tokens:
-                    return 400, {
-                        "error": "this sidecar has no verification key; send the claims instead"
-                    }
-                if not isinstance(request["token"], str):
-                    return 400, {"error": "token must be a string"}
-                claims = self.verifier.verify(request["token"])
-            else:
-                if not isinstance(request["claims"], dict):
-                    return 400, {"error": "claims must be an object"}
-                claims = request["claims"]
-                self.verifier.check_claims(claims)
-        except SidecarUnavailableError as err:
-            return 503, {"verdict": "unavailable", "reason": err.reason, "detail": str(err)}
-        except TokenRevokedError as err:
-            return 200, {"verdict": "revoked", "reason": err.reason}
-        except jwt.InvalidTokenError as err:
-            return 200, {"verdict": "rejected", "reason": type(err).__name__, "detail": str(err)}
-        return 200, {"verdict": "accepted", "jti": claims.get("jti"), "sub": claims.get("sub")}
+        verdict: Verdict
+        if "token" in request:
+            if not self.verify_tokens:
+                return 400, {
+                    "error": "this sidecar has no verification key; send the claims instead"
+                }
+            if not isinstance(request["token"], str):
+                return 400, {"error": "token must be a string"}
+            verdict = self.verifier.decide(request["token"])
+        else:
+            if not isinstance(request["claims"], dict):
+                return 400, {"error": "claims must be an object"}
+            verdict = self.verifier.decide_claims(request["claims"])
+        return (503 if verdict.outcome == "unavailable" else 200), verdict.as_dict()
 
 
 class _Handler(JSONRequestHandler):

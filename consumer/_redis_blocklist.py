@@ -25,18 +25,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
 from typing import Any
 
 import redis
 
 from jwt_revocation.shared import (
     ConfigurationError,
-    RevocationError,
+    DurationLike,
+    Event,
     RevocationReason,
     SidecarUnavailableError,
+    StoreError,
     TokenRevoked,
-    UserDeleted,
     UserTokensRevoked,
     parse_duration,
 )
@@ -45,7 +45,6 @@ from ._sidecar import Clock
 
 logger = logging.getLogger(__name__)
 
-Event = TokenRevoked | UserTokensRevoked | UserDeleted
 
 APPLY_SCRIPT = """
 -- KEYS: one key per event. ARGV[1] now, ARGV[2] max_clock_skew, ARGV[3] max_token_lifetime
@@ -101,8 +100,8 @@ class RedisBlocklistSink:
         client: redis.Redis | str,
         *,
         prefix: str = "jwt-revocation",
-        max_token_lifetime: timedelta | float | str,
-        max_clock_skew: timedelta | float | str = 60,
+        max_token_lifetime: DurationLike,
+        max_clock_skew: DurationLike = 60,
     ) -> None:
         if not prefix:
             raise ConfigurationError("prefix must not be empty")
@@ -125,7 +124,7 @@ class RedisBlocklistSink:
         try:
             stored = self.client.hgetall(f"{self.prefix}:sink:{topic}:offsets")
         except redis.RedisError as err:
-            raise RevocationError(
+            raise StoreError(
                 f"cannot read the sink's offsets from Redis: {type(err).__name__}"
             ) from err
         return {int(p): int(o) for p, o in stored.items()}
@@ -156,7 +155,7 @@ class RedisBlocklistSink:
                 )
                 pipe.execute()
         except redis.RedisError as err:
-            raise RevocationError(
+            raise StoreError(
                 f"cannot write {len(events)} events to Redis: {type(err).__name__}"
             ) from err
         self.written += len(events)
@@ -185,9 +184,9 @@ class RedisBlocklist:
         *,
         topic: str = "auth.revocations",
         prefix: str = "jwt-revocation",
-        max_token_lifetime: timedelta | float | str,
-        max_clock_skew: timedelta | float | str = 60,
-        max_staleness: timedelta | float | str = 30,
+        max_token_lifetime: DurationLike,
+        max_clock_skew: DurationLike = 60,
+        max_staleness: DurationLike = 30,
         clock: Clock = time.time,
     ) -> None:
         self.client = _client(client)

@@ -49,7 +49,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from types import TracebackType
 from typing import Any, Literal, Protocol, Self
 
@@ -58,6 +57,8 @@ from kafka.errors import KafkaError
 
 from jwt_revocation.shared import (
     ConfigurationError,
+    DurationLike,
+    LifecycleError,
     RecordError,
     RevocationSettings,
     SecurityEventVerifier,
@@ -189,9 +190,9 @@ class RevocationSidecar:
         bootstrap_servers: str,
         topic: str = "auth.revocations",
         *,
-        max_token_lifetime: timedelta | float | str,
-        max_clock_skew: timedelta | float | str = 60,
-        max_staleness: timedelta | float | str = 30,
+        max_token_lifetime: DurationLike,
+        max_clock_skew: DurationLike = 60,
+        max_staleness: DurationLike = 30,
         on_stale: Literal["reject", "allow"] = "reject",
         max_entries: int = 10_000_000,
         clock: Clock = time.time,
@@ -318,7 +319,7 @@ class RevocationSidecar:
         """
         with self._lifecycle:
             if self._stopped:
-                raise RuntimeError("a stopped sidecar cannot be started again; create a new one")
+                raise LifecycleError("a stopped sidecar cannot be started again; create a new one")
             if self._thread is None:
                 if self._verify_topic:
                     check_topic(
@@ -630,7 +631,7 @@ class RevocationSidecar:
                 raise SnapshotError(
                     f"snapshot {snapshot.id} covers partitions {sorted(snapshot.offsets)}, the "
                     f"topic has {ids}",
-                    problem="partitions_changed",
+                    reason="partitions_changed",
                 )
             begins = consumer.beginning_offsets(parts, timeout_ms=10_000)
             ends = consumer.end_offsets(parts, timeout_ms=10_000)
@@ -645,16 +646,16 @@ class RevocationSidecar:
                 raise SnapshotError(
                     f"snapshot {snapshot.id} resumes at offsets {gone}, which the broker no "
                     f"longer holds (first offsets {first}, end offsets {end})",
-                    problem="offsets_gone",
+                    reason="offsets_gone",
                 )
         except SnapshotError as err:
-            self._started_from = f"replay ({err.problem})"
+            self._started_from = f"replay ({err.reason})"
             logger.warning(
-                "sidecar not starting from a snapshot name=%s topic=%s problem=%s detail=%s; "
+                "sidecar not starting from a snapshot name=%s topic=%s reason=%s detail=%s; "
                 "replaying the whole window instead",
                 self.name,
                 self.topic,
-                err.problem,
+                err.reason,
                 err,
             )
             return False
@@ -684,11 +685,11 @@ class RevocationSidecar:
         refuses the write.
         """
         if self.snapshots is None:
-            raise SnapshotError("this sidecar has no snapshot store", problem="missing")
+            raise SnapshotError("this sidecar has no snapshot store", reason="missing")
         if not self._caught_up:
             raise SnapshotError(
                 f"sidecar {self.name} has not caught up; a snapshot now would be incomplete",
-                problem="missing",
+                reason="missing",
             )
         # Positions move under the state's lock, together with the entries they stand for.
         with self.state.lock:
@@ -714,10 +715,10 @@ class RevocationSidecar:
                 self.save_snapshot()
             except SnapshotError as err:
                 logger.warning(
-                    "snapshot not written name=%s topic=%s problem=%s detail=%s",
+                    "snapshot not written name=%s topic=%s reason=%s detail=%s",
                     self.name,
                     self.topic,
-                    err.problem,
+                    err.reason,
                     err,
                 )
 
@@ -841,16 +842,16 @@ class RevocationSidecar:
             self._mirrored += len(events)
 
     def _skip(self, tp: TopicPartition, offset: int, err: RecordError) -> None:
-        self._skipped[err.kind] += 1
+        self._skipped[err.reason] += 1
         # A forged or unsigned SET is an attack or a broken transmitter: say so loudly.
-        loud = err.kind in ("bad_signature", "unsigned")
+        loud = err.reason in ("bad_signature", "unsigned")
         logger.log(
             logging.ERROR if loud else logging.WARNING,
-            "skipped record topic=%s partition=%d offset=%d kind=%s detail=%s",
+            "skipped record topic=%s partition=%d offset=%d reason=%s detail=%s",
             tp.topic,
             tp.partition,
             offset,
-            err.kind,
+            err.reason,
             err.detail,
         )
 

@@ -28,14 +28,15 @@ import zlib
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any
 
 import redis
 
 from jwt_revocation.shared import (
     SCHEMA_VERSION,
     ConfigurationError,
-    RevocationError,
+    DurationLike,
+    SnapshotError,
     parse_duration,
 )
 
@@ -45,27 +46,6 @@ logger = logging.getLogger(__name__)
 
 FORMAT = 1
 """The layout of header and body; a reader refuses any other."""
-
-SnapshotProblem = Literal[
-    "missing",
-    "unreachable",
-    "corrupt",
-    "other_topic",
-    "unsupported_version",
-    "too_old",
-    "narrower_window",
-    "partitions_changed",
-    "offsets_gone",
-]
-"""Why a snapshot cannot be used; the sidecar then replays the whole window instead."""
-
-
-class SnapshotError(RevocationError):
-    """A snapshot cannot be used (or written); ``problem`` says why."""
-
-    def __init__(self, message: str, *, problem: SnapshotProblem) -> None:
-        super().__init__(message)
-        self.problem: SnapshotProblem = problem
 
 
 @dataclass(frozen=True)
@@ -90,8 +70,8 @@ class RedisSnapshots:
         client: redis.Redis | str,
         *,
         prefix: str = "jwt-revocation",
-        ttl: timedelta | float | str = timedelta(hours=1),
-        grace: timedelta | float | str = 60,
+        ttl: DurationLike = timedelta(hours=1),
+        grace: DurationLike = 60,
     ) -> None:
         if not prefix:
             raise ConfigurationError("prefix must not be empty")
@@ -171,7 +151,7 @@ class RedisSnapshots:
                 pipe.execute()
         except redis.RedisError as err:
             raise SnapshotError(
-                f"cannot write the snapshot to Redis: {type(err).__name__}", problem="unreachable"
+                f"cannot write the snapshot to Redis: {type(err).__name__}", reason="unreachable"
             ) from err
         logger.info(
             "snapshot written topic=%s id=%s entries=%d body_bytes=%d",
@@ -195,25 +175,25 @@ class RedisSnapshots:
             )
         except redis.RedisError as err:
             raise SnapshotError(
-                f"cannot read snapshots from Redis: {type(err).__name__}", problem="unreachable"
+                f"cannot read snapshots from Redis: {type(err).__name__}", reason="unreachable"
             ) from err
         if latest is None:
-            raise SnapshotError(f"no snapshot of topic {topic!r}", problem="missing")
+            raise SnapshotError(f"no snapshot of topic {topic!r}", reason="missing")
         snapshot_id = latest.decode()
         if not fields:
-            raise SnapshotError(f"snapshot {snapshot_id} has expired", problem="missing")
+            raise SnapshotError(f"snapshot {snapshot_id} has expired", reason="missing")
         header = _header(fields, snapshot_id)
         if header.get("format") != FORMAT or header.get("schema_version") != SCHEMA_VERSION:
             raise SnapshotError(
                 f"snapshot {snapshot_id} has format {header.get('format')!r} and schema version "
                 f"{header.get('schema_version')!r}; this version reads format {FORMAT}, schema "
                 f"version {SCHEMA_VERSION}",
-                problem="unsupported_version",
+                reason="unsupported_version",
             )
         if header.get("topic") != topic:
             raise SnapshotError(
                 f"snapshot {snapshot_id} is of topic {header.get('topic')!r}, not {topic!r}",
-                problem="other_topic",
+                reason="other_topic",
             )
         try:
             created_at = float(header["created_at"])
@@ -221,20 +201,20 @@ class RedisSnapshots:
             offsets = {int(p): int(o) for p, o in header["offsets"].items()}
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise SnapshotError(
-                f"snapshot {snapshot_id} has a malformed header: {err!r}", problem="corrupt"
+                f"snapshot {snapshot_id} has a malformed header: {err!r}", reason="corrupt"
             ) from None
         age = now - created_at
         if age > max_token_lifetime:
             raise SnapshotError(
                 f"snapshot {snapshot_id} is {age:.0f} s old, older than max_token_lifetime "
                 f"({max_token_lifetime:.0f} s)",
-                problem="too_old",
+                reason="too_old",
             )
         if window < max_token_lifetime + max_clock_skew:
             raise SnapshotError(
                 f"snapshot {snapshot_id} kept entries for {window:.0f} s, less than this "
                 f"sidecar's {max_token_lifetime + max_clock_skew:.0f} s: it may miss entries",
-                problem="narrower_window",
+                reason="narrower_window",
             )
         state = _body(fields, header, snapshot_id)
         return Snapshot(
@@ -259,10 +239,10 @@ def _header(fields: dict[bytes, bytes], snapshot_id: str) -> dict[str, Any]:
     except (KeyError, ValueError) as err:
         raise SnapshotError(
             f"snapshot {snapshot_id} has no readable header: {type(err).__name__}",
-            problem="corrupt",
+            reason="corrupt",
         ) from None
     if not isinstance(header, dict):
-        raise SnapshotError(f"snapshot {snapshot_id} has a malformed header", problem="corrupt")
+        raise SnapshotError(f"snapshot {snapshot_id} has a malformed header", reason="corrupt")
     return header
 
 
@@ -270,7 +250,7 @@ def _body(fields: dict[bytes, bytes], header: dict[str, Any], snapshot_id: str) 
     body = fields.get(b"body", b"")
     if hashlib.sha256(body).hexdigest() != header.get("body_sha256"):
         raise SnapshotError(
-            f"snapshot {snapshot_id} body does not match its checksum", problem="corrupt"
+            f"snapshot {snapshot_id} body does not match its checksum", reason="corrupt"
         )
     try:
         data = json.loads(zlib.decompress(body))
@@ -281,7 +261,7 @@ def _body(fields: dict[bytes, bytes], header: dict[str, Any], snapshot_id: str) 
         deletions = {str(u): float(t) for u, t in data["deletions"].items()}
     except (zlib.error, ValueError, KeyError, TypeError, AttributeError) as err:
         raise SnapshotError(
-            f"snapshot {snapshot_id} body is unreadable: {type(err).__name__}", problem="corrupt"
+            f"snapshot {snapshot_id} body is unreadable: {type(err).__name__}", reason="corrupt"
         ) from None
     expected = header.get("entries", {})
     counts = {
@@ -292,6 +272,6 @@ def _body(fields: dict[bytes, bytes], header: dict[str, Any], snapshot_id: str) 
     if expected != counts:
         raise SnapshotError(
             f"snapshot {snapshot_id} holds {counts}, its header says {expected}",
-            problem="corrupt",
+            reason="corrupt",
         )
     return StateSnapshot(jtis, cutoffs, deletions)

@@ -37,13 +37,12 @@ from dataclasses import dataclass, field
 
 from jwt_revocation.shared import (
     ConfigurationError,
+    Event,
     RevocationReason,
     TokenRevoked,
     UserDeleted,
     UserTokensRevoked,
 )
-
-Event = TokenRevoked | UserTokensRevoked | UserDeleted
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,8 @@
-"""Verify a JWT: PyJWT's checks, then the local revocation check, with no network call."""
+"""Verify a JWT: PyJWT's checks, then the local revocation check, with no network call.
+
+:meth:`RevocationVerifier.verify` raises; :meth:`RevocationVerifier.decide` returns the same
+decision as a :class:`Verdict` for front ends that render it (see ``_verdict``).
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,15 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import timedelta
 from typing import Any, NamedTuple, Protocol
 
 import jwt
 
 from jwt_revocation.shared import (
+    Clock,
     ConfigurationError,
+    DurationLike,
+    Event,
     Instant,
     RevocationReason,
     SidecarUnavailableError,
@@ -24,8 +30,8 @@ from jwt_revocation.shared import (
     to_datetime,
 )
 
-from ._sidecar import Clock
-from ._state import Event, RevocationState
+from ._state import RevocationState
+from ._verdict import MISSING_TOKEN, Verdict, judge
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +72,8 @@ class InMemoryRevocations:
     def __init__(
         self,
         *,
-        max_token_lifetime: timedelta | float | str,
-        max_clock_skew: timedelta | float | str = 60,
+        max_token_lifetime: DurationLike,
+        max_clock_skew: DurationLike = 60,
         clock: Clock = time.time,
     ) -> None:
         self.state = RevocationState(
@@ -99,7 +105,7 @@ class RevocationVerifier:
         algorithms: Sequence[str],
         issuer: str | Sequence[str] | None = None,
         audience: str | Iterable[str] | None = None,
-        leeway: float | timedelta = 0,
+        leeway: DurationLike = 0,
         require: Sequence[str] = ("exp",),
         user_claim: str = "sub",
         max_token_bytes: int = 64 * 1024,
@@ -114,9 +120,7 @@ class RevocationVerifier:
         unsafe = [a for a in algorithms if a.lower() in _UNSAFE_ALGORITHMS]
         if unsafe:
             raise ConfigurationError(f"algorithm {unsafe[0]!r} accepts unsigned tokens; refusing")
-        leeway_s = leeway.total_seconds() if isinstance(leeway, timedelta) else float(leeway)
-        if not math.isfinite(leeway_s) or leeway_s < 0:
-            raise ConfigurationError(f"leeway must be finite and not negative; got {leeway}")
+        leeway_s = parse_duration(leeway, name="leeway").total_seconds()
         skew = source.state.max_clock_skew
         if leeway_s > skew:
             raise ConfigurationError(
@@ -237,6 +241,20 @@ class RevocationVerifier:
         except SidecarUnavailableError:
             self.rejected["unavailable"] += 1
             raise
+
+    def decide(self, token: str | bytes | None) -> Verdict:
+        """:meth:`verify` as a :class:`Verdict` instead of an exception; None is a missing token."""
+        if token is None:
+            return MISSING_TOKEN
+        return judge(self.verify, token)
+
+    def decide_claims(self, claims: Mapping[str, Any]) -> Verdict:
+        """:meth:`check_claims` as a :class:`Verdict`, for claims already verified by PyJWT."""
+        return judge(self._checked, claims)
+
+    def _checked(self, claims: Mapping[str, Any]) -> Mapping[str, Any]:
+        self.check_claims(claims)
+        return claims
 
     def _remember(self, token: str | bytes, claims: dict[str, Any], key: Any) -> None:
         # decode() has parsed these claims, so int() succeeds, as it did inside PyJWT.

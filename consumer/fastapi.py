@@ -25,8 +25,8 @@ from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ._http import RevocationHTTPError, claims_from_header
 from ._sidecar import RevocationSidecar
+from ._verdict import bearer_answer, bearer_token
 from ._verifier import RevocationVerifier
 
 
@@ -37,12 +37,13 @@ class BearerClaims:
         self.verifier = verifier
 
     async def __call__(self, connection: HTTPConnection) -> dict[str, Any]:
-        try:
-            return claims_from_header(self.verifier, connection.headers.get("authorization"))
-        except RevocationHTTPError as err:
-            from fastapi import HTTPException
+        verdict = self.verifier.decide(bearer_token(connection.headers.get("authorization")))
+        if verdict.accepted:
+            return dict(verdict.claims)
+        from fastapi import HTTPException
 
-            raise HTTPException(err.status, detail=err.body, headers=err.headers) from None
+        answer = bearer_answer(verdict)
+        raise HTTPException(answer.status, detail=answer.body, headers=answer.headers)
 
 
 class RevocationMiddleware:
@@ -67,13 +68,13 @@ class RevocationMiddleware:
             await self.app(scope, receive, send)
             return
         connection = HTTPConnection(scope)
-        try:
-            claims = claims_from_header(self.verifier, connection.headers.get("authorization"))
-        except RevocationHTTPError as err:
-            response = JSONResponse(err.body, status_code=err.status, headers=err.headers)
+        verdict = self.verifier.decide(bearer_token(connection.headers.get("authorization")))
+        if not verdict.accepted:
+            answer = bearer_answer(verdict)
+            response = JSONResponse(answer.body, status_code=answer.status, headers=answer.headers)
             await response(scope, receive, send)
             return
-        scope.setdefault("state", {})["claims"] = claims
+        scope.setdefault("state", {})["claims"] = dict(verdict.claims)
         await self.app(scope, receive, send)
 
 

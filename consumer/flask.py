@@ -24,8 +24,8 @@ from typing import Any, TypeVar, cast
 
 from flask import Flask, Response, g, jsonify, request
 
-from ._http import RevocationHTTPError, claims_from_header
 from ._sidecar import RevocationSidecar
+from ._verdict import bearer_answer, bearer_token
 from ._verifier import RevocationVerifier
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -59,13 +59,14 @@ class FlaskRevocation:
 
         @functools.wraps(view)
         def guarded(*args: Any, **kwargs: Any) -> Any:
-            try:
-                g.claims = claims_from_header(self.verifier, request.headers.get("Authorization"))
-            except RevocationHTTPError as err:
-                response: Response = jsonify(err.body)
-                response.status_code = err.status
-                response.headers.update(err.headers)
+            verdict = self.verifier.decide(bearer_token(request.headers.get("Authorization")))
+            if not verdict.accepted:
+                answer = bearer_answer(verdict)
+                response: Response = jsonify(answer.body)
+                response.status_code = answer.status
+                response.headers.update(answer.headers)
                 return response
+            g.claims = dict(verdict.claims)
             return view(*args, **kwargs)
 
         return cast(F, guarded)

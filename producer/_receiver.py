@@ -28,7 +28,6 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Iterator
-from datetime import timedelta
 from typing import Any
 
 import jwt
@@ -40,6 +39,7 @@ from jwt_revocation.shared import (
     MAX_RECORD_BYTES,
     SET_CONTENT_TYPE,
     ConfigurationError,
+    DurationLike,
     PublishError,
     RecordError,
     SecurityEventVerifier,
@@ -67,7 +67,7 @@ class SecurityEventReceiver(BackgroundHTTPServer):
         publisher: RevocationPublisher,
         verifier: SecurityEventVerifier,
         *,
-        max_token_lifetime: timedelta | float | str,
+        max_token_lifetime: DurationLike,
         host: str = "127.0.0.1",
         port: int = 8081,
         path: str = "/v1/events",
@@ -131,10 +131,10 @@ class SecurityEventReceiver(BackgroundHTTPServer):
         try:
             event = self.verifier.decode(body, max_token_lifetime=self._lifetime)
         except RecordError as err:
-            if err.kind == "unmapped_event":
+            if err.reason == "unmapped_event":
                 logger.info("received a SET that revokes nothing detail=%s", err.detail)
                 return "ignored", (202, None)
-            logger.warning("refused a SET kind=%s detail=%s", err.kind, err.detail)
+            logger.warning("refused a SET reason=%s detail=%s", err.reason, err.detail)
             return _refused(400, _rfc8935_error(err), err.detail)
         # Published as this publisher's event (sidecars that verify SETs trust its issuer); the
         # SET's jti stays the event id, so a SET pushed twice is one revocation.
@@ -163,7 +163,7 @@ class SecurityEventReceiver(BackgroundHTTPServer):
 
 
 def _rfc8935_error(err: RecordError) -> str:
-    if err.kind in ("unsigned", "bad_signature"):
+    if err.reason in ("unsigned", "bad_signature"):
         return "invalid_key"
     if isinstance(err.__cause__, jwt.InvalidIssuerError):
         return "invalid_issuer"

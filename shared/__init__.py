@@ -6,14 +6,22 @@ Imports neither :mod:`jwt_revocation.producer` nor :mod:`jwt_revocation.consumer
 
 import logging
 
+from ._clock import Clock
+from ._duration import Duration, DurationLike, parse_duration
 from ._errors import (
     ConfigurationError,
     InvalidEventError,
+    LifecycleError,
     PublishError,
+    RecordError,
+    RecordReason,
     RetentionTooShortError,
     RevocationError,
     RevocationReason,
     SidecarUnavailableError,
+    SnapshotError,
+    SnapshotReason,
+    StoreError,
     TokenLifetimeExceededError,
     TokenRevokedError,
     TopicError,
@@ -23,9 +31,8 @@ from ._errors import (
 from ._events import (
     MAX_RECORD_BYTES,
     SCHEMA_VERSION,
+    Event,
     Instant,
-    RecordError,
-    RecordErrorKind,
     RevocationEvent,
     TokenRevoked,
     UserDeleted,
@@ -48,7 +55,7 @@ from ._security_events import (
     parse_key,
     record_decoder,
 )
-from ._settings import Duration, RevocationSettings, parse_duration
+from ._settings import RevocationSettings
 from ._topic import DEFAULT_RETENTION_MARGIN, TopicInfo, check_topic, ensure_topic
 
 # Only applications configure logging; every module logs under "jwt_revocation".
@@ -64,13 +71,17 @@ __all__ = [
     "SESSION_REVOKED",
     "SET_CONTENT_TYPE",
     "SET_TYPE",
+    "Clock",
     "ConfigurationError",
     "Duration",
+    "DurationLike",
+    "Event",
     "Instant",
     "InvalidEventError",
+    "LifecycleError",
     "PublishError",
     "RecordError",
-    "RecordErrorKind",
+    "RecordReason",
     "RetentionTooShortError",
     "RevocationError",
     "RevocationEvent",
@@ -79,6 +90,9 @@ __all__ = [
     "SecurityEventSigner",
     "SecurityEventVerifier",
     "SidecarUnavailableError",
+    "SnapshotError",
+    "SnapshotReason",
+    "StoreError",
     "TokenLifetimeExceededError",
     "TokenRevoked",
     "TokenRevokedError",

@@ -5,8 +5,13 @@ Every error the package raises derives from :class:`RevocationError`::
     RevocationError
     ├── ConfigurationError          (also ValueError) a constructor or setting is invalid
     ├── InvalidEventError           (also ValueError) an event cannot be built from the arguments
+    ├── LifecycleError              (also RuntimeError) a call that the object's life forbids,
+    │                               such as starting a stopped sidecar
     ├── PublishError                the broker did not acknowledge an event; ``retriable`` says
     │                               whether the same call may succeed if tried again
+    ├── RecordError                 a Kafka record is no event this package can apply (skipped)
+    ├── SnapshotError               a snapshot cannot be used or written (the sidecar replays)
+    ├── StoreError                  Redis did not answer or refused a read or a write
     ├── TopicError                  the revocation topic cannot serve a sidecar
     │   ├── TopicNotFoundError
     │   └── RetentionTooShortError  a rebuilt sidecar would forget live revocations
@@ -15,6 +20,10 @@ Every error the package raises derives from :class:`RevocationError`::
     ├── TokenRevokedError           (also jwt.InvalidTokenError) the token was revoked
     └── TokenLifetimeExceededError  (also jwt.InvalidTokenError) the token lives longer than
                                     ``max_token_lifetime``, so its revocations may be forgotten
+
+Where an error says why in a word a program can branch on, that word is its ``reason``
+attribute, typed by a ``Literal`` (``RecordReason``, ``SnapshotReason``, ``UnavailableReason``,
+``RevocationReason``).
 
 ``TokenRevokedError`` subclasses ``jwt.InvalidTokenError``, so a service that already rejects
 invalid tokens with ``except jwt.InvalidTokenError`` rejects revoked ones too.
@@ -31,7 +40,35 @@ from typing import Literal
 import jwt
 
 RevocationReason = Literal["token_revoked", "user_tokens_revoked", "user_deleted"]
+"""Which kind of event revoked a token."""
 UnavailableReason = Literal["not_started", "loading", "stale", "failed", "over_capacity", "stopped"]
+"""Why the local state cannot decide."""
+RecordReason = Literal[
+    "oversized",
+    "not_json",
+    "invalid",
+    "unknown_type",
+    "unsupported_version",
+    # Security Event Tokens (see _security_events):
+    "unexpected_set",
+    "unsigned",
+    "bad_signature",
+    "invalid_set",
+    "unmapped_event",
+]
+"""Why a record was skipped; each is counted apart in a sidecar's stats and metrics."""
+SnapshotReason = Literal[
+    "missing",
+    "unreachable",
+    "corrupt",
+    "other_topic",
+    "unsupported_version",
+    "too_old",
+    "narrower_window",
+    "partitions_changed",
+    "offsets_gone",
+]
+"""Why a snapshot cannot be used; the sidecar then replays the whole window instead."""
 
 
 class RevocationError(Exception):
@@ -48,12 +85,39 @@ class InvalidEventError(RevocationError, ValueError):
     """A revocation event cannot be built from the given arguments."""
 
 
+class LifecycleError(RevocationError, RuntimeError):
+    """The object's life forbids this call now, for example ``start()`` after ``stop()``."""
+
+
 class PublishError(RevocationError):
     """The broker did not acknowledge an event: it may not have been published."""
 
     def __init__(self, message: str, *, retriable: bool) -> None:
         super().__init__(message)
         self.retriable = retriable
+
+
+class RecordError(RevocationError):
+    """A Kafka record is not a revocation event this package can apply; ``reason`` says why."""
+
+    def __init__(self, reason: RecordReason, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason: RecordReason = reason
+        self.detail = detail
+
+
+class SnapshotError(RevocationError):
+    """A snapshot cannot be used (or written); ``reason`` says why."""
+
+    def __init__(self, message: str, *, reason: SnapshotReason) -> None:
+        super().__init__(message)
+        self.reason: SnapshotReason = reason
+
+
+class StoreError(RevocationError):
+    """Redis did not answer, or refused a read or a write; trying again may succeed."""
+
+    retriable = True
 
 
 class TopicError(RevocationError):

@@ -29,7 +29,7 @@ from pydantic import (
     ValidationError,
 )
 
-from ._errors import InvalidEventError
+from ._errors import InvalidEventError, RecordError, RecordReason
 
 SCHEMA_VERSION: Literal[1] = 1
 """The schema version this package writes and reads."""
@@ -37,19 +37,6 @@ SCHEMA_VERSION: Literal[1] = 1
 MAX_RECORD_BYTES = 64 * 1024
 """Records larger than this are skipped unread, as ``oversized``."""
 
-RecordErrorKind = Literal[
-    "oversized",
-    "not_json",
-    "invalid",
-    "unknown_type",
-    "unsupported_version",
-    # Security Event Tokens (see _security_events):
-    "unexpected_set",
-    "unsigned",
-    "bad_signature",
-    "invalid_set",
-    "unmapped_event",
-]
 
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=512)]
 """A jti, a user id or an issuer: 1 to 512 characters."""
@@ -100,29 +87,23 @@ class UserDeleted(_Envelope):
     at: AwareDatetime
 
 
+Event = TokenRevoked | UserTokensRevoked | UserDeleted
+"""Any revocation event, as a type: what decoding returns and what a state applies."""
+
 RevocationEvent = Annotated[
     TokenRevoked | UserTokensRevoked | UserDeleted, Field(discriminator="type")
 ]
 """Any of the three events."""
 
-_ADAPTER: TypeAdapter[TokenRevoked | UserTokensRevoked | UserDeleted] = TypeAdapter(RevocationEvent)
+_ADAPTER: TypeAdapter[Event] = TypeAdapter(RevocationEvent)
 
 
-class RecordError(Exception):
-    """A Kafka record is not a revocation event this package can apply; ``kind`` says why."""
-
-    def __init__(self, kind: RecordErrorKind, detail: str) -> None:
-        super().__init__(f"{kind}: {detail}")
-        self.kind: RecordErrorKind = kind
-        self.detail = detail
-
-
-def encode_event(event: TokenRevoked | UserTokensRevoked | UserDeleted) -> bytes:
+def encode_event(event: Event) -> bytes:
     """Serialise an event to its wire form (compact UTF-8 JSON)."""
     return event.model_dump_json().encode()
 
 
-def decode_event(value: bytes | None) -> TokenRevoked | UserTokensRevoked | UserDeleted:
+def decode_event(value: bytes | None) -> Event:
     """Parse a record value into an event, or raise :class:`RecordError` saying why not."""
     if value is None:
         raise RecordError("not_json", "the record has no value")
@@ -132,7 +113,7 @@ def decode_event(value: bytes | None) -> TokenRevoked | UserTokensRevoked | User
         return _ADAPTER.validate_json(value)
     except ValidationError as err:
         error = _classify(err)
-    if error.kind == "not_json" and looks_like_set(value):
+    if error.reason == "not_json" and looks_like_set(value):
         error = RecordError(
             "unexpected_set", "a Security Event Token, and no SET verification is configured"
         )
@@ -150,16 +131,16 @@ def looks_like_set(value: bytes) -> bool:
 def _classify(err: ValidationError) -> RecordError:
     errors = err.errors(include_url=False, include_input=False)
     first = errors[0]
-    kind: RecordErrorKind
+    reason: RecordReason
     if first["type"] in ("json_invalid", "json_type"):
-        kind = "not_json"
+        reason = "not_json"
     elif first["type"] == "union_tag_invalid":
-        kind = "unknown_type"
+        reason = "unknown_type"
     elif any(e["type"] == "literal_error" and e["loc"][-1:] == ("schema_version",) for e in errors):
-        kind = "unsupported_version"
+        reason = "unsupported_version"
     else:
-        kind = "invalid"
-    return RecordError(kind, describe(err))
+        reason = "invalid"
+    return RecordError(reason, describe(err))
 
 
 def describe(err: ValidationError) -> str:

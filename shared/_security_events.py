@@ -32,6 +32,7 @@ from pydantic import ValidationError
 from ._errors import ConfigurationError
 from ._events import (
     MAX_RECORD_BYTES,
+    Event,
     RecordError,
     TokenRevoked,
     UserDeleted,
@@ -42,8 +43,6 @@ from ._events import (
     looks_like_set,
 )
 from ._settings import RevocationSettings
-
-Event = TokenRevoked | UserTokensRevoked | UserDeleted
 
 SESSION_REVOKED = "https://schemas.openid.net/secevent/caep/event-type/session-revoked"
 CREDENTIAL_CHANGE = "https://schemas.openid.net/secevent/caep/event-type/credential-change"

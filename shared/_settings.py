@@ -6,41 +6,13 @@ themselves; :class:`RevocationSettings` is the one place that does, when a calle
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Literal
 
-from pydantic import BeforeValidator, Field, SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ._errors import ConfigurationError
-
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-
-
-def parse_duration(value: object, *, name: str = "duration") -> timedelta:
-    """Read a duration: a ``timedelta``, seconds as a number, or text like ``90s``, ``15m``, ``1h``, ``7d``."""
-    if isinstance(value, timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    elif isinstance(value, str) and (match := _DURATION.match(value)):
-        seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
-    else:
-        raise ConfigurationError(
-            f"{name} must be a duration such as 90, 90s, 15m, 1h or 7d; got {value!r}"
-        )
-    if seconds < 0:
-        raise ConfigurationError(f"{name} must not be negative; got {seconds} s")
-    return timedelta(seconds=seconds)
-
-
-def _duration(value: Any) -> timedelta:
-    return parse_duration(value)
-
-
-Duration = Annotated[timedelta, BeforeValidator(_duration)]
+from ._duration import Duration
 
 
 class RevocationSettings(BaseSettings):

@@ -16,6 +16,7 @@ from datetime import timedelta
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+from ._duration import DurationLike, parse_duration
 from ._errors import RetentionTooShortError, TopicError, TopicNotFoundError
 
 logger = logging.getLogger(__name__)
@@ -48,13 +49,17 @@ def ensure_topic(
     bootstrap_servers: str,
     topic: str,
     *,
-    max_token_lifetime: timedelta,
+    max_token_lifetime: DurationLike,
     partitions: int = 6,
-    retention_margin: timedelta = DEFAULT_RETENTION_MARGIN,
+    retention_margin: DurationLike = DEFAULT_RETENTION_MARGIN,
     timeout: float = 10.0,
 ) -> TopicInfo:
-    """Create the topic if it is missing, then check it as a sidecar would; return what it is."""
-    retention = max_token_lifetime + retention_margin
+    """Create the topic if it is missing, then check it as a sidecar would; return what it is.
+
+    Durations are a ``timedelta``, seconds, or text such as ``1h`` (see :func:`parse_duration`).
+    """
+    max_token_lifetime = parse_duration(max_token_lifetime, name="max_token_lifetime")
+    retention = max_token_lifetime + parse_duration(retention_margin, name="retention_margin")
     admin = _admin(bootstrap_servers, timeout)
     try:
         try:
@@ -97,9 +102,10 @@ def ensure_topic(
 
 
 def check_topic(
-    bootstrap_servers: str, topic: str, *, max_token_lifetime: timedelta, timeout: float = 10.0
+    bootstrap_servers: str, topic: str, *, max_token_lifetime: DurationLike, timeout: float = 10.0
 ) -> TopicInfo:
     """Raise unless the topic exists and keeps every event for at least ``max_token_lifetime``."""
+    max_token_lifetime = parse_duration(max_token_lifetime, name="max_token_lifetime")
     admin = _admin(bootstrap_servers, timeout)
     try:
         return _check(admin, topic, max_token_lifetime)

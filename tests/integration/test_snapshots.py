@@ -161,7 +161,7 @@ def test_an_unusable_snapshot_falls_back_to_the_full_replay(
     assert sidecar.stats().started_from == f"replay ({problem})"
     assert _applied(sidecar) == 200
     assert sidecar.state.snapshot() == make_sidecar().state.snapshot()
-    assert f"problem={problem}" in caplog.text
+    assert f"reason={problem}" in caplog.text
 
 
 def test_without_any_snapshot_the_sidecar_replays(
@@ -187,7 +187,7 @@ def test_unreachable_redis_falls_back_to_the_full_replay(
     assert _applied(sidecar) == 30
     with pytest.raises(SnapshotError) as raised:
         sidecar.save_snapshot()
-    assert raised.value.problem == "unreachable"
+    assert raised.value.reason == "unreachable"
 
 
 def test_a_snapshot_whose_events_the_broker_deleted_is_refused(
@@ -259,7 +259,7 @@ def test_a_reader_never_sees_half_a_snapshot(snapshots: RedisSnapshots) -> None:
                     topic, max_token_lifetime=3600, max_clock_skew=60, now=time.time()
                 )
             except SnapshotError as err:
-                problems.append(err.problem)  # "missing" before the first write only
+                problems.append(err.reason)  # "missing" before the first write only
                 continue
             assert loaded.state in written
             seen.append(loaded.id)

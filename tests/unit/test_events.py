@@ -17,7 +17,7 @@ from jwt_revocation.shared import (
     SCHEMA_VERSION,
     InvalidEventError,
     RecordError,
-    RecordErrorKind,
+    RecordReason,
     RevocationError,
     TokenRevoked,
     UserDeleted,
@@ -165,7 +165,7 @@ def test_unknown_extra_fields_are_ignored(event: Event) -> None:
 def test_record_error_carries_kind_and_detail() -> None:
     err = RecordError("invalid", "user_id: Field required")
 
-    assert err.kind == "invalid"
+    assert err.reason == "invalid"
     assert err.detail == "user_id: Field required"
     assert str(err) == "invalid: user_id: Field required"
 
@@ -177,7 +177,7 @@ def test_oversized_record_is_refused_unread() -> None:
     err = _record_error(padded)
 
     assert len(padded) == MAX_RECORD_BYTES + 1
-    assert err.kind == "oversized"
+    assert err.reason == "oversized"
     assert str(MAX_RECORD_BYTES) in err.detail
 
 
@@ -191,13 +191,13 @@ def test_record_of_exactly_the_maximum_size_is_read() -> None:
 
 
 def test_oversized_garbage_is_oversized_not_not_json() -> None:
-    assert _record_error(b"\xff" * (MAX_RECORD_BYTES + 1)).kind == "oversized"
+    assert _record_error(b"\xff" * (MAX_RECORD_BYTES + 1)).reason == "oversized"
 
 
 def test_none_value_is_not_json() -> None:
     err = _record_error(None)
 
-    assert err.kind == "not_json"
+    assert err.reason == "not_json"
     assert "no value" in err.detail
 
 
@@ -216,18 +216,18 @@ def test_none_value_is_not_json() -> None:
     ],
 )
 def test_bytes_that_are_not_json_are_not_json(value: bytes) -> None:
-    assert _record_error(value).kind == "not_json"
+    assert _record_error(value).reason == "not_json"
 
 
 def test_invalid_utf8_inside_an_otherwise_valid_event_is_not_json() -> None:
     wire = encode_event(_user_deleted(user_id="user-XX"))
     corrupted = wire.replace(b"user-XX", b"user-\xff\xfe")
 
-    assert _record_error(corrupted).kind == "not_json"
+    assert _record_error(corrupted).reason == "not_json"
 
 
 def test_trailing_garbage_after_a_valid_event_is_not_json() -> None:
-    assert _record_error(encode_event(_user_deleted()) + b"x").kind == "not_json"
+    assert _record_error(encode_event(_user_deleted()) + b"x").reason == "not_json"
 
 
 @pytest.mark.parametrize(
@@ -242,13 +242,13 @@ def test_trailing_garbage_after_a_valid_event_is_not_json() -> None:
     ],
 )
 def test_json_that_is_not_an_object_is_invalid(value: object) -> None:
-    assert _record_error(_to_wire(value)).kind == "invalid"
+    assert _record_error(_to_wire(value)).reason == "invalid"
 
 
 def test_valid_event_wrapped_in_an_array_is_invalid() -> None:
     wrapped = b"[" + encode_event(_user_deleted()) + b"]"
 
-    assert _record_error(wrapped).kind == "invalid"
+    assert _record_error(wrapped).reason == "invalid"
 
 
 @pytest.mark.parametrize("event", ALL_EVENTS, ids=EVENT_IDS)
@@ -258,7 +258,7 @@ def test_missing_required_field_is_invalid(event: Event) -> None:
 
     err = _record_error(_to_wire(wire))
 
-    assert err.kind == "invalid"
+    assert err.reason == "invalid"
     assert "user_id" in err.detail
 
 
@@ -266,11 +266,11 @@ def test_missing_type_is_invalid() -> None:
     wire = _wire_dict(_user_deleted())
     del wire["type"]
 
-    assert _record_error(_to_wire(wire)).kind == "invalid"
+    assert _record_error(_to_wire(wire)).reason == "invalid"
 
 
 def test_empty_object_is_invalid() -> None:
-    assert _record_error(b"{}").kind == "invalid"
+    assert _record_error(b"{}").reason == "invalid"
 
 
 @pytest.mark.parametrize(
@@ -292,7 +292,7 @@ def test_wrong_shape_of_a_field_is_invalid(field: str, bad_value: object) -> Non
 
     err = _record_error(_to_wire(wire))
 
-    assert err.kind == "invalid"
+    assert err.reason == "invalid"
     assert field in err.detail
 
 
@@ -300,7 +300,7 @@ def test_a_field_of_another_event_type_does_not_fill_a_missing_one() -> None:
     wire = _wire_dict(_user_tokens_revoked())
     wire["at"] = wire.pop("not_before")
 
-    assert _record_error(_to_wire(wire)).kind == "invalid"
+    assert _record_error(_to_wire(wire)).reason == "invalid"
 
 
 @pytest.mark.parametrize(
@@ -312,7 +312,7 @@ def test_unknown_type_is_unknown_type(bad_type: object) -> None:
 
     err = _record_error(_to_wire(wire))
 
-    assert err.kind == "unknown_type"
+    assert err.reason == "unknown_type"
 
 
 @pytest.mark.parametrize("event", ALL_EVENTS, ids=EVENT_IDS)
@@ -323,14 +323,14 @@ def test_other_schema_version_is_unsupported_version(event: Event, version: obje
 
     err = _record_error(_to_wire(wire))
 
-    assert err.kind == "unsupported_version"
+    assert err.reason == "unsupported_version"
     assert "schema_version" in err.detail
 
 
 def test_unsupported_version_wins_over_missing_fields() -> None:
     err = _record_error(_to_wire({"type": "user_deleted", "schema_version": 2}))
 
-    assert err.kind == "unsupported_version"
+    assert err.reason == "unsupported_version"
 
 
 def test_missing_schema_version_means_version_one() -> None:
@@ -430,7 +430,7 @@ def test_identifier_out_of_bounds_is_invalid_when_decoded(field: str, value: str
 
     err = _record_error(_to_wire(wire))
 
-    assert err.kind == "invalid"
+    assert err.reason == "invalid"
     assert field in err.detail
 
 
@@ -571,8 +571,8 @@ def test_fuzz_decode_event_returns_an_event_or_raises_record_error(value: bytes 
         outcome = err
 
     if isinstance(outcome, RecordError):
-        event(outcome.kind)
-        assert outcome.kind in get_args(RecordErrorKind)
+        event(outcome.reason)
+        assert outcome.reason in get_args(RecordReason)
         assert outcome.detail
         return
     event(outcome.type)

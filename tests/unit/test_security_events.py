@@ -248,9 +248,9 @@ def test_a_key_set_chooses_the_key_by_kid() -> None:
         == event
     )
     wrong = SecurityEventSigner(EC_KEY, algorithm="ES256", key_id="old").encode(event)
-    assert _refusal(wrong, verifier).kind == "bad_signature"
+    assert _refusal(wrong, verifier).reason == "bad_signature"
     unknown = SecurityEventSigner(EC_KEY, algorithm="ES256", key_id="gone").encode(event)
-    assert _refusal(unknown, verifier).kind == "bad_signature"
+    assert _refusal(unknown, verifier).reason == "bad_signature"
 
 
 # -- refusals ----------------------------------------------------------------------------------
@@ -259,7 +259,7 @@ def test_a_key_set_chooses_the_key_by_kid() -> None:
 def test_a_set_signed_with_another_key_is_refused() -> None:
     forged = SecurityEventSigner(OTHER_EC_KEY, algorithm="ES256").encode(_events()[4])
     err = _refusal(forged)
-    assert err.kind == "bad_signature"
+    assert err.reason == "bad_signature"
 
 
 def test_a_tampered_set_is_refused() -> None:
@@ -268,17 +268,17 @@ def test_a_tampered_set_is_refused() -> None:
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     claims["sub_id"]["sub"] = "someone-else"
     forged_payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
-    assert _refusal(f"{header}.{forged_payload}.{signature}").kind == "bad_signature"
+    assert _refusal(f"{header}.{forged_payload}.{signature}").reason == "bad_signature"
 
 
 def test_an_unsigned_set_is_refused() -> None:
     event = _events()[4]
     claims = SecurityEventSigner(EC_KEY, algorithm="ES256").claims(event)
     unsigned = jwt.encode(claims, "", algorithm="none", headers={"typ": "secevent+jwt"})
-    assert _refusal(unsigned).kind == "unsigned"
+    assert _refusal(unsigned).reason == "unsigned"
     # The same with the signature part cut off a signed SET.
     signed = SecurityEventSigner(EC_KEY, algorithm="ES256").encode(event)
-    assert _refusal(signed.rsplit(".", 1)[0] + ".").kind == "unsigned"
+    assert _refusal(signed.rsplit(".", 1)[0] + ".").reason == "unsigned"
 
 
 def test_the_algorithm_confusion_attack_is_refused() -> None:
@@ -295,7 +295,7 @@ def test_the_algorithm_confusion_attack_is_refused() -> None:
         signing_input, pem.encode()
     )
     token = signing_input + b"." + base64.urlsafe_b64encode(signature).rstrip(b"=")
-    assert _refusal(token, _verifier(key=pem)).kind == "bad_signature"
+    assert _refusal(token, _verifier(key=pem)).reason == "bad_signature"
 
 
 @pytest.mark.parametrize(
@@ -326,7 +326,7 @@ def test_a_malformed_or_foreign_set_is_refused_with_the_reason(
     claims.update(change)
     claims = {k: v for k, v in claims.items() if v is not None}
     err = _refusal(_sign(claims), _verifier(audience="svc"))
-    assert err.kind == "invalid_set"
+    assert err.reason == "invalid_set"
     assert detail in err.detail
 
 
@@ -334,22 +334,22 @@ def test_a_set_with_the_wrong_typ_is_refused() -> None:
     claims = _foreign(ACCOUNT_PURGED, {}, USER)
     for typ in ("JWT", "at+jwt"):
         token = jwt.encode(claims, EC_KEY, algorithm="ES256", headers={"typ": typ})
-        assert _refusal(token).kind == "invalid_set"
+        assert _refusal(token).reason == "invalid_set"
     no_typ = jwt.encode(claims, EC_KEY, algorithm="ES256", headers={"typ": ""})
-    assert _refusal(no_typ).kind == "invalid_set"
+    assert _refusal(no_typ).reason == "invalid_set"
 
 
 def test_events_that_revoke_nothing_are_unmapped() -> None:
     other = "https://schemas.openid.net/secevent/caep/event-type/assurance-level-change"
-    assert _refusal(_sign(_foreign(other, {}, USER))).kind == "unmapped_event"
+    assert _refusal(_sign(_foreign(other, {}, USER))).reason == "unmapped_event"
     created = _foreign(
         CREDENTIAL_CHANGE, {"credential_type": "password", "change_type": "create"}, USER
     )
-    assert _refusal(_sign(created)).kind == "unmapped_event"
+    assert _refusal(_sign(created)).reason == "unmapped_event"
 
 
 def test_garbage_that_looks_like_a_jws_is_an_invalid_set() -> None:
-    assert _refusal(b"eyJub3Q.anNvbg.c2ln").kind == "invalid_set"
+    assert _refusal(b"eyJub3Q.anNvbg.c2ln").reason == "invalid_set"
 
 
 # -- records: SETs among JSON events ------------------------------------------------------------
@@ -360,10 +360,10 @@ def test_a_sidecar_without_set_verification_skips_sets_as_unexpected() -> None:
     assert looks_like_set(token.encode())
     with pytest.raises(RecordError) as caught:
         decode_event(token.encode())
-    assert caught.value.kind == "unexpected_set"
+    assert caught.value.reason == "unexpected_set"
     with pytest.raises(RecordError) as not_json:
         decode_event(b"plain text")
-    assert not_json.value.kind == "not_json"
+    assert not_json.value.reason == "not_json"
 
 
 def test_json_events_pass_unless_only_signed_events_are_accepted() -> None:
@@ -372,12 +372,12 @@ def test_json_events_pass_unless_only_signed_events_are_accepted() -> None:
     assert _verifier().decode_record(record, max_token_lifetime=LIFETIME) == event
     with pytest.raises(RecordError) as caught:
         _verifier(signed_only=True).decode_record(record, max_token_lifetime=LIFETIME)
-    assert caught.value.kind == "unsigned"
+    assert caught.value.reason == "unsigned"
     # Records that are no event at all keep their own kinds, signed_only or not.
     for value, kind in ((None, "not_json"), (b"e" * (MAX_RECORD_BYTES + 1), "oversized")):
         with pytest.raises(RecordError) as other:
             _verifier(signed_only=True).decode_record(value, max_token_lifetime=LIFETIME)
-        assert other.value.kind == kind
+        assert other.value.reason == kind
 
 
 def test_json_events_keep_the_cause_and_old_records_without_it_still_decode() -> None:
@@ -450,5 +450,5 @@ def test_an_unexpected_error_while_checking_a_set_skips_it_instead_of_raising(
 
     monkeypatch.setattr(jwt, "decode", broken)
     err = _refusal(token)
-    assert err.kind == "invalid_set"
+    assert err.reason == "invalid_set"
     assert "RuntimeError" in err.detail
