@@ -10,9 +10,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
 from types import TracebackType
 from typing import Any, Self
 
@@ -21,7 +20,10 @@ from kafka.errors import KafkaConfigurationError, KafkaError
 
 from jwt_revocation.shared import (
     SET_CONTENT_TYPE,
+    Clock,
     ConfigurationError,
+    DurationLike,
+    Event,
     PublishError,
     RevocationSettings,
     SecurityEventSigner,
@@ -29,7 +31,7 @@ from jwt_revocation.shared import (
     parse_duration,
 )
 
-from ._revocations import Event, RevocationMethods
+from ._revocations import RevocationMethods
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +54,8 @@ class _PublisherBase:
         topic: str = "auth.revocations",
         *,
         issuer: str,
-        timeout: timedelta | float | str = 10.0,
-        clock: Callable[[], float] = time.time,
+        timeout: DurationLike = 10.0,
+        clock: Clock = time.time,
         producer_config: Mapping[str, Any] | None = None,
         security_events: SecurityEventSigner | None = None,
     ) -> None:

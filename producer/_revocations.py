@@ -16,11 +16,13 @@ outbox, checked by mypy like any other argument. Validation errors are
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Generic, TypeVar, TypeVarTuple, cast
 
 from jwt_revocation.shared import (
+    Clock,
+    Event,
     Instant,
     InvalidEventError,
     TokenRevoked,
@@ -29,9 +31,6 @@ from jwt_revocation.shared import (
     UserTokensRevoked,
     to_datetime,
 )
-
-Event = TokenRevoked | UserTokensRevoked | UserDeleted
-"""Any of the three revocation events."""
 
 Ctx = TypeVarTuple("Ctx")
 R = TypeVar("R")
@@ -45,7 +44,7 @@ class RevocationMethods(Generic[*Ctx, R]):
 
     issuer: str
     """The name written into each event's ``issuer``."""
-    _clock: Callable[[], float]
+    _clock: Clock
 
     def _emit(self, event: Event, *on: *Ctx) -> R:
         raise NotImplementedError
