@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Installs what is missing and runs the two real services the project needs:
+# Installs what is missing and runs the three real services the project needs:
 # a single-node KRaft Apache Kafka broker on 127.0.0.1:9092, assembled from Maven Central jars,
-# and Debian's redis-server on 127.0.0.1:6379.
+# Debian's redis-server on 127.0.0.1:6379, and Debian's PostgreSQL on 127.0.0.1:55432 (the
+# outbox; a port of its own so that it never meets a system cluster on 5432).
 #
-#   scripts/services.sh start         install what is missing, start both (a second call finds them running)
-#   scripts/services.sh stop          stop both (Kafka with SIGTERM: a clean shutdown)
-#   scripts/services.sh status        say which are running
-#   scripts/services.sh kafka-start   start the broker alone
-#   scripts/services.sh kafka-kill    SIGKILL the broker (a crash, for fault tests)
+#   scripts/services.sh start            install what is missing, start all three (a second call finds them running)
+#   scripts/services.sh stop             stop all three (Kafka with SIGTERM: a clean shutdown)
+#   scripts/services.sh status           say which are running
+#   scripts/services.sh kafka-start      start the broker alone
+#   scripts/services.sh kafka-kill       SIGKILL the broker (a crash, for fault tests)
+#   scripts/services.sh postgres-start   start PostgreSQL alone (database jwt_revocation, user postgres)
+#   scripts/services.sh postgres-stop    stop it (fast shutdown)
 #
 # State lives under $JWT_REVOCATION_SERVICES_DIR (default: .services/ in the repository).
 set -euo pipefail
@@ -24,6 +27,12 @@ REDIS_DIR=$DIR/redis
 CLUSTER_ID=jwtRevocationLocal0001
 KAFKA_PORT=9092
 REDIS_PORT=6379
+PG_PORT=55432
+PG_DIR=$DIR/postgres
+PG_DATABASE=jwt_revocation
+# Password authentication on 127.0.0.1 only (scram-sha-256), so that the URLs the tests use
+# carry a real password: postgresql+psycopg://postgres:jwt-revocation@127.0.0.1:55432/jwt_revocation
+PG_PASSWORD=jwt-revocation
 
 log() { printf 'services: %s\n' "$*" >&2; }
 
@@ -140,20 +149,96 @@ redis_stop() {
   rm -f "$REDIS_DIR/redis.pid"
 }
 
+pg_bin() { # the newest installed server's bin directory, or nothing
+  local bins
+  bins=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  [ -n "$bins" ] && [ -x "$bins/initdb" ] && echo "$bins"
+}
+
+install_postgres() {
+  pg_bin >/dev/null || apt_install postgresql
+}
+
+# As root, PostgreSQL refuses to run: its commands run as the postgres user (made by Debian's
+# package). Its data directory must be reachable by that user; under a folder that is not,
+# it lives in /var/tmp instead.
+as_pg() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+pg_dir() {
+  if [ "$(id -u)" = 0 ]; then
+    mkdir -p "$PG_DIR"
+    chown postgres:postgres "$PG_DIR"
+    if ! runuser -u postgres -- test -w "$PG_DIR"; then
+      local fallback
+      fallback=/var/tmp/jwt-revocation-postgres-$(printf '%s' "$PG_DIR" | md5sum | cut -c1-12)
+      mkdir -p "$fallback"
+      chown postgres:postgres "$fallback"
+      echo "$fallback"
+      return
+    fi
+  fi
+  mkdir -p "$PG_DIR"
+  echo "$PG_DIR"
+}
+
+postgres_start() {
+  install_postgres
+  if port_open $PG_PORT; then
+    log "postgres already running"
+    return
+  fi
+  local bin dir
+  bin=$(pg_bin)
+  dir=$(pg_dir)
+  if [ ! -f "$dir/data/PG_VERSION" ]; then
+    log "initialising a PostgreSQL cluster in $dir/data"
+    printf '%s\n' "$PG_PASSWORD" >"$dir/password"
+    [ "$(id -u)" = 0 ] && chown postgres:postgres "$dir/password"
+    as_pg "$bin/initdb" -D "$dir/data" -U postgres --pwfile="$dir/password" \
+      --auth-local=trust --auth-host=scram-sha-256 -E UTF8 >"$dir/initdb.log" 2>&1 \
+      || { cat "$dir/initdb.log" >&2; return 1; }
+    rm -f "$dir/password"
+  fi
+  log "starting postgres on 127.0.0.1:$PG_PORT"
+  as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
+    -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $dir -c max_connections=100" start >/dev/null \
+    || { tail -n 30 "$dir/postgres.log" >&2; return 1; }
+  if [ -z "$(as_pg "$bin/psql" -h "$dir" -p $PG_PORT -U postgres -d postgres -tAc \
+    "SELECT 1 FROM pg_database WHERE datname = '$PG_DATABASE'")" ]; then
+    as_pg "$bin/psql" -q -h "$dir" -p $PG_PORT -U postgres -d postgres -c "CREATE DATABASE $PG_DATABASE"
+  fi
+  log "postgres ready (database $PG_DATABASE)"
+}
+
+postgres_stop() {
+  local bin dir
+  bin=$(pg_bin) || return 0
+  dir=$(pg_dir)
+  if [ -f "$dir/data/postmaster.pid" ]; then
+    log "stopping postgres"
+    as_pg "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null || true
+  fi
+}
+
 status() {
   local rc=0
   if port_open $KAFKA_PORT; then echo "kafka: running on 127.0.0.1:$KAFKA_PORT"; else echo "kafka: stopped"; rc=1; fi
   if port_open $REDIS_PORT; then echo "redis: running on 127.0.0.1:$REDIS_PORT"; else echo "redis: stopped"; rc=1; fi
+  if port_open $PG_PORT; then echo "postgres: running on 127.0.0.1:$PG_PORT"; else echo "postgres: stopped"; rc=1; fi
   return $rc
 }
 
 case "${1:-}" in
-  start) redis_start; kafka_start ;;
-  stop) kafka_stop; redis_stop ;;
+  start) redis_start; postgres_start; kafka_start ;;
+  stop) kafka_stop; redis_stop; postgres_stop ;;
   status) status ;;
   kafka-start) kafka_start ;;
   kafka-stop) kafka_stop ;;
   kafka-kill) kafka_kill ;;
-  install) install_redis; install_kafka ;;
-  *) echo "usage: $0 start|stop|status|install|kafka-start|kafka-stop|kafka-kill" >&2; exit 2 ;;
+  postgres-start) postgres_start ;;
+  postgres-stop) postgres_stop ;;
+  install) install_redis; install_postgres; install_kafka ;;
+  *) echo "usage: $0 start|stop|status|install|kafka-start|kafka-stop|kafka-kill|postgres-start|postgres-stop" >&2; exit 2 ;;
 esac
