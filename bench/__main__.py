@@ -9,8 +9,9 @@ from pathlib import Path
 
 import redis
 
+from .fixtures import Bench
 from .harness import FULL, QUICK, Row, machine, render
-from .rows import ROWS, Bench
+from .rows import GROUPS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="where to write the table (default: BENCHMARKS.md; nowhere with --quick or --only)",
     )
-    parser.add_argument("--only", nargs="+", choices=list(ROWS), help="run these groups only")
+    parser.add_argument("--only", nargs="+", choices=list(GROUPS), help="run these groups only")
     parser.add_argument("--bootstrap-servers", default="127.0.0.1:9092")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     args = parser.parse_args(argv)
@@ -37,9 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     rows: list[Row] = []
     try:
-        for name in args.only or list(ROWS):
+        for name in args.only or list(GROUPS):
             print(f"\n== {name}", flush=True)
-            rows += ROWS[name](bench)
+            rows += GROUPS[name].run(bench)
     finally:
         bench.cleanup()
     rows.sort(key=lambda row: row.number)

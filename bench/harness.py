@@ -126,22 +126,29 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1e3:.2f} ms"
 
 
-@dataclass
+@dataclass(frozen=True)
+class Report:
+    """What a row says about its figures: every cell of its line but the number and title."""
+
+    result: str
+    compared: str
+    target: str
+    met: bool
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class Row:
-    """One line of the table, and the figures behind it."""
+    """One line of the table: its number and title, given by the registry, and its report."""
 
     number: int
     measurement: str
-    result: str = ""
-    compared: str = ""
-    target: str = ""
-    met: bool | None = None
-    notes: list[str] = field(default_factory=list)
+    report: Report
 
-    def note(self, line: str) -> None:
-        """Add a line to the row's details, and echo it while the benchmark runs."""
-        self.notes.append(line)
-        print(f"  [{self.number}] {line}", flush=True)
+    def echo(self) -> None:
+        """Print the row's details while the benchmark runs."""
+        for line in self.report.notes:
+            print(f"  [{self.number}] {line}", flush=True)
 
 
 def machine(redis_version: str) -> list[str]:
@@ -192,13 +199,14 @@ def render(rows: list[Row], *, mode: str, about: list[str], elapsed: float) -> s
         "|---|---|---|---|---|---|",
     ]
     for row in rows:
-        met = {True: "yes", False: "**no**", None: "-"}[row.met]
+        report = row.report
+        met = "yes" if report.met else "**no**"
         lines.append(
-            f"| {row.number} | {row.measurement} | {row.result} | {row.compared} | "
-            f"{row.target} | {met} |"
+            f"| {row.number} | {row.measurement} | {report.result} | {report.compared} | "
+            f"{report.target} | {met} |"
         )
     lines.append("")
     for row in rows:
         lines += ["", f"## {row.number}. {row.measurement}", ""]
-        lines += [f"- {note}" for note in row.notes]
+        lines += [f"- {note}" for note in row.report.notes]
     return "\n".join(lines) + "\n"
