@@ -26,7 +26,7 @@ class Snapshot:
 
     id: str
     size: int
-    """Bytes of its compressed body in Redis."""
+    """Bytes of every value the store keeps in Redis for it (body, header, latest id)."""
     save_seconds: float
 
 
@@ -157,8 +157,24 @@ def _write_snapshot(bench: Bench, topic: str, store: RedisSnapshots) -> Snapshot
     snapshot_id = writer.save_snapshot()
     save_seconds = time.perf_counter() - saving
     writer.stop()
-    size = len(bench.redis.hget(f"{store.prefix}:{topic}:snapshot:{snapshot_id}", "body") or b"")
-    return Snapshot(snapshot_id, size, save_seconds)
+    return Snapshot(snapshot_id, _stored_bytes(store), save_seconds)
+
+
+def _stored_bytes(store: RedisSnapshots) -> int:
+    """Bytes of every value ``store`` keeps in Redis: the keys under its prefix, by type.
+
+    ``RedisSnapshots`` says nothing of a snapshot's size, and its key layout is its own; what
+    is known is that it writes only under its prefix, which holds nothing else here.
+    """
+    r = store.client
+    size = 0
+    for key in r.scan_iter(match=f"{store.prefix}:*"):
+        kind = r.type(key)
+        if kind == b"hash":
+            size += sum(int(r.hstrlen(key, name)) for name in r.hkeys(key))
+        elif kind == b"string":
+            size += int(r.strlen(key))
+    return size
 
 
 def report(figures: Figures) -> list[Report]:
