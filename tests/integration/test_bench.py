@@ -1,6 +1,9 @@
-"""`python -m bench --quick`: every row runs against the real broker and Redis.
+"""`python -m bench --quick`: every row runs against the real broker and Redis, together and
+each group alone (``--only GROUP``).
 
 A smoke test: it checks that each row measured something and wrote it down, never how fast.
+The row numbers come from the registry in ``bench.rows``, so a new group is tested as it is
+registered.
 """
 
 from __future__ import annotations
@@ -10,39 +13,44 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import redis
 from kafka.admin import KafkaAdminClient
 
+from bench.rows import GROUPS, numbers
 from tests.integration.conftest import BOOTSTRAP, REDIS, ROOT
 
 
-def test_quick_benchmark_measures_every_row(tmp_path: Path) -> None:
-    output = tmp_path / "bench.md"
-
+def _quick_bench(output: Path, *only: str) -> str:
+    """Run ``python -m bench --quick`` writing its table to ``output``; return its stdout."""
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--output", str(output)],
+        [sys.executable, "-m", "bench", "--quick", "--output", str(output)]
+        + (["--only", *only] if only else []),
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
-
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    table = output.read_text(encoding="utf-8")
+    return done.stdout
+
+
+def _measured_rows(table: str) -> list[int]:
+    """The numbers of the table's rows, each checked to hold figures and details."""
     rows = re.findall(
-        r"^\| (\d) \| (.+?) \| (.+?) \| (.+?) \| (.+?) \| (yes|\*\*no\*\*) \|$", table, re.M
+        r"^\| (\d+) \| (.+?) \| (.+?) \| (.+?) \| (.+?) \| (yes|\*\*no\*\*) \|$", table, re.M
     )
-    assert [int(number) for number, *_ in rows] == [1, 2, 3, 4, 5, 6, 7, 8, 9]
-    for _, _, result, compared, _, _ in rows:
-        assert re.search(r"\d", result)
-        assert re.search(r"\d", compared)
-    for number in range(1, 10):
+    for number, _, result, compared, _, _ in rows:
+        assert re.search(r"\d", result), number
+        assert re.search(r"\d", compared), number
         assert f"\n## {number}. " in table
-    assert "logical cores" in table
-    assert "kafka-python" in table
-    # It cleans up after itself: no topic and no Redis key of the run is left.
-    run = re.search(r"run ([0-9a-f]{8})", done.stdout)
+    return [int(number) for number, *_ in rows]
+
+
+def _assert_cleaned_up(stdout: str) -> None:
+    """No topic and no Redis key of the run is left."""
+    run = re.search(r"run ([0-9a-f]{8})", stdout)
     assert run is not None
     admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP)
     try:
@@ -50,3 +58,25 @@ def test_quick_benchmark_measures_every_row(tmp_path: Path) -> None:
     finally:
         admin.close()
     assert not list(redis.Redis(*REDIS).scan_iter(match=f"bench:{run[1]}:*"))
+
+
+def test_quick_benchmark_measures_every_row(tmp_path: Path) -> None:
+    output = tmp_path / "bench.md"
+
+    stdout = _quick_bench(output)
+
+    table = output.read_text(encoding="utf-8")
+    assert _measured_rows(table) == numbers()
+    assert "logical cores" in table
+    assert "kafka-python" in table
+    _assert_cleaned_up(stdout)
+
+
+@pytest.mark.parametrize("group", list(GROUPS))
+def test_each_group_runs_alone(tmp_path: Path, group: str) -> None:
+    output = tmp_path / "bench.md"
+
+    stdout = _quick_bench(output, group)
+
+    assert _measured_rows(output.read_text(encoding="utf-8")) == sorted(GROUPS[group].titles)
+    _assert_cleaned_up(stdout)
