@@ -9,6 +9,8 @@
 #   scripts/services.sh status           say which are running
 #   scripts/services.sh kafka-start      start the broker alone
 #   scripts/services.sh kafka-kill       SIGKILL the broker (a crash, for fault tests)
+#   scripts/services.sh kafka-pause      SIGSTOP the broker (a broker that answers nothing, for
+#                                        fault tests); kafka-resume or kafka-start wakes it
 #   scripts/services.sh postgres-start   start PostgreSQL alone (database jwt_revocation, user postgres)
 #   scripts/services.sh postgres-stop    stop it (fast shutdown)
 #
@@ -79,6 +81,7 @@ kafka_running() { [ -f "$KAFKA_PID" ] && kill -0 "$(cat "$KAFKA_PID")" 2>/dev/nu
 
 kafka_start() {
   install_kafka
+  kafka_resume
   if kafka_running && port_open $KAFKA_PORT; then
     log "kafka already running (pid $(cat "$KAFKA_PID"))"
     return
@@ -109,6 +112,7 @@ kafka_start() {
 }
 
 kafka_stop() {
+  kafka_resume
   if kafka_running; then
     local pid
     pid=$(cat "$KAFKA_PID")
@@ -126,6 +130,14 @@ kafka_kill() {
     while kafka_running; do sleep 0.05; done
   fi
   rm -f "$KAFKA_PID"
+}
+
+kafka_pause() {
+  if kafka_running; then kill -STOP "$(cat "$KAFKA_PID")"; fi
+}
+
+kafka_resume() {
+  if kafka_running; then kill -CONT "$(cat "$KAFKA_PID")"; fi
 }
 
 redis_start() {
@@ -237,8 +249,10 @@ case "${1:-}" in
   kafka-start) kafka_start ;;
   kafka-stop) kafka_stop ;;
   kafka-kill) kafka_kill ;;
+  kafka-pause) kafka_pause ;;
+  kafka-resume) kafka_resume ;;
   postgres-start) postgres_start ;;
   postgres-stop) postgres_stop ;;
   install) install_redis; install_postgres; install_kafka ;;
-  *) echo "usage: $0 start|stop|status|install|kafka-start|kafka-stop|kafka-kill|postgres-start|postgres-stop" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|install|kafka-start|kafka-stop|kafka-kill|kafka-pause|kafka-resume|postgres-start|postgres-stop" >&2; exit 2 ;;
 esac
