@@ -1,12 +1,13 @@
 """``jwt-revocation replay``: read the topic into a state, with progress and a summary.
 
-It reads like a sidecar (every partition, no group, the same decoding and merge rules) but for
+It reads through a sidecar (every partition, no group, the same decoding and merge rules) but for
 inspection: ``--since`` may choose a shorter window than a sidecar's, and
 ``--from-beginning`` reads everything the topic still holds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections import Counter
@@ -15,16 +16,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TextIO
 
-from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import KafkaError
-
-from jwt_revocation.consumer import RevocationState
+from jwt_revocation.consumer import RevocationSidecar, RevocationState
 from jwt_revocation.shared import (
-    RecordError,
+    RetentionTooShortError,
     RevocationSettings,
-    SecurityEventVerifier,
-    TopicNotFoundError,
-    record_decoder,
+    SidecarUnavailableError,
+    check_topic,
 )
 
 Progress = Callable[[int, int, float], None]
@@ -61,67 +58,53 @@ def replay(
     progress: Progress | None = None,
     timeout: float = 120.0,
 ) -> ReplayResult:
-    """Read every partition from ``now - since`` (or the beginning) up to the end offsets now."""
+    """Read every partition from ``now - since`` (or the beginning) up to the end offsets now.
+
+    The reading is a sidecar's own (:class:`RevocationSidecar` with ``replay_window``), started
+    without snapshots and stopped once caught up. A topic that keeps events for less than
+    ``max_token_lifetime`` can still be inspected; a missing one is an error.
+    """
     started = time.monotonic()
-    now = time.time()
-    state = RevocationState(
-        max_token_lifetime=settings.max_token_lifetime.total_seconds(),
-        max_clock_skew=settings.max_clock_skew.total_seconds(),
+    with contextlib.suppress(RetentionTooShortError):
+        check_topic(
+            settings.bootstrap_servers,
+            settings.topic,
+            max_token_lifetime=settings.max_token_lifetime,
+            timeout=min(timeout, 10.0),
+        )
+    sidecar = RevocationSidecar.from_settings(
+        settings,
+        name="jwt-revocation-replay",
+        verify_topic=False,
+        snapshots=None,
+        replay_window="all" if since is None else since,
+        max_staleness=max(timeout, settings.max_staleness.total_seconds()),
+        consumer_config={"request_timeout_ms": 10_000},
     )
-    result = ReplayResult(state)
-    verifier = None
-    if settings.set_verify_key is not None:
-        verifier = SecurityEventVerifier.from_settings(settings)
-    decode = record_decoder(
-        verifier, max_token_lifetime=settings.max_token_lifetime.total_seconds()
-    )
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
-        client_id="jwt-revocation-replay",
-        group_id=None,
-        enable_auto_commit=False,
-        request_timeout_ms=10_000,
-    )
+    deadline = started + timeout
     try:
-        ids = consumer.partitions_for_topic(settings.topic)
-        if not ids:
-            raise TopicNotFoundError(f"topic {settings.topic!r} does not exist")
-        parts = [TopicPartition(settings.topic, p) for p in sorted(ids)]
-        consumer.assign(parts)
-        ends = consumer.end_offsets(parts)
-        starts = consumer.beginning_offsets(parts)
-        if since is not None:
-            found = consumer.offsets_for_times(
-                dict.fromkeys(parts, int((now - since.total_seconds()) * 1000))
-            )
-            starts = {tp: ends[tp] if found.get(tp) is None else found[tp].offset for tp in parts}
-        for tp in parts:
-            consumer.seek(tp, starts[tp])
-        total = sum(ends[tp] - starts[tp] for tp in parts)
-        positions = dict(starts)
-        deadline = started + timeout
-        while any(positions[tp] < ends[tp] for tp in parts):
-            if time.monotonic() > deadline:
-                raise KafkaError(f"replay did not reach the end offsets within {timeout} s")
-            for tp, records in consumer.poll(timeout_ms=200).items():
-                for record in records:
-                    if record.offset >= ends[tp]:
-                        continue
-                    positions[tp] = record.offset + 1
-                    result.records += 1
-                    try:
-                        event = decode(record.value)
-                    except RecordError as err:
-                        result.skipped[err.reason] += 1
-                        continue
-                    state.apply(event, now)
-                    result.events[event.type] += 1
-            if progress is not None:
-                progress(result.records, total, time.monotonic() - started)
+        while True:
+            try:
+                sidecar.start(timeout=0.2)
+                break
+            except SidecarUnavailableError as err:
+                if err.reason != "loading" or time.monotonic() > deadline:
+                    raise
+            done, total = sidecar.progress.replayed()
+            if progress is not None and total:
+                progress(done, total, time.monotonic() - started)
+        if progress is not None:
+            progress(*sidecar.progress.replayed(), time.monotonic() - started)
     finally:
-        consumer.close(autocommit=False)
-    result.elapsed = time.monotonic() - started
-    return result
+        sidecar.stop()
+    counts = sidecar.counts
+    return ReplayResult(
+        sidecar.state,
+        records=sum(counts.applied.values()) + sum(counts.skipped.values()),
+        events=Counter(counts.applied),
+        skipped=Counter(counts.skipped),
+        elapsed=time.monotonic() - started,
+    )
 
 
 def progress_bar(stream: TextIO = sys.stderr, width: int = 30) -> Progress:

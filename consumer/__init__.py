@@ -14,17 +14,15 @@ from jwt_revocation.shared import (
     TokenRevokedError,
 )
 
+from ._health import SidecarStatus
 from ._http import SidecarHTTPServer
 from ._metrics import SidecarCollector, render_metrics
+from ._mirror import RevocationMirror
 from ._redis_blocklist import CHECK_SCRIPT, RedisBlocklist, RedisBlocklistSink
-from ._sidecar import (
-    RevocationMirror,
-    RevocationSidecar,
-    SidecarStats,
-    SidecarStatus,
-)
+from ._sidecar import RevocationSidecar
 from ._snapshot import RedisSnapshots
 from ._state import RevocationState, StateSnapshot
+from ._stats import SidecarStats
 from ._verdict import Verdict
 from ._verifier import (
     InMemoryRevocations,

@@ -18,7 +18,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from ._sidecar import RevocationSidecar, SidecarStatus
+from ._health import SidecarStatus
+from ._sidecar import RevocationSidecar
 from ._verifier import RevocationVerifier
 
 

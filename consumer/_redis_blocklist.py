@@ -30,6 +30,7 @@ from typing import Any
 import redis
 
 from jwt_revocation.shared import (
+    Clock,
     ConfigurationError,
     DurationLike,
     Event,
@@ -40,8 +41,6 @@ from jwt_revocation.shared import (
     UserTokensRevoked,
     parse_duration,
 )
-
-from ._sidecar import Clock
 
 logger = logging.getLogger(__name__)
 

@@ -34,148 +34,53 @@ Consistency contract:
    starts a new consumer after a backoff, resuming at the offsets it had applied. After
    ``max_restarts`` consecutive failures, or a fatal error such as a deleted topic, the
    status is ``failed`` and verification fails closed.
+
+The class is a facade that owns the consumer thread and its loop (poll, mirror, apply, contact,
+sweep). What the loop decides lives in small parts that need no broker: :class:`SidecarHealth`
+(the status), :class:`ReplayProgress` (positions and replay targets), :class:`RecordApplier`
+(records into the state), :class:`MirrorFeed` (the Redis sink), the snapshot store's
+:func:`resumable` check and :class:`SnapshotWriter`.
 """
 
 from __future__ import annotations
 
-import bisect
-import contextlib
-import enum
-import itertools
 import logging
-import math
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
+from datetime import timedelta
 from types import TracebackType
-from typing import Any, Literal, Protocol, Self
+from typing import Any, Literal, Self
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from jwt_revocation.shared import (
+    Clock,
     ConfigurationError,
     DurationLike,
     LifecycleError,
-    RecordError,
     RevocationSettings,
     SecurityEventVerifier,
     SidecarUnavailableError,
-    UnavailableReason,
+    SnapshotError,
     check_topic,
     parse_duration,
     record_decoder,
 )
 
-from ._snapshot import RedisSnapshots, SnapshotError
-from ._state import Event, RevocationState
+from ._apply import RecordApplier
+from ._health import SidecarHealth, SidecarStatus
+from ._mirror import MirrorFeed, RevocationMirror
+from ._progress import ReplayProgress
+from ._snapshot import RedisSnapshots, SnapshotWriter, resumable
+from ._state import RevocationState, StateSnapshot
+from ._stats import DelayHistogram, RecordCounts, SidecarStats
 
 logger = logging.getLogger(__name__)
 
-Clock = Callable[[], float]
-"""Seconds since the epoch, like :func:`time.time`."""
-
-
-DELAY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-"""Upper bounds, in seconds, of the publish-to-apply delay histogram."""
-
-
-class SidecarStatus(enum.StrEnum):
-    """Where a sidecar is in its life; only ``caught_up`` and ``degraded`` can verify."""
-
-    NEW = "new"
-    LOADING = "loading"
-    CAUGHT_UP = "caught_up"
-    DEGRADED = "degraded"
-    """Caught up and in contact, but the consumer thread is recovering from an error."""
-    STALE = "stale"
-    OVER_CAPACITY = "over_capacity"
-    FAILED = "failed"
-    STOPPED = "stopped"
-
-
-class RevocationMirror(Protocol):
-    """Something that receives every event before the sidecar applies it (the Redis sink)."""
-
-    def resume_offsets(self, topic: str) -> dict[int, int]:
-        """Per partition, the offset of the first event not received yet."""
-
-    def write(
-        self, topic: str, events: Sequence[Event], offsets: Mapping[int, int], now: float
-    ) -> None:
-        """Take events and the offsets after them together, or raise."""
-
-    def heartbeat(self, topic: str, now: float) -> None:
-        """The sidecar is caught up and heard from the broker at ``now``; must not raise."""
-
-
-@dataclass(frozen=True)
-class PartitionStats:
-    """Progress of one partition."""
-
-    position: int
-    """The next offset to apply."""
-    end_offset: int | None
-    """The broker's end offset at the last contact."""
-    lag: int | None
-
-
-@dataclass(frozen=True)
-class SidecarStats:
-    """A point-in-time view of a sidecar, for status pages, logs and tests."""
-
-    status: SidecarStatus
-    ready: bool
-    entries: dict[str, int]
-    applied: dict[str, int]
-    """Events applied, by type (duplicates and moot events included)."""
-    skipped: dict[str, int]
-    """Records skipped, by kind."""
-    anomalies: dict[str, int]
-    """Events applied despite something odd, by kind (``key_mismatch``)."""
-    partitions: dict[int, PartitionStats]
-    seconds_since_contact: float | None
-    restarts: int
-    last_error: str | None
-    detail: str = ""
-    started_from: str = "replay"
-    """``replay``, ``snapshot <id>``, or ``replay (<why the snapshot was not used>)``."""
-    last_snapshot: str | None = None
-    """The id of the last snapshot this sidecar wrote."""
-    mirrored: int = 0
-    """Events handed to the mirror (the Redis sink) since start."""
-    apply_delay: tuple[tuple[float, int], ...] = ()
-    """Cumulative histogram of publish-to-apply delays once caught up: (upper bound s, count)."""
-    apply_delay_sum: float = 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {
-            "status": self.status.value,
-            "ready": self.ready,
-            "detail": self.detail,
-            "entries": self.entries,
-            "applied": self.applied,
-            "skipped": self.skipped,
-            "anomalies": self.anomalies,
-            "partitions": {
-                str(p): {"position": s.position, "end_offset": s.end_offset, "lag": s.lag}
-                for p, s in sorted(self.partitions.items())
-            },
-            "seconds_since_contact": self.seconds_since_contact,
-            "restarts": self.restarts,
-            "last_error": self.last_error,
-            "started_from": self.started_from,
-            "last_snapshot": self.last_snapshot,
-            "mirrored": self.mirrored,
-            "apply_delay": {
-                "buckets": {str(bound): n for bound, n in self.apply_delay},
-                "sum": self.apply_delay_sum,
-                "count": self.apply_delay[-1][1] if self.apply_delay else 0,
-            },
-        }
+ReplayWindow = DurationLike | Literal["all"] | None
+"""How far back a fresh sidecar reads: None for ``max_token_lifetime + max_clock_skew``."""
 
 
 class _FatalError(Exception):
@@ -208,6 +113,7 @@ class RevocationSidecar:
         snapshot_interval: float = 60.0,
         mirror: RevocationMirror | None = None,
         security_events: SecurityEventVerifier | None = None,
+        replay_window: ReplayWindow = None,
     ) -> None:
         lifetime = parse_duration(max_token_lifetime, name="max_token_lifetime")
         if lifetime.total_seconds() <= 0:
@@ -223,6 +129,10 @@ class RevocationSidecar:
         ):
             if value <= 0:
                 raise ConfigurationError(f"{label} must be positive; got {value}")
+        if snapshot_interval < 0:
+            raise ConfigurationError(
+                f"snapshot_interval must not be negative; got {snapshot_interval}"
+            )
         if not bootstrap_servers:
             raise ConfigurationError("bootstrap_servers must name at least one broker")
         if not topic:
@@ -239,6 +149,16 @@ class RevocationSidecar:
             max_token_lifetime=lifetime.total_seconds(),
             max_clock_skew=self.max_clock_skew.total_seconds(),
         )
+        self.snapshots = snapshots
+        self.mirror = mirror
+        self.security_events = security_events
+        self._window: timedelta | None = (
+            None
+            if replay_window == "all"
+            else self.max_token_lifetime + self.max_clock_skew
+            if replay_window is None
+            else parse_duration(replay_window, name="replay_window")
+        )
         self._clock = clock
         self._poll_timeout_ms = int(poll_timeout * 1000)
         self._contact_interval = contact_interval
@@ -247,44 +167,54 @@ class RevocationSidecar:
         self._restart_backoff = restart_backoff
         self._verify_topic = verify_topic
         self._consumer_config = dict(consumer_config or {})
-        if snapshot_interval < 0:
-            raise ConfigurationError(
-                f"snapshot_interval must not be negative; got {snapshot_interval}"
-            )
-        self.snapshots = snapshots
         self._snapshot_interval = snapshot_interval
         self._started_from = "replay"
-        self._last_snapshot: str | None = None
-        self._snapshot_writer: threading.Thread | None = None
-        self.mirror = mirror
-        self.security_events = security_events
-        self._decode = record_decoder(security_events, max_token_lifetime=lifetime.total_seconds())
-        self._mirror_floor: dict[int, int] | None = None
-        self._mirrored = 0
-        self._delays = [0] * (len(DELAY_BUCKETS) + 1)
-        self._delay_sum = 0.0
-        self._staleness_s = self.max_staleness.total_seconds()
+
+        label = f"name={self.name} topic={topic}"
+        self.progress = ReplayProgress()
+        self.health = SidecarHealth(
+            max_staleness=self.max_staleness.total_seconds(),
+            on_stale=on_stale,
+            clock=clock,
+            label=label,
+            loading_detail=self.progress.describe,
+            capacity_detail=lambda: (
+                f"{len(self.state)} live entries reached max_entries={self.max_entries}"
+            ),
+        )
+        # Verifiers call this on every request: the health's own method, with no call between.
+        self.ensure_usable = self.health.ensure_usable  # type: ignore[method-assign]
+        self.counts = RecordCounts()
+        self.delays = DelayHistogram()
+        decode = record_decoder(security_events, max_token_lifetime=lifetime.total_seconds())
+        self._applier = RecordApplier(
+            topic,
+            self.state,
+            self.progress,
+            decode,
+            max_entries=max_entries,
+            counts=self.counts,
+            delays=self.delays,
+        )
+        self._mirror = None if mirror is None else MirrorFeed(mirror, topic, decode)
+        self._snapshot_writer = (
+            None
+            if snapshots is None
+            else SnapshotWriter(
+                snapshots,
+                topic,
+                self._take_snapshot,
+                max_token_lifetime=lifetime.total_seconds(),
+                max_clock_skew=self.max_clock_skew.total_seconds(),
+                clock=clock,
+                name=self.name,
+            )
+        )
 
         self._lifecycle = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._ready_event = threading.Event()
-        # Written by the consumer thread only; read anywhere.
-        self._caught_up = False
-        self._failed = False
-        self._stopped = False
-        self._over_capacity = False
-        self._recovering = False
-        self._last_contact: float | None = None
-        self._targets: dict[int, int] = {}
-        self._positions: dict[int, int] = {}
-        self._end_offsets: dict[int, int] = {}
-        self._applied: Counter[str] = Counter()
-        self._skipped: Counter[str] = Counter()
-        self._anomalies: Counter[str] = Counter()
-        self._restarts = 0
-        self._last_error: str | None = None
-        self._last_stale_warning = 0.0
 
     @classmethod
     def from_settings(cls, settings: RevocationSettings, **overrides: Any) -> RevocationSidecar:
@@ -318,7 +248,7 @@ class RevocationSidecar:
         Calling ``start`` again on a started sidecar only waits.
         """
         with self._lifecycle:
-            if self._stopped:
+            if self.health.phase is SidecarStatus.STOPPED:
                 raise LifecycleError("a stopped sidecar cannot be started again; create a new one")
             if self._thread is None:
                 if self._verify_topic:
@@ -337,23 +267,24 @@ class RevocationSidecar:
                     if sets is None
                     else f"issuer={sets.issuer} signed_only={str(sets.signed_only).lower()}",
                 )
+                self.health.start()
                 self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
                 self._thread.start()
         if not self._ready_event.wait(timeout):
             raise SidecarUnavailableError(
                 f"sidecar {self.name} did not catch up with topic {self.topic!r} within "
-                f"{timeout} s; {self._progress()}",
+                f"{timeout} s; {self.progress.describe()}",
                 reason="loading",
             )
-        if self._failed:
+        if self.health.phase is SidecarStatus.FAILED:
             raise SidecarUnavailableError(
-                f"sidecar {self.name} failed: {self._last_error}", reason="failed"
+                f"sidecar {self.name} failed: {self.health.last_error}", reason="failed"
             )
 
     def stop(self, timeout: float | None = 10.0) -> None:
         """Stop the consumer thread and close its consumer; verification then fails closed."""
         with self._lifecycle:
-            self._stopped = True
+            self.health.stop()
             self._stopping.set()
             thread = self._thread
         if thread is not None and thread is not threading.current_thread():
@@ -390,150 +321,79 @@ class RevocationSidecar:
     @property
     def status(self) -> SidecarStatus:
         """The sidecar's status right now."""
-        if self._stopped:
-            return SidecarStatus.STOPPED
-        if self._failed:
-            return SidecarStatus.FAILED
-        if self._thread is None:
-            return SidecarStatus.NEW
-        if not self._caught_up:
-            return SidecarStatus.LOADING
-        if self._over_capacity:
-            return SidecarStatus.OVER_CAPACITY
-        if self._is_stale():
-            return SidecarStatus.STALE
-        if self._recovering:
-            return SidecarStatus.DEGRADED
-        return SidecarStatus.CAUGHT_UP
+        return self.health.status()
 
-    def _is_stale(self) -> bool:
-        last = self._last_contact
-        return last is None or self._clock() - last > self._staleness_s
-
-    def ensure_usable(self) -> None:
+    def ensure_usable(self) -> None:  # replaced in __init__ by the health's own method
         """Return if the state can decide a verification now, else raise ``SidecarUnavailableError``."""
-        last = self._last_contact  # the fast path: one clock read, no method call
-        if (
-            self._caught_up
-            and last is not None
-            and self._clock() - last <= self._staleness_s
-            and not (self._stopped or self._failed or self._over_capacity)
-        ):
-            return
-        status = self.status
-        if status is SidecarStatus.STALE and self.on_stale == "allow":
-            self._warn_stale()
-            return
-        reasons: dict[SidecarStatus, UnavailableReason] = {
-            SidecarStatus.NEW: "not_started",
-            SidecarStatus.LOADING: "loading",
-            SidecarStatus.STALE: "stale",
-            SidecarStatus.FAILED: "failed",
-            SidecarStatus.OVER_CAPACITY: "over_capacity",
-            SidecarStatus.STOPPED: "stopped",
-        }
-        reason = reasons.get(status, "loading")
-        raise SidecarUnavailableError(
-            f"revocation state unavailable ({reason}): {self._describe(status)}", reason=reason
-        )
-
-    def _warn_stale(self) -> None:
-        now = time.monotonic()
-        if now - self._last_stale_warning >= 10:
-            self._last_stale_warning = now
-            logger.warning(
-                "STALE revocation state accepted because on_stale=allow name=%s topic=%s "
-                "seconds_since_contact=%s: revocations published since then are NOT enforced",
-                self.name,
-                self.topic,
-                self._contact_age(),
-            )
-
-    def _contact_age(self) -> float | None:
-        last = self._last_contact
-        return None if last is None else round(self._clock() - last, 3)
-
-    def _describe(self, status: SidecarStatus) -> str:
-        if status is SidecarStatus.STALE:
-            return (
-                f"no contact with the broker for {self._contact_age()} s "
-                f"(max_staleness {self._staleness_s} s)"
-            )
-        if status is SidecarStatus.OVER_CAPACITY:
-            return f"{len(self.state)} live entries reached max_entries={self.max_entries}"
-        if status is SidecarStatus.FAILED:
-            return f"consumer thread gave up: {self._last_error}"
-        if status is SidecarStatus.LOADING:
-            return self._progress()
-        if status is SidecarStatus.NEW:
-            return "start() has not been called"
-        if status is SidecarStatus.STOPPED:
-            return "stop() was called"
-        return ""
-
-    def _progress(self) -> str:
-        if not self._targets:
-            return "end offsets not known yet"
-        behind = {
-            p: t - self._positions.get(p, 0)
-            for p, t in self._targets.items()
-            if self._positions.get(p, 0) < t
-        }
-        return f"behind the start-time end offsets by {behind}" if behind else "caught up"
+        self.health.ensure_usable()
 
     def stats(self) -> SidecarStats:
         """Counters, positions and lag, copied now."""
         status = self.status
-        partitions = {}
-        for p, position in sorted(dict(self._positions).items()):
-            end = self._end_offsets.get(p)
-            lag = None if end is None else max(0, end - position)
-            partitions[p] = PartitionStats(position=position, end_offset=end, lag=lag)
+        health, counts = self.health, self.counts
         return SidecarStats(
             status=status,
             ready=self.ready,
             entries=self.state.counts(),
-            applied=dict(self._applied),
-            skipped=dict(self._skipped),
-            anomalies=dict(self._anomalies),
-            partitions=partitions,
-            seconds_since_contact=self._contact_age(),
-            restarts=self._restarts,
-            last_error=self._last_error,
-            detail=self._describe(status),
+            applied=dict(counts.applied),
+            skipped=dict(counts.skipped),
+            anomalies=dict(counts.anomalies),
+            partitions=self.progress.partitions(),
+            seconds_since_contact=health.contact_age(),
+            restarts=health.restarts,
+            last_error=health.last_error,
+            detail=health.describe(status),
             started_from=self._started_from,
-            last_snapshot=self._last_snapshot,
-            mirrored=self._mirrored,
-            apply_delay=tuple(
-                zip((*DELAY_BUCKETS, math.inf), itertools.accumulate(self._delays), strict=True)
-            ),
-            apply_delay_sum=self._delay_sum,
+            last_snapshot=None if self._snapshot_writer is None else self._snapshot_writer.last_id,
+            mirrored=0 if self._mirror is None else self._mirror.mirrored,
+            apply_delay=self.delays.cumulative(),
+            apply_delay_sum=self.delays.sum,
         )
 
     def applied_through(self, partition: int, offset: int) -> bool:
         """True once the record at ``offset`` of ``partition`` has been applied (or skipped)."""
-        return self._positions.get(partition, 0) > offset
+        return self.progress.applied_through(partition, offset)
+
+    # -- snapshots -------------------------------------------------------------------------
+
+    def save_snapshot(self) -> str:
+        """Write a snapshot of the state and its offsets to the store now; return its id.
+
+        Raises :class:`SnapshotError` when the sidecar has no store, is not caught up, or Redis
+        refuses the write.
+        """
+        if self._snapshot_writer is None:
+            raise SnapshotError("this sidecar has no snapshot store", reason="missing")
+        return self._snapshot_writer.save()
+
+    def _take_snapshot(self) -> tuple[StateSnapshot, dict[int, int]]:
+        if not self.health.is_caught_up:
+            raise SnapshotError(
+                f"sidecar {self.name} has not caught up; a snapshot now would be incomplete",
+                reason="missing",
+            )
+        # Positions move under the state's lock, together with the entries they stand for.
+        with self.state.lock:
+            return self.state.copy(), dict(self.progress.positions)
 
     # -- the consumer thread ---------------------------------------------------------------
 
     def _run(self) -> None:
         failures = 0
+        health = self.health
         while not self._stopping.is_set():
             try:
                 self._consume()
                 break
             except _FatalError as err:
-                self._last_error = str(err)
-                self._failed = True
+                health.fail(str(err))
                 logger.error("sidecar failed name=%s topic=%s error=%s", self.name, self.topic, err)
                 break
             except Exception as err:
                 failures += 1
-                self._restarts += 1
-                self._recovering = True
-                self._last_error = f"{type(err).__name__}: {err}"
+                health.crashed(f"{type(err).__name__}: {err}")
                 if failures > self._max_restarts:
-                    self._failed = True
+                    health.fail()
                     logger.exception(
                         "sidecar FAILED after %d consecutive errors name=%s topic=%s; "
                         "verification fails closed",
@@ -573,174 +433,15 @@ class RevocationSidecar:
         finally:
             consumer.close(autocommit=False)
 
-    def _partitions(self, consumer: KafkaConsumer) -> list[TopicPartition]:
-        deadline = time.monotonic() + 10.0
-        while not (ids := consumer.partitions_for_topic(self.topic)):
-            if time.monotonic() > deadline:
-                raise _FatalError(f"topic {self.topic!r} does not exist")
-            self._stopping.wait(0.2)
-        return [TopicPartition(self.topic, p) for p in sorted(ids)]
-
-    def _assign(self, consumer: KafkaConsumer, parts: list[TopicPartition]) -> None:
-        """Assign ``parts``; resume known partitions, replay new ones from the time window."""
-        consumer.assign(parts)
-        fresh = [tp for tp in parts if tp.partition not in self._positions]
-        for tp in parts:
-            if tp.partition in self._positions:
-                consumer.seek(tp, self._positions[tp.partition])
-        if not fresh:
-            return
-        if self.snapshots is not None and not self._positions and self._warm_start(consumer, fresh):
-            return
-        window = self.max_token_lifetime + self.max_clock_skew
-        since_ms = int((self._clock() - window.total_seconds()) * 1000)
-        ends = consumer.end_offsets(fresh, timeout_ms=10_000)
-        found = consumer.offsets_for_times(dict.fromkeys(fresh, since_ms), timeout_ms=10_000)
-        for tp in fresh:
-            hit = found.get(tp)
-            self._start_at(consumer, tp, ends[tp] if hit is None else hit.offset, ends[tp])
-        logger.info(
-            "sidecar replaying name=%s topic=%s from_offsets=%s to_offsets=%s",
-            self.name,
-            self.topic,
-            {tp.partition: self._positions[tp.partition] for tp in fresh},
-            {tp.partition: ends[tp] for tp in fresh},
-        )
-
-    def _start_at(self, consumer: KafkaConsumer, tp: TopicPartition, offset: int, end: int) -> None:
-        """Read ``tp`` from ``offset``; the replay is over once it reaches ``end``."""
-        consumer.seek(tp, offset)
-        self._positions[tp.partition] = offset
-        self._targets.setdefault(tp.partition, end)
-        self._end_offsets[tp.partition] = end
-
-    def _warm_start(self, consumer: KafkaConsumer, parts: list[TopicPartition]) -> bool:
-        """Load the latest usable snapshot and seek to its offsets; False to replay instead."""
-        if self.snapshots is None:
-            return False
-        now = self._clock()
-        try:
-            snapshot = self.snapshots.load(
-                self.topic,
-                max_token_lifetime=self.max_token_lifetime.total_seconds(),
-                max_clock_skew=self.max_clock_skew.total_seconds(),
-                now=now,
-            )
-            ids = sorted(tp.partition for tp in parts)
-            if sorted(snapshot.offsets) != ids:
-                raise SnapshotError(
-                    f"snapshot {snapshot.id} covers partitions {sorted(snapshot.offsets)}, the "
-                    f"topic has {ids}",
-                    reason="partitions_changed",
-                )
-            begins = consumer.beginning_offsets(parts, timeout_ms=10_000)
-            ends = consumer.end_offsets(parts, timeout_ms=10_000)
-            gone = {
-                tp.partition: snapshot.offsets[tp.partition]
-                for tp in parts
-                if not begins[tp] <= snapshot.offsets[tp.partition] <= ends[tp]
-            }
-            if gone:
-                first = {tp.partition: begins[tp] for tp in parts}
-                end = {tp.partition: ends[tp] for tp in parts}
-                raise SnapshotError(
-                    f"snapshot {snapshot.id} resumes at offsets {gone}, which the broker no "
-                    f"longer holds (first offsets {first}, end offsets {end})",
-                    reason="offsets_gone",
-                )
-        except SnapshotError as err:
-            self._started_from = f"replay ({err.reason})"
-            logger.warning(
-                "sidecar not starting from a snapshot name=%s topic=%s reason=%s detail=%s; "
-                "replaying the whole window instead",
-                self.name,
-                self.topic,
-                err.reason,
-                err,
-            )
-            return False
-        loaded = self.state.load(snapshot.state, now)
-        for tp in parts:
-            self._start_at(consumer, tp, snapshot.offsets[tp.partition], ends[tp])
-        self._started_from = f"snapshot {snapshot.id}"
-        logger.info(
-            "sidecar starting from snapshot name=%s topic=%s id=%s age_s=%.1f entries=%d "
-            "replaying_records=%d",
-            self.name,
-            self.topic,
-            snapshot.id,
-            now - snapshot.created_at,
-            loaded,
-            sum(ends[tp] - snapshot.offsets[tp.partition] for tp in parts),
-        )
-        if len(self.state) >= self.max_entries:
-            consumer.pause(*parts)
-            self._enter_over_capacity()
-        return True
-
-    def save_snapshot(self) -> str:
-        """Write a snapshot of the state and its offsets to the store now; return its id.
-
-        Raises :class:`SnapshotError` when the sidecar has no store, is not caught up, or Redis
-        refuses the write.
-        """
-        if self.snapshots is None:
-            raise SnapshotError("this sidecar has no snapshot store", reason="missing")
-        if not self._caught_up:
-            raise SnapshotError(
-                f"sidecar {self.name} has not caught up; a snapshot now would be incomplete",
-                reason="missing",
-            )
-        # Positions move under the state's lock, together with the entries they stand for.
-        with self.state.lock:
-            state = self.state.copy()
-            offsets = dict(self._positions)
-        snapshot_id = self.snapshots.save(
-            self.topic,
-            state,
-            offsets,
-            created_at=self._clock(),
-            max_token_lifetime=self.max_token_lifetime.total_seconds(),
-            max_clock_skew=self.max_clock_skew.total_seconds(),
-        )
-        self._last_snapshot = snapshot_id
-        return snapshot_id
-
-    def _snapshot_in_background(self) -> None:
-        if self._snapshot_writer is not None and self._snapshot_writer.is_alive():
-            return
-
-        def write() -> None:
-            try:
-                self.save_snapshot()
-            except SnapshotError as err:
-                logger.warning(
-                    "snapshot not written name=%s topic=%s reason=%s detail=%s",
-                    self.name,
-                    self.topic,
-                    err.reason,
-                    err,
-                )
-
-        self._snapshot_writer = threading.Thread(
-            target=write, name=f"{self.name}-snapshot", daemon=True
-        )
-        self._snapshot_writer.start()
-
     def _loop(self, consumer: KafkaConsumer) -> None:
         # Pacing uses the monotonic clock; the injected clock is for comparing instants only,
         # so a test that freezes or jumps its clock does not stall contact checks or sweeps.
         parts = self._partitions(consumer)
         self._assign(consumer, parts)
-        if self.mirror is not None and self._mirror_floor is None:
-            self._mirror_floor = dict(self.mirror.resume_offsets(self.topic))
-            logger.info(
-                "mirror resumes name=%s topic=%s offsets=%s",
-                self.name,
-                self.topic,
-                self._mirror_floor,
-            )
-        self._touch()
+        if self._mirror is not None:
+            self._mirror.resume(f"name={self.name} topic={self.topic}")
+        health = self.health
+        health.touch()
         tick = time.monotonic
         next_contact = tick() + self._contact_interval
         next_sweep = last_sweep = tick() + self._sweep_interval
@@ -749,163 +450,59 @@ class RevocationSidecar:
         while not self._stopping.is_set():
             batch = consumer.poll(timeout_ms=self._poll_timeout_ms)
             if batch:
-                if self._mirror_floor is not None:
-                    self._mirror_batch(batch)
                 self._apply_batch(consumer, batch)
-                self._touch()
-            if not self._caught_up:
+                health.touch()
+            if not health.is_caught_up:
                 self._check_caught_up()
             now = tick()
             if now >= next_contact:
                 self._contact(consumer, parts)
                 next_contact = tick() + self._contact_interval
             # While over capacity, look for room twice a second rather than every sweep_interval.
-            if now >= next_sweep or (self._over_capacity and now - last_sweep >= 0.5):
+            if now >= next_sweep or (health.over_capacity and now - last_sweep >= 0.5):
                 self._sweep(consumer, parts, self._clock())
                 last_sweep = tick()
                 next_sweep = last_sweep + self._sweep_interval
             if now >= next_metadata:
                 parts = self._grow(consumer, parts)
                 next_metadata = tick() + 30.0
-            if (
-                self.snapshots
-                and self._snapshot_interval
-                and self._caught_up
-                and now >= next_snapshot
-            ):
-                self._snapshot_in_background()
+            writer = self._snapshot_writer
+            if writer and self._snapshot_interval and health.is_caught_up and now >= next_snapshot:
+                writer.save_in_background()
                 next_snapshot = tick() + self._snapshot_interval
 
-    def _touch(self) -> None:
-        self._last_contact = self._clock()
-        if self._recovering and self._caught_up:
-            self._recovering = False
-            logger.info("sidecar recovered name=%s topic=%s", self.name, self.topic)
-
     def _apply_batch(self, consumer: KafkaConsumer, batch: Mapping[Any, list[Any]]) -> None:
-        state = self.state
+        """Mirror the batch, then apply it under the state's lock, pausing where it is full."""
+        if self._mirror is not None:
+            self._mirror.feed(
+                ((tp.partition, records) for tp, records in batch.items()), self._clock()
+            )
         now = self._clock()
-        applied, decode = self._applied, self._decode
         # The delay from publish (the record's timestamp) to apply, once replay is over.
-        caught_up, delays = self._caught_up, self._delays
-        with state.lock:
+        timed = self.health.is_caught_up
+        with self.state.lock:
             for tp, records in batch.items():
-                # With room for every record of the list, no record needs the capacity check.
-                roomy = len(state) + len(records) < self.max_entries
-                position = self._positions.get(tp.partition, 0)
-                for record in records:
-                    try:
-                        event = decode(record.value)
-                    except RecordError as err:
-                        self._skip(tp, record.offset, err)
-                        position = record.offset + 1
-                        continue
-                    if not roomy and len(state) >= self.max_entries and state.adds_entry(event):
-                        consumer.seek(tp, record.offset)
-                        consumer.pause(tp)
-                        self._enter_over_capacity()
-                        break
-                    key = record.key
-                    if key is None or key.decode("utf-8", "replace") != event.user_id:
-                        self._key_mismatch(tp, record.offset, event.event_id)
-                    state.apply(event, now)
-                    applied[event.type] += 1
-                    position = record.offset + 1
-                    if caught_up:
-                        delay = max(0.0, now - record.timestamp / 1000)
-                        delays[bisect.bisect_left(DELAY_BUCKETS, delay)] += 1
-                        self._delay_sum += delay
-                self._positions[tp.partition] = position
-
-    def _mirror_batch(self, batch: Mapping[Any, list[Any]]) -> None:
-        """Hand the batch's events past the mirror's offsets to it, before applying them.
-
-        If the mirror raises, nothing of the batch is applied and the consumer restarts at the
-        applied offsets, so the mirror is asked again: it never misses an event.
-        """
-        mirror, floor = self.mirror, self._mirror_floor
-        if mirror is None or floor is None:
-            return
-        events: list[Event] = []
-        ends: dict[int, int] = {}
-        for tp, records in batch.items():
-            start = floor.get(tp.partition, 0)
-            for record in records:
-                if record.offset < start:
-                    continue
-                with contextlib.suppress(RecordError):  # counted when the batch is applied
-                    events.append(self._decode(record.value))
-                ends[tp.partition] = record.offset + 1
-        if ends:
-            mirror.write(self.topic, events, ends, self._clock())
-            floor.update(ends)
-            self._mirrored += len(events)
-
-    def _skip(self, tp: TopicPartition, offset: int, err: RecordError) -> None:
-        self._skipped[err.reason] += 1
-        # A forged or unsigned SET is an attack or a broken transmitter: say so loudly.
-        loud = err.reason in ("bad_signature", "unsigned")
-        logger.log(
-            logging.ERROR if loud else logging.WARNING,
-            "skipped record topic=%s partition=%d offset=%d reason=%s detail=%s",
-            tp.topic,
-            tp.partition,
-            offset,
-            err.reason,
-            err.detail,
-        )
-
-    def _key_mismatch(self, tp: TopicPartition, offset: int, event_id: object) -> None:
-        self._anomalies["key_mismatch"] += 1
-        logger.warning(
-            "applied event whose record key is not its user id topic=%s partition=%d offset=%d "
-            "event_id=%s",
-            tp.topic,
-            tp.partition,
-            offset,
-            event_id,
-        )
-
-    def _enter_over_capacity(self) -> None:
-        if not self._over_capacity:
-            self._over_capacity = True
-            logger.error(
-                "sidecar OVER CAPACITY name=%s topic=%s entries=%d max_entries=%d: consumption "
-                "paused, verification fails closed; nothing is evicted",
-                self.name,
-                self.topic,
-                len(self.state),
-                self.max_entries,
-            )
-
-    def _sweep(self, consumer: KafkaConsumer, parts: list[TopicPartition], now: float) -> None:
-        removed = self.state.expire(now)
-        if removed:
-            logger.debug("expired entries name=%s removed=%d", self.name, removed)
-        if self._over_capacity and len(self.state) < self.max_entries:
-            self._over_capacity = False
-            consumer.resume(*parts)
-            logger.warning(
-                "sidecar back under capacity name=%s entries=%d max_entries=%d",
-                self.name,
-                len(self.state),
-                self.max_entries,
-            )
+                full_at = self._applier.apply(tp.partition, records, now, timed=timed)
+                if full_at is not None:
+                    consumer.seek(tp, full_at)
+                    consumer.pause(tp)
+                    self.health.full(len(self.state), self.max_entries)
 
     def _check_caught_up(self) -> None:
-        if all(self._positions.get(p, 0) >= t for p, t in self._targets.items()):
-            self._caught_up = True
-            if self.mirror is not None:
-                self.mirror.heartbeat(self.topic, self._clock())
-            self._ready_event.set()
-            logger.info(
-                "sidecar caught up name=%s topic=%s entries=%d applied=%d skipped=%d",
-                self.name,
-                self.topic,
-                len(self.state),
-                sum(self._applied.values()),
-                sum(self._skipped.values()),
-            )
+        if not self.progress.caught_up():
+            return
+        self.health.caught_up()
+        if self._mirror is not None:
+            self._mirror.heartbeat(self._clock())
+        self._ready_event.set()
+        logger.info(
+            "sidecar caught up name=%s topic=%s entries=%d applied=%d skipped=%d",
+            self.name,
+            self.topic,
+            len(self.state),
+            sum(self.counts.applied.values()),
+            sum(self.counts.skipped.values()),
+        )
 
     def _contact(self, consumer: KafkaConsumer, parts: list[TopicPartition]) -> None:
         """Ask the broker for end offsets: proves contact and measures lag."""
@@ -916,15 +513,32 @@ class RevocationSidecar:
                 "no answer from the broker name=%s topic=%s seconds_since_contact=%s error=%s",
                 self.name,
                 self.topic,
-                self._contact_age(),
+                self.health.contact_age(),
                 type(err).__name__,
             )
             return
-        for tp, end in ends.items():
-            self._end_offsets[tp.partition] = end
-        self._touch()
-        if self.mirror is not None and self._caught_up and not self._over_capacity:
-            self.mirror.heartbeat(self.topic, self._clock())
+        self.progress.saw_end_offsets({tp.partition: end for tp, end in ends.items()})
+        self.health.touch()
+        if self._mirror is not None and self.health.is_caught_up and not self.health.over_capacity:
+            self._mirror.heartbeat(self._clock())
+
+    def _sweep(self, consumer: KafkaConsumer, parts: list[TopicPartition], now: float) -> None:
+        removed = self.state.expire(now)
+        if removed:
+            logger.debug("expired entries name=%s removed=%d", self.name, removed)
+        if self.health.over_capacity and len(self.state) < self.max_entries:
+            consumer.resume(*parts)
+            self.health.room(len(self.state), self.max_entries)
+
+    # -- partitions ------------------------------------------------------------------------
+
+    def _partitions(self, consumer: KafkaConsumer) -> list[TopicPartition]:
+        deadline = time.monotonic() + 10.0
+        while not (ids := consumer.partitions_for_topic(self.topic)):
+            if time.monotonic() > deadline:
+                raise _FatalError(f"topic {self.topic!r} does not exist")
+            self._stopping.wait(0.2)
+        return [TopicPartition(self.topic, p) for p in sorted(ids)]
 
     def _grow(self, consumer: KafkaConsumer, parts: list[TopicPartition]) -> list[TopicPartition]:
         ids = consumer.partitions_for_topic(self.topic)
@@ -942,3 +556,90 @@ class RevocationSidecar:
         )
         self._assign(consumer, grown)
         return grown
+
+    def _assign(self, consumer: KafkaConsumer, parts: list[TopicPartition]) -> None:
+        """Assign ``parts``; resume known partitions, replay new ones from the time window."""
+        consumer.assign(parts)
+        progress = self.progress
+        fresh = [tp for tp in parts if not progress.knows(tp.partition)]
+        for tp in parts:
+            if progress.knows(tp.partition):
+                consumer.seek(tp, progress.position(tp.partition))
+        if not fresh:
+            return
+        store = self.snapshots
+        if (
+            store is not None
+            and not progress.positions
+            and self._warm_start(consumer, fresh, store)
+        ):
+            return
+        ends = consumer.end_offsets(fresh, timeout_ms=10_000)
+        if self._window is None:
+            starts = consumer.beginning_offsets(fresh, timeout_ms=10_000)
+        else:
+            since_ms = int((self._clock() - self._window.total_seconds()) * 1000)
+            found = consumer.offsets_for_times(dict.fromkeys(fresh, since_ms), timeout_ms=10_000)
+            starts = {tp: ends[tp] if found.get(tp) is None else found[tp].offset for tp in fresh}
+        for tp in fresh:
+            self._start_at(consumer, tp, starts[tp], ends[tp])
+        logger.info(
+            "sidecar replaying name=%s topic=%s from_offsets=%s to_offsets=%s",
+            self.name,
+            self.topic,
+            {tp.partition: starts[tp] for tp in fresh},
+            {tp.partition: ends[tp] for tp in fresh},
+        )
+
+    def _start_at(self, consumer: KafkaConsumer, tp: TopicPartition, offset: int, end: int) -> None:
+        consumer.seek(tp, offset)
+        self.progress.start_at(tp.partition, offset, end)
+
+    def _warm_start(
+        self, consumer: KafkaConsumer, parts: list[TopicPartition], store: RedisSnapshots
+    ) -> bool:
+        """Load the latest usable snapshot and seek to its offsets; False to replay instead."""
+        now = self._clock()
+        try:
+            loaded = store.load(
+                self.topic,
+                max_token_lifetime=self.max_token_lifetime.total_seconds(),
+                max_clock_skew=self.max_clock_skew.total_seconds(),
+                now=now,
+            )
+            begins = consumer.beginning_offsets(parts, timeout_ms=10_000)
+            ends = consumer.end_offsets(parts, timeout_ms=10_000)
+            snapshot = resumable(
+                loaded,
+                {tp.partition: o for tp, o in begins.items()},
+                {tp.partition: o for tp, o in ends.items()},
+            )
+        except SnapshotError as err:
+            self._started_from = f"replay ({err.reason})"
+            logger.warning(
+                "sidecar not starting from a snapshot name=%s topic=%s reason=%s detail=%s; "
+                "replaying the whole window instead",
+                self.name,
+                self.topic,
+                err.reason,
+                err,
+            )
+            return False
+        entries = self.state.load(snapshot.state, now)
+        for tp in parts:
+            self._start_at(consumer, tp, snapshot.offsets[tp.partition], ends[tp])
+        self._started_from = f"snapshot {snapshot.id}"
+        logger.info(
+            "sidecar starting from snapshot name=%s topic=%s id=%s age_s=%.1f entries=%d "
+            "replaying_records=%d",
+            self.name,
+            self.topic,
+            snapshot.id,
+            now - snapshot.created_at,
+            entries,
+            sum(ends[tp] - snapshot.offsets[tp.partition] for tp in parts),
+        )
+        if len(self.state) >= self.max_entries:
+            consumer.pause(*parts)
+            self.health.full(len(self.state), self.max_entries)
+        return True

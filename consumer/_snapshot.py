@@ -15,7 +15,8 @@ partition (every event before it is in the body, none after it), when it was tak
 ``max_token_lifetime`` and ``max_clock_skew`` the state was kept with, the entry counts and
 the body's SHA-256. :meth:`RedisSnapshots.load` refuses, with a :class:`SnapshotError` naming the
 reason, a snapshot that is missing, corrupt, of another topic or format, or older than the
-caller's ``max_token_lifetime``; the sidecar then checks the offsets against the broker.
+caller's ``max_token_lifetime``; :func:`resumable` then checks its offsets against the
+broker's. :class:`SnapshotWriter` writes a sidecar's snapshots, on request or in the background.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 import uuid
 import zlib
 from collections import defaultdict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -275,3 +278,91 @@ def _body(fields: dict[bytes, bytes], header: dict[str, Any], snapshot_id: str) 
             reason="corrupt",
         )
     return StateSnapshot(jtis, cutoffs, deletions)
+
+
+def resumable(snapshot: Snapshot, begins: Mapping[int, int], ends: Mapping[int, int]) -> Snapshot:
+    """``snapshot`` if a sidecar can resume from it on a topic with these offsets, else raise.
+
+    ``begins`` and ``ends`` are the broker's first and end offsets of every partition. The
+    snapshot must cover exactly the topic's partitions, and each of its offsets must still be
+    held by the broker: a sidecar resuming there then misses no event.
+    """
+    ids = sorted(ends)
+    if sorted(snapshot.offsets) != ids:
+        raise SnapshotError(
+            f"snapshot {snapshot.id} covers partitions {sorted(snapshot.offsets)}, the "
+            f"topic has {ids}",
+            reason="partitions_changed",
+        )
+    gone = {p: snapshot.offsets[p] for p in ids if not begins[p] <= snapshot.offsets[p] <= ends[p]}
+    if gone:
+        raise SnapshotError(
+            f"snapshot {snapshot.id} resumes at offsets {gone}, which the broker no longer holds "
+            f"(first offsets {dict(begins)}, end offsets {dict(ends)})",
+            reason="offsets_gone",
+        )
+    return snapshot
+
+
+class SnapshotWriter:
+    """Writes a sidecar's snapshots: now on request, or in the background every interval.
+
+    ``take`` returns a copy of the state and the offsets it stands for, taken together under
+    the state's lock, or raises :class:`SnapshotError` when a snapshot now would be incomplete.
+    """
+
+    def __init__(
+        self,
+        store: RedisSnapshots,
+        topic: str,
+        take: Callable[[], tuple[StateSnapshot, dict[int, int]]],
+        *,
+        max_token_lifetime: float,
+        max_clock_skew: float,
+        clock: Callable[[], float],
+        name: str,
+    ) -> None:
+        self.store = store
+        self.topic = topic
+        self._take = take
+        self._lifetime = max_token_lifetime
+        self._skew = max_clock_skew
+        self._clock = clock
+        self._name = name
+        self._thread: threading.Thread | None = None
+        self.last_id: str | None = None
+        """The id of the last snapshot written."""
+
+    def save(self) -> str:
+        """Write a snapshot now; return its id, or raise :class:`SnapshotError`."""
+        state, offsets = self._take()
+        snapshot_id = self.store.save(
+            self.topic,
+            state,
+            offsets,
+            created_at=self._clock(),
+            max_token_lifetime=self._lifetime,
+            max_clock_skew=self._skew,
+        )
+        self.last_id = snapshot_id
+        return snapshot_id
+
+    def save_in_background(self) -> None:
+        """Start writing a snapshot in a thread, unless one is being written; log a failure."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+
+        def write() -> None:
+            try:
+                self.save()
+            except SnapshotError as err:
+                logger.warning(
+                    "snapshot not written name=%s topic=%s reason=%s detail=%s",
+                    self._name,
+                    self.topic,
+                    err.reason,
+                    err,
+                )
+
+        self._thread = threading.Thread(target=write, name=f"{self._name}-snapshot", daemon=True)
+        self._thread.start()

@@ -16,6 +16,11 @@ id); every sidecar then applies it like any other.
 * ``503`` with ``Retry-After`` when the broker did not acknowledge: the transmitter retries, and
   the SET's ``jti`` becomes the event id, so a retried SET is a harmless duplicate.
 
+A SET pushed again after it was published (the same ``jti``, within ``max_token_lifetime``) is
+answered 202 and not published again, counted as ``duplicate``: transmitters retry on any
+doubt. The ids are kept in a bounded TTL cache (``seen_capacity``); forgetting one early costs
+only a second publish, which the sidecars' merge rules make harmless.
+
 ``GET /healthz`` answers 200; ``GET /metrics`` counts pushes by outcome
 (``jwt_revocation_receiver_pushes_total``). The server binds loopback addresses only unless told otherwise:
 serve it behind a proxy that terminates TLS. Neither SETs nor tokens reach the logs.
@@ -26,11 +31,13 @@ from __future__ import annotations
 import hmac
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 import jwt
+from cachetools import TTLCache
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -38,6 +45,7 @@ from prometheus_client.registry import Collector
 from jwt_revocation.shared import (
     MAX_RECORD_BYTES,
     SET_CONTENT_TYPE,
+    Clock,
     ConfigurationError,
     DurationLike,
     PublishError,
@@ -73,6 +81,8 @@ class SecurityEventReceiver(BackgroundHTTPServer):
         path: str = "/v1/events",
         auth_token: str | None = None,
         allow_remote: bool = False,
+        seen_capacity: int = 100_000,
+        clock: Clock = time.time,
     ) -> None:
         if not path.startswith("/"):
             raise ConfigurationError(f"path must start with '/'; got {path!r}")
@@ -86,6 +96,14 @@ class SecurityEventReceiver(BackgroundHTTPServer):
         self._counts_lock = threading.Lock()
         self._lifetime = lifetime.total_seconds()
         self._auth = None if auth_token is None else f"Bearer {auth_token}".encode()
+        if seen_capacity < 0:
+            raise ConfigurationError(f"seen_capacity must not be negative; got {seen_capacity}")
+        # Off the hot path, and bounded: cachetools' TTLCache is the right tool (the sidecar's
+        # state, which may never evict, keeps plain dicts).
+        self._seen: TTLCache[str, bool] | None = (
+            TTLCache(seen_capacity, ttl=self._lifetime, timer=clock) if seen_capacity else None
+        )
+        self._seen_lock = threading.Lock()
         super().__init__(
             type("Handler", (_Handler,), {"app": self}),
             host=host,
@@ -108,7 +126,7 @@ class SecurityEventReceiver(BackgroundHTTPServer):
 
     @property
     def counts(self) -> dict[str, int]:
-        """Pushes by outcome: ``published``, ``ignored``, or the ``err`` answered."""
+        """Pushes by outcome: ``published``, ``duplicate``, ``ignored``, or the ``err`` answered."""
         with self._counts_lock:
             return dict(self._counts)
 
@@ -136,6 +154,9 @@ class SecurityEventReceiver(BackgroundHTTPServer):
                 return "ignored", (202, None)
             logger.warning("refused a SET reason=%s detail=%s", err.reason, err.detail)
             return _refused(400, _rfc8935_error(err), err.detail)
+        if self._already_published(event.event_id):
+            logger.info("received a SET published before event_id=%s", event.event_id)
+            return "duplicate", (202, None)
         # Published as this publisher's event (sidecars that verify SETs trust its issuer); the
         # SET's jti stays the event id, so a SET pushed twice is one revocation.
         source = event.issuer
@@ -149,6 +170,9 @@ class SecurityEventReceiver(BackgroundHTTPServer):
                 err,
             )
             return _refused(503, "temporarily_unavailable", str(err))
+        if self._seen is not None:
+            with self._seen_lock:
+                self._seen[event.event_id] = True
         logger.info(
             "received SET published type=%s event_id=%s set_issuer=%s user_id=%s partition=%d "
             "offset=%d",
@@ -160,6 +184,12 @@ class SecurityEventReceiver(BackgroundHTTPServer):
             published.offset,
         )
         return "published", (202, None)
+
+    def _already_published(self, event_id: str) -> bool:
+        if self._seen is None:
+            return False
+        with self._seen_lock:
+            return event_id in self._seen
 
 
 def _rfc8935_error(err: RecordError) -> str:
@@ -179,7 +209,7 @@ class _ReceiverCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         family = CounterMetricFamily(
             "jwt_revocation_receiver_pushes",
-            "Security Event Tokens pushed to the receiver, by outcome (published, ignored, or "
+            "Security Event Tokens pushed to the receiver, by outcome (published, duplicate, ignored, or "
             "the RFC 8935 error answered).",
             labels=["outcome"],
         )

@@ -18,8 +18,10 @@ Every error the package raises derives from :class:`RevocationError`::
     ├── SidecarUnavailableError     the local state cannot decide (not caught up, stale, failed,
     │                               full, stopped): answer 503, not 401
     ├── TokenRevokedError           (also jwt.InvalidTokenError) the token was revoked
-    └── TokenLifetimeExceededError  (also jwt.InvalidTokenError) the token lives longer than
-                                    ``max_token_lifetime``, so its revocations may be forgotten
+    ├── TokenLifetimeExceededError  (also jwt.InvalidTokenError) the token lives longer than
+    │                               ``max_token_lifetime``, so its revocations may be forgotten
+    └── OutboxError                 the relay cannot read or mark the outbox table; ``retriable``
+                                    says whether waiting may help (a database that is down)
 
 Where an error says why in a word a program can branch on, that word is its ``reason``
 attribute, typed by a ``Literal`` (``RecordReason``, ``SnapshotReason``, ``UnavailableReason``,
@@ -152,3 +154,11 @@ class TokenRevokedError(RevocationError, jwt.InvalidTokenError):
 
 class TokenLifetimeExceededError(RevocationError, jwt.InvalidTokenError):
     """The token lives longer than ``max_token_lifetime``: revocations of it could be forgotten."""
+
+
+class OutboxError(RevocationError):
+    """The outbox relay cannot read, mark or prune the outbox table."""
+
+    def __init__(self, message: str, *, retriable: bool) -> None:
+        super().__init__(message)
+        self.retriable = retriable

@@ -29,11 +29,10 @@ from typing import Any
 import jwt
 from pydantic import ValidationError
 
-from ._errors import ConfigurationError
+from ._errors import ConfigurationError, RecordError
 from ._events import (
     MAX_RECORD_BYTES,
     Event,
-    RecordError,
     TokenRevoked,
     UserDeleted,
     UserTokensCause,

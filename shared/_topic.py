@@ -40,9 +40,13 @@ def _admin(bootstrap_servers: str, timeout: float) -> KafkaAdminClient:
             bootstrap_servers=bootstrap_servers,
             client_id="jwt-revocation-admin",
             request_timeout_ms=int(timeout * 1000),
+            # The client bootstraps in its constructor: without this it waits 30 s.
+            bootstrap_timeout_ms=int(timeout * 1000),
         )
     except KafkaError as err:
-        raise TopicError(f"cannot reach Kafka at {bootstrap_servers}: {err}") from err
+        raise TopicError(
+            f"cannot reach Kafka at {bootstrap_servers} within {timeout:g} s: {err}"
+        ) from err
 
 
 def ensure_topic(

@@ -1,0 +1,137 @@
+"""Applying polled records to the state: decode, capacity, key check, counts and delays.
+
+:class:`RecordApplier` is what the sidecar's consumer thread does with each partition's records
+of a poll, and what ``jwt-revocation replay`` does through the sidecar. It needs no broker: it
+takes anything shaped like a Kafka record (:class:`Record`), so tests feed it plain objects.
+
+Rules (the sidecar's contract, rules 3, 5 and 6):
+
+- Records are applied in offset order; the partition's position moves past each record applied
+  or skipped, under the state's lock the caller holds.
+- A record that is not a valid event is skipped, counted by reason and logged with partition and
+  offset (a forged or unsigned SET at ERROR).
+- An event whose Kafka key is not its user id is applied and counted as ``key_mismatch``.
+- At ``max_entries``, an event that would add an entry is not applied: :meth:`RecordApplier.apply`
+  returns its offset, and the caller pauses the partition there. Nothing is evicted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from jwt_revocation.shared import Event, RecordError
+
+from ._progress import ReplayProgress
+from ._state import RevocationState
+from ._stats import DelayHistogram, RecordCounts
+
+logger = logging.getLogger(__name__)
+
+# A forged or unsigned SET is an attack or a broken transmitter: logged at ERROR.
+_LOUD = frozenset({"bad_signature", "unsigned"})
+
+
+class Record(Protocol):
+    """The parts of a Kafka ``ConsumerRecord`` the sidecar reads."""
+
+    @property
+    def offset(self) -> int: ...
+
+    @property
+    def key(self) -> bytes | None: ...
+
+    @property
+    def value(self) -> bytes | None: ...
+
+    @property
+    def timestamp(self) -> int:
+        """Milliseconds since the epoch: when the record was published."""
+
+
+class RecordApplier:
+    """Applies each partition's polled records to a state, counting what it did."""
+
+    def __init__(
+        self,
+        topic: str,
+        state: RevocationState,
+        progress: ReplayProgress,
+        decode: Callable[[bytes | None], Event],
+        *,
+        max_entries: int | None = None,
+        counts: RecordCounts | None = None,
+        delays: DelayHistogram | None = None,
+    ) -> None:
+        self.topic = topic
+        self.state = state
+        self.progress = progress
+        self.decode = decode
+        self.max_entries = max_entries
+        self.counts = counts if counts is not None else RecordCounts()
+        self.delays = delays if delays is not None else DelayHistogram()
+
+    def apply(
+        self, partition: int, records: Sequence[Record], now: float, *, timed: bool = False
+    ) -> int | None:
+        """Apply ``records`` of ``partition`` in order; hold ``state.lock`` while calling.
+
+        With ``timed``, each applied record's publish-to-apply delay is counted. Returns None
+        when every record was applied or skipped, or the offset of the first record refused for
+        want of room.
+        """
+        state, decode, applied = self.state, self.decode, self.counts.applied
+        ceiling = self.max_entries
+        # With room for every record of the list, no record needs the capacity check.
+        roomy = ceiling is None or len(state) + len(records) < ceiling
+        position = self.progress.position(partition)
+        stopped_at: int | None = None
+        for record in records:
+            try:
+                event = decode(record.value)
+            except RecordError as err:
+                self._skip(partition, record.offset, err)
+                position = record.offset + 1
+                continue
+            if (
+                not roomy
+                and ceiling is not None
+                and len(state) >= ceiling
+                and state.adds_entry(event)
+            ):
+                stopped_at = record.offset
+                break
+            key = record.key
+            if key is None or key.decode("utf-8", "replace") != event.user_id:
+                self._key_mismatch(partition, record.offset, event.event_id)
+            state.apply(event, now)
+            applied[event.type] += 1
+            position = record.offset + 1
+            if timed:
+                self.delays.record(now - record.timestamp / 1000)
+        self.progress.advance(partition, position)
+        return stopped_at
+
+    def _skip(self, partition: int, offset: int, err: RecordError) -> None:
+        self.counts.skipped[err.reason] += 1
+        logger.log(
+            logging.ERROR if err.reason in _LOUD else logging.WARNING,
+            "skipped record topic=%s partition=%d offset=%d reason=%s detail=%s",
+            self.topic,
+            partition,
+            offset,
+            err.reason,
+            err.detail,
+        )
+
+    def _key_mismatch(self, partition: int, offset: int, event_id: object) -> None:
+        self.counts.anomalies["key_mismatch"] += 1
+        logger.warning(
+            "applied event whose record key is not its user id topic=%s partition=%d offset=%d "
+            "event_id=%s",
+            self.topic,
+            partition,
+            offset,
+            event_id,
+        )
