@@ -1,5 +1,5 @@
 """What the publisher and the sidecar share: the event schema, Security Event Tokens, errors,
-settings and the topic (and, privately, the small HTTP server both serve endpoints with).
+settings, durations, the clock, the topic, and the small HTTP server both serve endpoints with.
 
 Imports neither :mod:`jwt_revocation.producer` nor :mod:`jwt_revocation.consumer`.
 """
@@ -56,6 +56,7 @@ from ._security_events import (
     parse_key,
     record_decoder,
 )
+from ._http import BackgroundHTTPServer, JSONRequestHandler, is_loopback, parse_address
 from ._settings import RevocationSettings
 from ._topic import DEFAULT_RETENTION_MARGIN, TopicInfo, check_topic, ensure_topic
 
@@ -72,6 +73,7 @@ __all__ = [
     "SESSION_REVOKED",
     "SET_CONTENT_TYPE",
     "SET_TYPE",
+    "BackgroundHTTPServer",
     "Clock",
     "ConfigurationError",
     "Duration",
@@ -79,6 +81,7 @@ __all__ = [
     "Event",
     "Instant",
     "InvalidEventError",
+    "JSONRequestHandler",
     "LifecycleError",
     "OutboxError",
     "PublishError",
@@ -109,7 +112,9 @@ __all__ = [
     "decode_event",
     "encode_event",
     "ensure_topic",
+    "is_loopback",
     "looks_like_set",
+    "parse_address",
     "parse_duration",
     "parse_key",
     "record_decoder",
