@@ -17,6 +17,7 @@ from typing import Any
 import jwt
 import redis
 from kafka.admin import KafkaAdminClient
+from kafka.errors import UnknownTopicOrPartitionError
 
 from jwt_revocation.consumer import RevocationSidecar, RevocationState, RevocationVerifier
 from jwt_revocation.shared import (
@@ -71,6 +72,8 @@ class Bench:
             admin = KafkaAdminClient(bootstrap_servers=self.bootstrap)
             try:
                 admin.delete_topics(self.topics)
+            except UnknownTopicOrPartitionError:
+                pass  # the others are deleted; one already gone is what cleaning up wants
             finally:
                 admin.close()
         prefix = f"{self.prefix}:*"
