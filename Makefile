@@ -6,9 +6,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+# The exact versions `make` installs; pyproject.toml keeps compatible ranges for users.
+# `make lock` refreshes it from the newest versions those ranges allow.
+CONSTRAINTS := constraints.txt
 PYTEST_ARGS ?=
 
-.PHONY: help install services stop status demo test bench lint typecheck unit integration format clean
+.PHONY: help lock install services stop status demo test bench lint typecheck unit integration format clean
 
 help:
 	@echo "make demo        set everything up, then run the end-to-end demo"
@@ -18,12 +21,22 @@ help:
 	@echo "make bench       measure against the alternatives; writes BENCHMARKS.md"
 	@echo "make unit        unit tests only (no broker needed)"
 	@echo "make format      apply ruff's formatting and fixes"
+	@echo "make lock        refresh constraints.txt, the pinned versions make installs"
 
-$(INSTALLED): pyproject.toml
+$(INSTALLED): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -c $(CONSTRAINTS) -e ".[dev]"
 	@touch $@
+
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install -q --upgrade pip
+	.lock-venv/bin/python -m pip install -q -e ".[dev]"
+	@{ echo "# Pinned by 'make lock' from pyproject.toml's ranges; 'make install' installs exactly these."; \
+	  .lock-venv/bin/python -m pip freeze --exclude-editable | sort -f; } > $(CONSTRAINTS)
+	rm -rf .lock-venv
 
 install: $(INSTALLED)
 

@@ -51,11 +51,15 @@ class Verdict:
         return self.outcome == "accepted"
 
     def as_dict(self) -> dict[str, Any]:
-        """A JSON-ready answer: ``verdict`` and, as they apply, ``reason``, ``detail``, ids."""
+        """A JSON-ready answer: ``verdict`` and, as they apply, ``reason``, ``detail``, ids.
+
+        A revoked token's reason says all; the detail is given for a rejected token and an
+        undecidable state, where it says what to fix.
+        """
         body: dict[str, Any] = {"verdict": self.outcome}
         if self.reason is not None:
             body["reason"] = self.reason
-        if self.detail:
+        if self.detail and self.outcome in ("rejected", "unavailable"):
             body["detail"] = self.detail
         if self.accepted:
             body["jti"] = self.claims.get("jti")
