@@ -1,0 +1,191 @@
+"""The transactional outbox: revocation events written in the caller's database transaction.
+
+Contract:
+
+1. Each method (``logout``, ``password_changed``, ``logout_everywhere``, ``account_disabled``,
+   ``user_deleted``, ``revoke_token``) builds the same event as the publisher's method of that
+   name and inserts one row into ``jwt_revocation_outbox`` through the caller's SQLAlchemy
+   ``Connection`` or ``Session`` (``AsyncConnection`` / ``AsyncSession`` for
+   :class:`AsyncRevocationOutbox`). It neither commits nor publishes: the row lives or dies
+   with the caller's transaction.
+2. The relay (:class:`~jwt_revocation.producer.outbox.OutboxRelay`) publishes committed rows
+   only, so a rolled-back change revokes nothing, and a committed one is published at least
+   once, with its ``event_id``, however often the relay, the broker or the process fail.
+3. The row's ``payload`` is the event's JSON wire form; ``key`` is the Kafka key (the user
+   id). The database's own errors pass through unchanged: they are the caller's transaction's.
+4. On PostgreSQL a statement trigger sends ``NOTIFY jwt_revocation_outbox`` for each inserting
+   statement; PostgreSQL delivers it at commit, and a listening relay wakes at once.
+
+:func:`outbox_ddl` prints the DDL for teams that run their own migrations.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable
+from typing import Any
+
+from sqlalchemy import (
+    DDL,
+    BigInteger,
+    Column,
+    Connection,
+    DateTime,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    event,
+    insert,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine.interfaces import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.orm import Session
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+from jwt_revocation.shared import Clock, ConfigurationError, Event, encode_event, to_datetime
+
+from ._revocations import RevocationMethods
+
+TABLE_NAME = "jwt_revocation_outbox"
+"""The outbox table."""
+
+NOTIFY_CHANNEL = "jwt_revocation_outbox"
+"""The PostgreSQL channel a committed insert notifies."""
+
+METADATA = MetaData()
+
+OUTBOX = Table(
+    TABLE_NAME,
+    METADATA,
+    # BIGINT on PostgreSQL; SQLite numbers rows only through an INTEGER PRIMARY KEY.
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("event_id", String(64), nullable=False),
+    Column("key", String(512), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("published_at", DateTime(timezone=True)),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text),
+)
+"""The outbox table: one row per event, pending while ``published_at`` is NULL."""
+
+# The relay reads pending rows oldest first: a partial index holds only them, so it stays
+# small however many published rows wait for pruning.
+Index(
+    f"{TABLE_NAME}_pending",
+    OUTBOX.c.id,
+    postgresql_where=OUTBOX.c.published_at.is_(None),
+    sqlite_where=OUTBOX.c.published_at.is_(None),
+)
+Index(f"{TABLE_NAME}_published_at", OUTBOX.c.published_at)
+
+_NOTIFY_DDL = (
+    f"CREATE OR REPLACE FUNCTION {TABLE_NAME}_notify() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+    f"BEGIN\n  PERFORM pg_notify('{NOTIFY_CHANNEL}', '');\n  RETURN NULL;\nEND $$",
+    f"CREATE TRIGGER {TABLE_NAME}_notify AFTER INSERT ON {TABLE_NAME}\n"
+    f"  FOR EACH STATEMENT EXECUTE FUNCTION {TABLE_NAME}_notify()",
+)
+for _statement in _NOTIFY_DDL:
+    ddl = DDL(_statement)  # type: ignore[no-untyped-call]
+    event.listen(OUTBOX, "after_create", ddl.execute_if(dialect="postgresql"))
+
+_DIALECTS: dict[str, Dialect] = {
+    "postgresql": postgresql.dialect(),  # type: ignore[no-untyped-call]
+    "sqlite": sqlite.dialect(),
+}
+
+
+def outbox_ddl(dialect: str = "postgresql") -> str:
+    """The SQL that creates the outbox table (``postgresql`` or ``sqlite``), for migrations."""
+    if dialect not in _DIALECTS:
+        raise ConfigurationError(f"dialect must be one of {sorted(_DIALECTS)}; got {dialect!r}")
+    compiled = _DIALECTS[dialect]
+    statements = [str(CreateTable(OUTBOX).compile(dialect=compiled)).strip()]
+    statements += [
+        str(CreateIndex(index).compile(dialect=compiled))
+        for index in sorted(OUTBOX.indexes, key=lambda i: str(i.name))
+    ]
+    if dialect == "postgresql":
+        statements += _NOTIFY_DDL
+    text = "".join(f"{statement};\n" for statement in statements)
+    return "\n".join(line.rstrip() for line in text.replace("\t", "  ").split("\n"))
+
+
+def _create(connection: Connection) -> None:
+    METADATA.create_all(connection, checkfirst=True)
+
+
+class _OutboxBase:
+    """What both outboxes share: the issuer, the clock, and how an event becomes a row."""
+
+    def __init__(self, *, issuer: str, clock: Clock) -> None:
+        if not issuer:
+            raise ConfigurationError("issuer must not be empty")
+        self.issuer = issuer
+        self._clock = clock
+
+    def _row(self, event: Event) -> dict[str, Any]:
+        return {
+            "event_id": event.event_id,
+            "key": event.user_id,
+            "payload": encode_event(event).decode(),
+            "created_at": to_datetime(self._clock(), name="created_at"),
+        }
+
+
+class RevocationOutbox(_OutboxBase, RevocationMethods[Connection | Session, Event]):
+    """Writes revocation events into the caller's transaction: ``outbox.logout(session, ...)``.
+
+    Each method takes the caller's ``Connection`` or ``Session`` first and returns the event
+    it wrote; nothing is published until the transaction commits and a relay sees the row.
+    """
+
+    def __init__(self, engine: Engine, *, issuer: str, clock: Clock = time.time) -> None:
+        super().__init__(issuer=issuer, clock=clock)
+        self.engine = engine
+
+    def create_table(self) -> None:
+        """Create the table, its indexes (and on PostgreSQL its NOTIFY trigger) if missing."""
+        with self.engine.begin() as connection:
+            _create(connection)
+
+    def write(self, on: Connection | Session, event: Event) -> Event:
+        """Insert an event built elsewhere, within ``on``'s transaction."""
+        on.execute(insert(OUTBOX), self._row(event))
+        return event
+
+    def _emit(self, event: Event, on: Connection | Session) -> Event:
+        return self.write(on, event)
+
+
+class AsyncRevocationOutbox(
+    _OutboxBase, RevocationMethods[AsyncConnection | AsyncSession, Awaitable[Event]]
+):
+    """The outbox for async services: ``await outbox.logout(session, ...)``.
+
+    Writes through SQLAlchemy's ``AsyncConnection`` or ``AsyncSession``. On PostgreSQL use the
+    ``postgresql+psycopg://`` URL: psycopg 3 drives async and sync engines alike, so the
+    relay's LISTEN, the sync outbox and this one need one driver (asyncpg would be a second).
+    """
+
+    def __init__(self, engine: AsyncEngine, *, issuer: str, clock: Clock = time.time) -> None:
+        super().__init__(issuer=issuer, clock=clock)
+        self.engine = engine
+
+    async def create_table(self) -> None:
+        """Create the table, its indexes (and on PostgreSQL its NOTIFY trigger) if missing."""
+        async with self.engine.begin() as connection:
+            await connection.run_sync(_create)
+
+    async def write(self, on: AsyncConnection | AsyncSession, event: Event) -> Event:
+        """Insert an event built elsewhere, within ``on``'s transaction."""
+        await on.execute(insert(OUTBOX), self._row(event))
+        return event
+
+    async def _emit(self, event: Event, on: AsyncConnection | AsyncSession) -> Event:
+        return await self.write(on, event)
