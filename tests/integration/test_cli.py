@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import subprocess
 import sys
 import time
@@ -121,6 +122,42 @@ def test_bad_settings_get_a_clear_error() -> None:
     missing = _cli("--topic", f"absent-{uuid.uuid4().hex[:8]}", "replay")
     assert missing.returncode == 2
     assert "does not exist" in missing.stderr
+
+
+UNREACHABLE = "127.0.0.1:1"
+KAFKA_PYTHON_LOG = re.compile(
+    r"\bkafka\.[a-z_]+|<KafkaConnection|Bootstrap (connection|failed|bootstrap-)|ECONNREFUSED"
+)
+"""kafka-python's logger names (``kafka.net.manager``) and its messages about a dead broker."""
+
+
+def test_check_with_an_unreachable_broker_says_one_line_within_its_timeout() -> None:
+    started = time.monotonic()
+    result = _cli("--bootstrap-servers", UNREACHABLE, "check", "--jti", "x")
+    elapsed = time.monotonic() - started
+
+    assert result.returncode == 2  # an error: Kafka cannot be reached
+    assert elapsed < 10 + 5, elapsed  # the default --timeout, and the interpreter's start
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(
+        f"jwt-revocation check: cannot reach Kafka at {UNREACHABLE} within 10 s: "
+    )
+    assert not KAFKA_PYTHON_LOG.search(result.stderr)
+    assert result.stdout == ""
+
+
+def test_vv_shows_kafka_pythons_own_logs_and_still_ends_with_the_one_line() -> None:
+    started = time.monotonic()
+    result = _cli(
+        "--bootstrap-servers", UNREACHABLE, "-vv", "check", "--jti", "x", "--timeout", "2"
+    )
+
+    assert time.monotonic() - started < 2 + 5
+    assert result.returncode == 2
+    assert KAFKA_PYTHON_LOG.search(result.stderr)
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith(f"jwt-revocation check: cannot reach Kafka at {UNREACHABLE} within 2 s")
 
 
 def test_sidecar_runs_until_terminated(topic: str) -> None:

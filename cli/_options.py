@@ -1,0 +1,79 @@
+"""Options that several commands share, each declared here once, and the argument types.
+
+``--timeout`` (the table adds it to every command that reaches Kafka), ``--key-env`` with
+``--algorithm`` (``check`` and ``sidecar``), ``--http`` with ``--http-allow-remote``
+(``sidecar`` and ``receive``). The verification key is read from the environment variable
+``--key-env`` names, never from the command line, so it stays out of shell history and
+process listings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from jwt_revocation.consumer import RevocationSource, RevocationVerifier
+from jwt_revocation.shared import parse_duration
+
+
+def instant(text: str) -> float:
+    """Seconds since the epoch, or an ISO 8601 datetime with a zone (``2026-01-01T00:00:00Z``)."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"not an instant: {text!r}") from err
+    if parsed.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no time zone; add Z or +00:00")
+    return parsed.timestamp()
+
+
+def duration(flag: str) -> Callable[[str], timedelta]:
+    """An argument type reading ``15m``, ``1h``, ``1d`` or seconds, naming ``flag`` when wrong."""
+    return lambda text: parse_duration(text, name=flag)
+
+
+def add_timeout(parser: argparse.ArgumentParser, *, default: float, what: str) -> None:
+    """``--timeout SECONDS``."""
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=default,
+        metavar="SECONDS",
+        help=f"{what} (default %(default)g)",
+    )
+
+
+def add_verify_key(parser: argparse.ArgumentParser, *, used_for: str, without: str) -> None:
+    """``--key-env NAME`` and ``--algorithm ALG``: the key tokens are verified with."""
+    parser.add_argument(
+        "--key-env",
+        default="JWT_REVOCATION_VERIFY_KEY",
+        metavar="NAME",
+        help=f"environment variable holding the key {used_for} (default %(default)s); "
+        f"without it {without}",
+    )
+    parser.add_argument(
+        "--algorithm", action="append", metavar="ALG", help="accepted algorithm (default HS256)"
+    )
+
+
+def verifier_for(
+    args: argparse.Namespace, source: RevocationSource
+) -> tuple[RevocationVerifier, bool]:
+    """A verifier with ``--key-env``'s key and ``--algorithm``; True when a key was given."""
+    key = os.environ.get(args.key_env) or ""
+    return RevocationVerifier(source, key=key, algorithms=args.algorithm or ["HS256"]), bool(key)
+
+
+def add_http(
+    parser: argparse.ArgumentParser, *, default: str | None, listen: str, remote: str
+) -> None:
+    """``--http HOST:PORT`` and ``--http-allow-remote``: where a command serves HTTP."""
+    parser.add_argument("--http", metavar="HOST:PORT", default=default, help=listen)
+    parser.add_argument("--http-allow-remote", action="store_true", help=remote)

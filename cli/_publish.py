@@ -1,0 +1,175 @@
+"""The commands that publish revocations: ``publish EVENT`` by hand, ``receive`` pushed SETs.
+
+``publish`` prints the event it published with its partition and offset, as JSON. ``receive``
+runs an RFC 8935 push endpoint in the foreground until SIGINT or SIGTERM; the bearer token it
+asks of pushers comes from ``JWT_REVOCATION_RECEIVER_TOKEN`` and is never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Callable
+
+from jwt_revocation.producer import Published, RevocationPublisher, SecurityEventReceiver
+from jwt_revocation.shared import RevocationSettings, SecurityEventVerifier, parse_address
+
+from ._command import (
+    EXIT_OK,
+    Arguments,
+    Command,
+    Handler,
+    foreground,
+    print_json,
+    stop_on_signals,
+)
+from ._kafka import publisher
+from ._options import add_http, instant
+
+logger = logging.getLogger("jwt_revocation.cli")
+
+UserWide = Callable[[RevocationPublisher], Callable[..., Published]]
+"""Picks the publisher's method for one user-wide event."""
+
+
+def _publish_arguments(parser: argparse.ArgumentParser, settings: RevocationSettings) -> None:
+    parser.add_argument(
+        "--issuer", default=settings.issuer, help="[JWT_REVOCATION_ISSUER, default %(default)s]"
+    )
+
+
+def _publisher(args: argparse.Namespace, settings: RevocationSettings) -> RevocationPublisher:
+    settings = settings.model_copy(update={"issuer": args.issuer})
+    return publisher(settings, reach=args.timeout, timeout=args.timeout)
+
+
+def _printed(published: Published) -> int:
+    print_json(
+        {
+            "event": published.event.model_dump(mode="json"),
+            "partition": published.partition,
+            "offset": published.offset,
+        }
+    )
+    return EXIT_OK
+
+
+def _logout_arguments(parser: argparse.ArgumentParser, _settings: RevocationSettings) -> None:
+    parser.add_argument("--jti", required=True)
+    parser.add_argument("--user", required=True, help="the token's user id (sub)")
+    parser.add_argument(
+        "--expires-at", required=True, type=instant, help="the token's exp (epoch or ISO 8601)"
+    )
+
+
+def _logout(args: argparse.Namespace, settings: RevocationSettings) -> int:
+    with _publisher(args, settings) as sent:
+        return _printed(sent.logout(jti=args.jti, user_id=args.user, expires_at=args.expires_at))
+
+
+def _user_wide_arguments(parser: argparse.ArgumentParser, _settings: RevocationSettings) -> None:
+    parser.add_argument("--user", required=True)
+    parser.add_argument("--at", type=instant, default=None, help="default: now")
+
+
+def _user_wide(method: UserWide) -> Handler:
+    def run(args: argparse.Namespace, settings: RevocationSettings) -> int:
+        with _publisher(args, settings) as sent:
+            return _printed(method(sent)(user_id=args.user, at=args.at))
+
+    return run
+
+
+def _publish_timeout(settings: RevocationSettings) -> float:
+    return settings.publish_timeout.total_seconds()
+
+
+def _event(name: str, help: str, run: Handler, arguments: Arguments) -> Command:
+    return Command(
+        name,
+        help,
+        run=run,
+        arguments=arguments,
+        timeout=_publish_timeout,
+        timeout_help="seconds to reach Kafka and for the broker to acknowledge "
+        "[JWT_REVOCATION_PUBLISH_TIMEOUT]",
+    )
+
+
+def _user_wide_event(name: str, help: str, method: UserWide) -> Command:
+    return _event(name, help, _user_wide(method), _user_wide_arguments)
+
+
+PUBLISH = Command(
+    "publish",
+    "publish one revocation event",
+    arguments=_publish_arguments,
+    subcommand_metavar="EVENT",
+    subcommands=(
+        _event("logout", "revoke one token until it expires", _logout, _logout_arguments),
+        _user_wide_event(
+            "password-change",
+            "revoke every token of a user issued before --at",
+            lambda p: p.password_changed,
+        ),
+        _user_wide_event(
+            "logout-everywhere",
+            "revoke every session of a user issued before --at",
+            lambda p: p.logout_everywhere,
+        ),
+        _user_wide_event(
+            "account-disabled",
+            "revoke every token of a disabled user issued before --at",
+            lambda p: p.account_disabled,
+        ),
+        _user_wide_event(
+            "user-deleted",
+            "revoke every token of a deleted user issued before --at",
+            lambda p: p.user_deleted,
+        ),
+    ),
+)
+
+
+def _receive_arguments(parser: argparse.ArgumentParser, _settings: RevocationSettings) -> None:
+    add_http(
+        parser,
+        default="127.0.0.1:8081",
+        listen="where to listen (default %(default)s; loopback only unless allowed)",
+        remote="allow a non-loopback address (terminate TLS in a proxy in front)",
+    )
+    parser.add_argument("--path", default="/v1/events", help="the push endpoint's path")
+
+
+def _receive(args: argparse.Namespace, settings: RevocationSettings) -> int:
+    stop = stop_on_signals()
+    verifier = SecurityEventVerifier.from_settings(settings)
+    host, port = parse_address(args.http)
+    token = settings.receiver_token
+    with publisher(settings, reach=args.timeout) as sent:
+        receiver = SecurityEventReceiver(
+            sent,
+            verifier,
+            max_token_lifetime=settings.max_token_lifetime,
+            host=host,
+            port=port,
+            path=args.path,
+            auth_token=None if token is None else token.get_secret_value(),
+            allow_remote=args.http_allow_remote,
+        )
+        receiver.start()
+        print("receiving SETs on http://{}:{}{}".format(*receiver.address, args.path), flush=True)
+        try:
+            stop.wait()
+        finally:
+            receiver.stop()
+            logger.info("receiver stopped counts=%s", dict(receiver.counts))
+    return EXIT_OK
+
+
+RECEIVE = foreground(
+    "receive",
+    "receive pushed Security Event Tokens (RFC 8935) and publish their revocations",
+    _receive,
+    _receive_arguments,
+)
