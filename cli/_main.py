@@ -13,7 +13,7 @@ Exit status:
 * 130: interrupted.
 
 Logs go to standard error. The package logs warnings, or info for the commands that run until
-signalled (``sidecar``, ``redis-sink``, ``receive``); ``-v`` shows info, ``-vv``
+signalled (``sidecar``, ``redis-sink``, ``receive``, ``relay``); ``-v`` shows info, ``-vv``
 debug, kafka-python's own logs included. Without ``-vv`` kafka-python is silent: what it
 would say about an unreachable broker reaches the user as the one error line instead.
 """

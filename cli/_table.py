@@ -1,7 +1,7 @@
 """The command table: every ``jwt-revocation`` command, registered once, and the parser built from it.
 
 A command is a :class:`~._command.Command` defined beside its handler (``_publish``, ``_check``,
-``_replay_commands``, ``_sidecar_commands``, ``_topic_commands``); adding one means
+``_replay_commands``, ``_sidecar_commands``, ``_topic_commands``, ``_outbox``); adding one means
 adding it to :data:`COMMANDS`. :func:`build_parser` gives each command its own arguments, the
 shared ``--timeout`` when it reaches Kafka, and the global options; parsing leaves the chosen
 command in ``args.selected`` and its words in ``args.command_path``.
@@ -15,8 +15,9 @@ from collections.abc import Iterator
 from jwt_revocation.shared import RevocationSettings
 
 from ._check import CHECK
-from ._command import Command
+from ._command import Command, parser_only
 from ._options import add_timeout, duration
+from ._outbox import add_outbox_init_arguments, add_relay_arguments, run_outbox_init, run_relay
 from ._publish import PUBLISH, RECEIVE
 from ._replay_commands import REPLAY, SNAPSHOT
 from ._sidecar_commands import REDIS_SINK, SIDECAR, STATUS
@@ -40,6 +41,27 @@ DEMO = Command(
     arguments=_demo_arguments,
 )
 
+OUTBOX = Command(
+    "outbox",
+    "the transactional outbox of revocations (see relay)",
+    subcommands=(
+        Command(
+            "init",
+            "create the outbox table (or print its DDL)",
+            run=run_outbox_init,
+            arguments=parser_only(add_outbox_init_arguments),
+        ),
+    ),
+)
+
+RELAY = Command(
+    "relay",
+    "publish committed outbox rows until SIGINT/SIGTERM",
+    run=run_relay,
+    arguments=parser_only(add_relay_arguments),
+    long_running=True,
+)
+
 COMMANDS: tuple[Command, ...] = (
     PUBLISH,
     REPLAY,
@@ -50,6 +72,8 @@ COMMANDS: tuple[Command, ...] = (
     RECEIVE,
     SNAPSHOT,
     TOPIC,
+    OUTBOX,
+    RELAY,
     DEMO,
 )
 """Every command, in the order ``--help`` lists them."""

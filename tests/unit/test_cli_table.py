@@ -30,8 +30,8 @@ REACHES_KAFKA = {
     ("topic", "ensure"),
     ("topic", "check"),
 }
-"""The commands that take ``--timeout``. ``demo`` reaches Kafka too, but builds its clients
-itself and does not honour one yet."""
+"""The commands that take ``--timeout``. ``relay`` and ``demo`` reach Kafka too, but build
+their clients themselves and do not honour one yet."""
 
 
 def _subparser(parser: argparse.ArgumentParser, path: tuple[str, ...]) -> argparse.ArgumentParser:
@@ -122,6 +122,7 @@ QUIET, INFO, DEBUG = logging.CRITICAL, logging.INFO, logging.DEBUG
         ("receive", 0, (INFO, QUIET)),
         ("receive", 2, (DEBUG, DEBUG)),
         ("redis-sink", 0, (INFO, QUIET)),
+        ("relay", 0, (INFO, QUIET)),
     ],
 )
 def test_one_function_sets_the_package_and_kafka_python_levels(
