@@ -6,6 +6,7 @@ An unreachable PostgreSQL fails the session: it is never a reason to skip.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import subprocess
@@ -15,7 +16,6 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer, TopicPartition
@@ -190,14 +190,18 @@ sys.exit(run_relay(parser.parse_args(sys.argv[1:]), RevocationSettings()))
 """
 
 
+@functools.cache
+def _cli_has_relay() -> bool:
+    probe = [sys.executable, "-m", "jwt_revocation.cli", "relay", "--help"]
+    return subprocess.run(probe, capture_output=True, timeout=60, check=False).returncode == 0
+
+
 def relay_process(database_url: str, topic: str, *args: str) -> subprocess.Popen[str]:
-    """``jwt-revocation relay`` in a process of its own: through the CLI once the command table
-    has it, until then through the command's own run function."""
-    main = Path(__file__).resolve().parents[3] / "cli" / "_main.py"
-    wired = "_outbox" in main.read_text(encoding="utf-8")
+    """``jwt-revocation relay`` in a process of its own: through the CLI when its command
+    table has the command, else through the command's own run function."""
     command = (
         [sys.executable, "-m", "jwt_revocation.cli", "relay"]
-        if wired
+        if _cli_has_relay()
         else [sys.executable, "-c", RELAY_SCRIPT]
     )
     return subprocess.Popen(
