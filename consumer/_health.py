@@ -97,6 +97,12 @@ class SidecarHealth:
             self.recovering = False
             logger.info("sidecar recovered %s", self.label)
 
+    def forked(self) -> None:
+        """This is a forked child: no thread reads until one is started here and catches up."""
+        if self.phase is SidecarStatus.CAUGHT_UP:
+            self.phase = SidecarStatus.LOADING
+        self.recovering = False
+
     def crashed(self, error: str) -> None:
         """The consumer loop raised; the thread will try again."""
         self.restarts += 1

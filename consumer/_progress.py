@@ -9,7 +9,8 @@ reads it. It needs no broker.
   so a snapshot's offsets never run ahead of its state.
 - ``target``: the end offset seen when the partition's replay began; the replay is over (the
   sidecar is caught up) once every position has reached its target. A partition added later
-  gets its own target, which a caught-up sidecar does not wait for.
+  gets its own target, which a caught-up sidecar does not wait for. A forked child forgets the
+  targets and catches up again, from the positions it inherited to the end offsets it finds.
 - ``end_offset``: the broker's end offset at the last contact, for lag.
 """
 
@@ -47,6 +48,21 @@ class ReplayProgress:
         self.positions[partition] = offset
         self._starts.setdefault(partition, offset)
         self.targets.setdefault(partition, end)
+        self.end_offsets[partition] = end
+
+    def forget_targets(self) -> None:
+        """Start a new catch-up: each partition gets a target again when it is next assigned."""
+        self.targets.clear()
+        self._starts.clear()
+
+    def has_target(self, partition: int) -> bool:
+        """True when the partition's catch-up target is known."""
+        return partition in self.targets
+
+    def retarget(self, partition: int, end: int) -> None:
+        """Catch ``partition`` up, from where it is, to ``end``."""
+        self._starts[partition] = self.positions.get(partition, 0)
+        self.targets[partition] = end
         self.end_offsets[partition] = end
 
     def position(self, partition: int) -> int:

@@ -27,13 +27,20 @@ Consistency contract:
    and replays only the events after its offsets; it falls back to the full replay of rule 2,
    logging why, when the snapshot is missing, corrupt, of another topic or format, older than
    ``max_token_lifetime``, kept with a shorter window, or when its offsets are no longer on the
-   broker. A snapshot's offsets never run ahead of its state, so a sidecar started from one has
+   broker. A store with keys refuses a snapshot that is unsigned or forged, logged as an
+   error; a sidecar with ``signed_only`` events refuses, at construction, a store without keys. A snapshot's offsets never run ahead of its state, so a sidecar started from one has
    every event up to the end offsets seen at start, as after a full replay. A caught-up sidecar
    writes a snapshot every ``snapshot_interval`` seconds.
 8. An unexpected error in the consumer thread is logged with its traceback and the thread
    starts a new consumer after a backoff, resuming at the offsets it had applied. After
    ``max_restarts`` consecutive failures, or a fatal error such as a deleted topic, the
    status is ``failed`` and verification fails closed.
+9. A process forked from one with a started sidecar (gunicorn ``--preload``, uWSGI without
+   ``lazy-apps``, ``multiprocessing`` with fork) gets a sidecar that is ``loading`` until a new
+   consumer thread, started in the child at the fork, has read from the positions the child
+   inherited up to the end offsets it finds: no new replay, and never ready while no thread
+   reads. Its locks are new, so a lock held by the parent's threads at the fork cannot
+   deadlock the child.
 
 The class is a facade that owns the consumer thread and its loop (poll, mirror, apply, contact,
 sweep). What the loop decides lives in small parts that need no broker: :class:`SidecarHealth`
@@ -45,8 +52,10 @@ sweep). What the loop decides lives in small parts that need no broker: :class:`
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+import weakref
 from collections.abc import Mapping
 from datetime import timedelta
 from types import TracebackType
@@ -85,6 +94,18 @@ ReplayWindow = DurationLike | Literal["all"] | None
 
 class _FatalError(Exception):
     """An error the consumer thread does not retry."""
+
+
+_STARTED: weakref.WeakSet[RevocationSidecar] = weakref.WeakSet()
+"""Sidecars whose consumer thread runs in this process: resumed in a forked child."""
+
+
+def _resume_after_fork() -> None:
+    for sidecar in list(_STARTED):
+        sidecar._resume_in_child()
+
+
+# os.register_at_fork(after_in_child=_resume_after_fork)
 
 
 class RevocationSidecar:
@@ -132,6 +153,17 @@ class RevocationSidecar:
         if snapshot_interval < 0:
             raise ConfigurationError(
                 f"snapshot_interval must not be negative; got {snapshot_interval}"
+            )
+        if (
+            snapshots is not None
+            and not snapshots.signed
+            and security_events is not None
+            and security_events.signed_only
+        ):
+            raise ConfigurationError(
+                "this sidecar accepts only signed events (signed_only), but its snapshot store "
+                "has no key, so whoever can write to Redis could un-revoke tokens: give "
+                "RedisSnapshots a key (JWT_REVOCATION_SNAPSHOT_KEY), or no snapshot store"
             )
         if not bootstrap_servers:
             raise ConfigurationError("bootstrap_servers must name at least one broker")
@@ -227,10 +259,12 @@ class RevocationSidecar:
             "max_entries": settings.max_entries,
         }
         if settings.redis_url is not None:
+            key = settings.snapshot_key
             kwargs["snapshots"] = RedisSnapshots(
                 settings.redis_url.get_secret_value(),
                 prefix=settings.redis_prefix,
                 ttl=settings.max_token_lifetime,
+                key=None if key is None else key.get_secret_value(),
             )
             kwargs["snapshot_interval"] = settings.snapshot_interval.total_seconds()
         if settings.set_verify_key is not None:
@@ -268,8 +302,7 @@ class RevocationSidecar:
                     else f"issuer={sets.issuer} signed_only={str(sets.signed_only).lower()}",
                 )
                 self.health.start()
-                self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-                self._thread.start()
+                self._start_thread()
         if not self._ready_event.wait(timeout):
             raise SidecarUnavailableError(
                 f"sidecar {self.name} did not catch up with topic {self.topic!r} within "
@@ -281,8 +314,34 @@ class RevocationSidecar:
                 f"sidecar {self.name} failed: {self.health.last_error}", reason="failed"
             )
 
+    def _start_thread(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+        _STARTED.add(self)
+
+    def _resume_in_child(self) -> None:
+        """In a forked child: new locks, a new consumer thread, a new catch-up (rule 9)."""
+        self._lifecycle = threading.Lock()
+        self.state.lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._ready_event = threading.Event()
+        if self._snapshot_writer is not None:
+            self._snapshot_writer.forget_thread()
+        if self.health.phase not in (SidecarStatus.LOADING, SidecarStatus.CAUGHT_UP):
+            return
+        self.health.forked()
+        self.progress.forget_targets()
+        logger.info(
+            "sidecar resuming in a forked process name=%s topic=%s pid=%d",
+            self.name,
+            self.topic,
+            os.getpid(),
+        )
+        self._start_thread()
+
     def stop(self, timeout: float | None = 10.0) -> None:
         """Stop the consumer thread and close its consumer; verification then fails closed."""
+        _STARTED.discard(self)
         with self._lifecycle:
             self.health.stop()
             self._stopping.set()
@@ -562,9 +621,14 @@ class RevocationSidecar:
         consumer.assign(parts)
         progress = self.progress
         fresh = [tp for tp in parts if not progress.knows(tp.partition)]
-        for tp in parts:
-            if progress.knows(tp.partition):
-                consumer.seek(tp, progress.position(tp.partition))
+        known = [tp for tp in parts if progress.knows(tp.partition)]
+        for tp in known:
+            consumer.seek(tp, progress.position(tp.partition))
+        untargeted = [tp for tp in known if not progress.has_target(tp.partition)]
+        if untargeted:  # a forked child catches up with what was published since the fork
+            ends = consumer.end_offsets(untargeted, timeout_ms=10_000)
+            for tp in untargeted:
+                progress.retarget(tp.partition, ends[tp])
         if not fresh:
             return
         store = self.snapshots
@@ -616,7 +680,12 @@ class RevocationSidecar:
             )
         except SnapshotError as err:
             self._started_from = f"replay ({err.reason})"
-            logger.warning(
+            # Under a key, an unsigned or forged snapshot was written by someone without the
+            # key (or, unsigned, before the key was set): an error, where the ordinary
+            # fallbacks are warnings.
+            untrusted = err.reason in ("unsigned", "forged")
+            logger.log(
+                logging.ERROR if untrusted else logging.WARNING,
                 "sidecar not starting from a snapshot name=%s topic=%s reason=%s detail=%s; "
                 "replaying the whole window instead",
                 self.name,

@@ -3,7 +3,8 @@
 Key layout, with ``prefix`` ``jwt-revocation`` by default::
 
     {prefix}:{topic}:snapshot:latest   the id of the newest complete snapshot
-    {prefix}:{topic}:snapshot:{id}     a hash: "header" (JSON) and "body" (zlib-compressed JSON)
+    {prefix}:{topic}:snapshot:{id}     a hash: "header" (JSON), "body" (zlib-compressed JSON)
+                                       and, when signed, "mac"
 
 A writer stores the new hash and moves ``latest`` to it in one MULTI/EXEC transaction, so a
 reader sees the old snapshot or the new one, never part of one. Every snapshot expires after
@@ -12,18 +13,40 @@ id still finds it.
 
 The header says what the body holds: the topic, the offset of the next event of every
 partition (every event before it is in the body, none after it), when it was taken, the
-``max_token_lifetime`` and ``max_clock_skew`` the state was kept with, the entry counts and
-the body's SHA-256. :meth:`RedisSnapshots.load` refuses, with a :class:`SnapshotError` naming the
-reason, a snapshot that is missing, corrupt, of another topic or format, or older than the
-caller's ``max_token_lifetime``; :func:`resumable` then checks its offsets against the
-broker's. :class:`SnapshotWriter` writes a sidecar's snapshots, on request or in the background.
+``max_token_lifetime`` and ``max_clock_skew`` the state was kept with, the entry counts, the
+body's SHA-256 and, when signed, the ``key_id`` of the key that signed it. The body is
+``{"jtis": [[exp, [jti, ...]], ...], "cutoffs": {user: t}, "deletions": {user: t}}``.
+
+Signing. The SHA-256 catches corruption, not forgery: whoever can write to Redis can write a
+snapshot that leaves a revoked jti out. A store given keys (:class:`SnapshotKeys`) therefore
+signs every snapshot: ``mac`` is the lowercase hex HMAC-SHA256, under the key that the header's
+``key_id`` names, of :func:`signed_message` of the exact bytes stored as ``header`` and
+``body``::
+
+    b"jwt-revocation snapshot v1\n" + u64be(len(header)) + header + u64be(len(body)) + body
+
+The lengths (8 bytes, big-endian) fix where the header ends, so no byte can move between the
+two; the key id is inside the signed header. A reader with keys checks the MAC before it reads
+anything else, and refuses a snapshot with no ``mac`` as ``unsigned`` and one whose key id it
+does not hold, whose header is unreadable or whose MAC differs (compared in constant time) as
+``forged``. One key signs and every listed key verifies, so a key rotates by listing the new
+key first and the old one after it until the old snapshots have expired. A reader without keys
+ignores ``key_id`` and ``mac``: it trusts whoever can write to Redis.
+
+:meth:`RedisSnapshots.load` refuses, with a :class:`SnapshotError` naming the reason, a
+snapshot that is missing, unsigned or forged (with keys), corrupt, of another topic or format,
+or older than the caller's ``max_token_lifetime``; :func:`resumable` then checks its offsets
+against the broker's. :class:`SnapshotWriter` writes a sidecar's snapshots, on request or in
+the background. Keys never appear in a repr, a log line or an error.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
+import re
 import threading
 import uuid
 import zlib
@@ -50,6 +73,131 @@ logger = logging.getLogger(__name__)
 FORMAT = 1
 """The layout of header and body; a reader refuses any other."""
 
+MIN_KEY_BYTES = 32
+"""The shortest snapshot key accepted: HMAC-SHA256's own output size."""
+_SIGNED_CONTEXT = b"jwt-revocation snapshot v1\n"
+_KEY_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_KEY_ID_RULE = "1 to 64 of the characters A-Z a-z 0-9 . _ -"
+
+
+def signed_message(header: bytes, body: bytes) -> bytes:
+    """The bytes a snapshot's MAC covers: a fixed context, then header and body, each after
+    its length as 8 bytes big-endian."""
+    return b"".join(
+        (
+            _SIGNED_CONTEXT,
+            header,
+            body,
+        )
+    )
+
+
+class SnapshotKeys:
+    """HMAC-SHA256 keys for snapshots: one signs, every one verifies; secrets are never shown.
+
+    ``keys`` maps key ids to secrets (bytes, or text used as its UTF-8 bytes), each at least
+    32 bytes. ``signing_key_id`` names the key that signs; by default the first.
+    """
+
+    def __init__(
+        self, keys: Mapping[str, bytes | str], *, signing_key_id: str | None = None
+    ) -> None:
+        if not keys:
+            raise ConfigurationError("a snapshot key ring needs at least one key")
+        secrets: dict[str, bytes] = {}
+        for position, (key_id, secret) in enumerate(keys.items(), 1):
+            if not isinstance(key_id, str) or not _KEY_ID.fullmatch(key_id):
+                # Not echoed: a malformed entry may be a secret put in the wrong place.
+                raise ConfigurationError(
+                    f"snapshot key {position}: a key id must be {_KEY_ID_RULE}"
+                )
+            raw = secret.encode() if isinstance(secret, str) else bytes(secret)
+            if len(raw) < MIN_KEY_BYTES:
+                raise ConfigurationError(
+                    f"snapshot key {key_id!r} is shorter than {MIN_KEY_BYTES} bytes; make one "
+                    "with `openssl rand -hex 32`"
+                )
+            secrets[key_id] = raw
+        signer = next(iter(secrets)) if signing_key_id is None else signing_key_id
+        if signer not in secrets:
+            raise ConfigurationError(
+                f"signing_key_id {signing_key_id!r} is none of the key ids {list(secrets)}"
+            )
+        self._secrets = secrets
+        self.signing_key_id = signer
+        """The id of the key that signs; the header names it as ``key_id``."""
+
+    @classmethod
+    def parse(cls, text: str, *, signing_key_id: str | None = None) -> SnapshotKeys:
+        """Keys written as ``kid:secret[,kid:secret...]``; the first one signs unless
+        ``signing_key_id`` names another."""
+        keys: dict[str, str] = {}
+        for position, entry in enumerate(text.split(","), 1):
+            key_id, colon, secret = entry.partition(":")
+            key_id, secret = key_id.strip(), secret.strip()
+            if not colon or not _KEY_ID.fullmatch(key_id):
+                raise ConfigurationError(
+                    f"snapshot key entry {position} is not kid:secret (the kid {_KEY_ID_RULE}); "
+                    "write kid:secret[,kid:secret...]"
+                )
+            if key_id in keys:
+                raise ConfigurationError(f"snapshot key id {key_id!r} is listed twice")
+            keys[key_id] = secret
+        return cls(keys, signing_key_id=signing_key_id)
+
+    @property
+    def key_ids(self) -> list[str]:
+        """Every key id this ring verifies with, the signing one first."""
+        return [self.signing_key_id, *(k for k in self._secrets if k != self.signing_key_id)]
+
+    def __repr__(self) -> str:
+        return f"SnapshotKeys(key_ids={self.key_ids!r})"
+
+    def _mac(self, key_id: str, header: bytes, body: bytes) -> bytes:
+        secret = self._secrets[key_id]
+        return hmac.new(secret, signed_message(header, body), hashlib.sha256).hexdigest().encode()
+
+    def seal(self, header: Mapping[str, Any], body: bytes) -> dict[str, bytes]:
+        """The hash fields of a signed snapshot: the header naming the signing key, body, mac."""
+        text = json.dumps({**header, "key_id": self.signing_key_id}).encode()
+        return {"header": text, "body": body, "mac": self._mac(self.signing_key_id, text, body)}
+
+    def verify(self, fields: Mapping[bytes, bytes], snapshot_id: str) -> None:
+        """Return if ``fields`` carry a good MAC under one of these keys, else raise
+        :class:`SnapshotError` (``unsigned`` or ``forged``)."""
+        mac = fields.get(b"mac")
+        if mac is None:
+            raise SnapshotError(
+                f"snapshot {snapshot_id} is not signed; this reader accepts only snapshots "
+                f"signed with key ids {self.key_ids} (written without the key, or before it "
+                "was set)",
+                reason="unsigned",
+            )
+        header = fields.get(b"header", b"")
+        body = fields.get(b"body", b"")
+        try:
+            key_id = json.loads(header).get("key_id")
+        except (ValueError, AttributeError, RecursionError):
+            key_id = None
+        if not isinstance(key_id, str) or key_id not in self._secrets:
+            shown = repr(key_id)[:70] if isinstance(key_id, str) else "none"
+            raise SnapshotError(
+                f"snapshot {snapshot_id} names key id {shown}, not one of this reader's "
+                f"{self.key_ids}: refused as forged",
+                reason="forged",
+            )
+        if not hmac.compare_digest(self._mac(key_id, header, body), mac):
+            raise SnapshotError(
+                f"snapshot {snapshot_id} does not match its MAC under key {key_id!r}: refused "
+                "as forged",
+                reason="forged",
+            )
+
+
+SnapshotKeyLike = str | Mapping[str, bytes | str]
+"""Snapshot keys as :class:`RedisSnapshots` takes them: ``kid:secret[,kid:secret...]`` text,
+or a mapping of key ids to secrets."""
+
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -75,6 +223,8 @@ class RedisSnapshots:
         prefix: str = "jwt-revocation",
         ttl: DurationLike = timedelta(hours=1),
         grace: DurationLike = 60,
+        key: SnapshotKeyLike | None = None,
+        signing_key_id: str | None = None,
     ) -> None:
         if not prefix:
             raise ConfigurationError("prefix must not be empty")
@@ -90,9 +240,25 @@ class RedisSnapshots:
         self.grace = parse_duration(grace, name="grace")
         if self.ttl.total_seconds() < 1 or self.grace.total_seconds() < 1:
             raise ConfigurationError("ttl and grace must be at least one second")
+        if key is None and signing_key_id is not None:
+            raise ConfigurationError("signing_key_id names a key, but no key was given")
+        self.keys: SnapshotKeys | None = (
+            None
+            if key is None
+            else SnapshotKeys.parse(key, signing_key_id=signing_key_id)
+            if isinstance(key, str)
+            else SnapshotKeys(key, signing_key_id=signing_key_id)
+        )
+        """The keys that sign and verify snapshots; None trusts whoever can write to Redis."""
 
     def __repr__(self) -> str:  # a URL may carry a password: keep the client out of reprs
-        return f"RedisSnapshots(prefix={self.prefix!r}, ttl={self.ttl})"
+        keys = "" if self.keys is None else f", key_ids={self.keys.key_ids!r}"
+        return f"RedisSnapshots(prefix={self.prefix!r}, ttl={self.ttl}{keys})"
+
+    @property
+    def signed(self) -> bool:
+        """True when this store signs what it writes and refuses what is not signed."""
+        return self.keys is not None
 
     def _key(self, topic: str, name: str) -> str:
         return f"{self.prefix}:{topic}:snapshot:{name}"
@@ -137,6 +303,11 @@ class RedisSnapshots:
             },
             "body_sha256": hashlib.sha256(body).hexdigest(),
         }
+        fields = (
+            {"header": json.dumps(header).encode(), "body": body}
+            if self.keys is None
+            else self.keys.seal(header, body)
+        )
         snapshot_id = f"{int(created_at * 1000):013d}-{uuid.uuid4().hex[:8]}"
         latest = self._key(topic, "latest")
         ttl = int(self.ttl.total_seconds())
@@ -144,7 +315,7 @@ class RedisSnapshots:
             previous = _bytes(self.client.get(latest))
             with self.client.pipeline(transaction=True) as pipe:
                 key = self._key(topic, snapshot_id)
-                pipe.hset(key, mapping={"header": json.dumps(header), "body": body})
+                pipe.hset(key, mapping=dict(fields.items()))  # typed as redis-py wants
                 pipe.expire(key, ttl)
                 pipe.set(latest, snapshot_id, ex=ttl)
                 if previous is not None:
@@ -157,11 +328,12 @@ class RedisSnapshots:
                 f"cannot write the snapshot to Redis: {type(err).__name__}", reason="unreachable"
             ) from err
         logger.info(
-            "snapshot written topic=%s id=%s entries=%d body_bytes=%d",
+            "snapshot written topic=%s id=%s entries=%d body_bytes=%d key_id=%s",
             topic,
             snapshot_id,
             len(state),
             len(body),
+            "none" if self.keys is None else self.keys.signing_key_id,
         )
         return snapshot_id
 
@@ -185,6 +357,8 @@ class RedisSnapshots:
         snapshot_id = latest.decode()
         if not fields:
             raise SnapshotError(f"snapshot {snapshot_id} has expired", reason="missing")
+        if self.keys is not None:
+            self.keys.verify(fields, snapshot_id)  # before anything in it is read
         header = _header(fields, snapshot_id)
         if header.get("format") != FORMAT or header.get("schema_version") != SCHEMA_VERSION:
             raise SnapshotError(
@@ -239,7 +413,7 @@ def _bytes(value: Any) -> bytes | None:
 def _header(fields: dict[bytes, bytes], snapshot_id: str) -> dict[str, Any]:
     try:
         header = json.loads(fields[b"header"])
-    except (KeyError, ValueError) as err:
+    except (KeyError, ValueError, RecursionError) as err:  # RecursionError: nested too deep
         raise SnapshotError(
             f"snapshot {snapshot_id} has no readable header: {type(err).__name__}",
             reason="corrupt",
@@ -262,7 +436,7 @@ def _body(fields: dict[bytes, bytes], header: dict[str, Any], snapshot_id: str) 
             jtis.update(dict.fromkeys(group, int(exp)))
         cutoffs = {str(u): float(t) for u, t in data["cutoffs"].items()}
         deletions = {str(u): float(t) for u, t in data["deletions"].items()}
-    except (zlib.error, ValueError, KeyError, TypeError, AttributeError) as err:
+    except (zlib.error, ValueError, KeyError, TypeError, AttributeError, RecursionError) as err:
         raise SnapshotError(
             f"snapshot {snapshot_id} body is unreadable: {type(err).__name__}", reason="corrupt"
         ) from None
@@ -346,6 +520,10 @@ class SnapshotWriter:
         )
         self.last_id = snapshot_id
         return snapshot_id
+
+    def forget_thread(self) -> None:
+        """In a forked child, the parent's writer thread does not exist."""
+        self._thread = None
 
     def save_in_background(self) -> None:
         """Start writing a snapshot in a thread, unless one is being written; log a failure."""

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
+import weakref
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol
@@ -36,6 +38,18 @@ from ._verdict import MISSING_TOKEN, Verdict, judge
 logger = logging.getLogger(__name__)
 
 _UNSAFE_ALGORITHMS = {"none", ""}
+
+
+_VERIFIERS: weakref.WeakSet[RevocationVerifier] = weakref.WeakSet()
+
+
+def _renew_locks_after_fork() -> None:
+    # A lock held by a request thread of the parent at the fork would never be released here.
+    for verifier in list(_VERIFIERS):
+        verifier._cache_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_renew_locks_after_fork)
 
 
 class RevocationLookup(Protocol):
@@ -165,6 +179,7 @@ class RevocationVerifier:
         """Rejections by reason: a revocation reason, ``invalid`` or ``unavailable``."""
         self._cache: dict[str | bytes, _Verified] = {}
         self._cache_lock = threading.Lock()
+        _VERIFIERS.add(self)
 
     def __repr__(self) -> str:  # the key stays out of reprs and logs
         return f"RevocationVerifier(algorithms={self.algorithms!r}, issuer={self._issuer!r})"

@@ -1,0 +1,1 @@
+"""Small applications the integration tests serve with real servers (gunicorn, uvicorn)."""
