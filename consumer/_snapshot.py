@@ -86,7 +86,9 @@ def signed_message(header: bytes, body: bytes) -> bytes:
     return b"".join(
         (
             _SIGNED_CONTEXT,
+            len(header).to_bytes(8, "big"),
             header,
+            len(body).to_bytes(8, "big"),
             body,
         )
     )

@@ -69,6 +69,9 @@ SnapshotReason = Literal[
     "narrower_window",
     "partitions_changed",
     "offsets_gone",
+    # A store with keys (see consumer/_snapshot):
+    "unsigned",
+    "forged",
 ]
 """Why a snapshot cannot be used; the sidecar then replays the whole window instead."""
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import threading
 import time
+import zlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+import jwt
 import pytest
 import redis
 from kafka import TopicPartition
@@ -21,7 +26,15 @@ from jwt_revocation.consumer import (
 )
 from jwt_revocation.producer import RevocationPublisher
 from jwt_revocation.shared import ConfigurationError, TokenRevoked, UserDeleted, UserTokensRevoked
-from tests.integration.conftest import BOOTSTRAP, LIFETIME, REDIS, SidecarFactory, mixed_events
+from tests.integration.conftest import (
+    BOOTSTRAP,
+    LIFETIME,
+    REDIS,
+    SidecarFactory,
+    issue,
+    mixed_events,
+    revocation_reason,
+)
 from tests.support import wait_for
 
 Event = TokenRevoked | UserTokensRevoked | UserDeleted
@@ -127,6 +140,7 @@ BROKEN: dict[str, tuple[str, Callable[[redis.Redis, RedisSnapshots, str], object
         "partitions_changed",
         lambda c, s, t: _edit_header(c, s, t, lambda h: h["offsets"].pop("0")),
     ),
+    "deep": ("corrupt", lambda c, s, t: c.hset(_latest_key(c, s, t), "header", b"[" * 100_000)),
     "offsets": (
         "offsets_gone",
         lambda c, s, t: _edit_header(
@@ -290,3 +304,188 @@ def test_a_replaced_snapshot_expires_after_the_grace(
     assert 0 < client.ttl(f"{prefix}:{first}") <= 60
     assert client.ttl(f"{prefix}:{second}") > 3000
     assert client.get(f"{prefix}:latest") == second.encode()
+
+
+# -- signed snapshots ------------------------------------------------------------------------
+
+SNAPSHOT_KEY = "k1:integration-snapshot-key-k1-0123456789"
+ROTATED_KEY = f"k2:integration-snapshot-key-k2-0123456789,{SNAPSHOT_KEY}"
+"""k2 signs now; k1, rotated out, still verifies."""
+NEW_KEY_ONLY = "k2:integration-snapshot-key-k2-0123456789"
+SAME_KID_OTHER_SECRET = "k1:an-attackers-own-secret-of-32-bytes-or-more"
+UNKNOWN_KID = "evil:an-attackers-own-secret-of-32-bytes-or-more"
+
+StoreWith = Callable[[str | None], RedisSnapshots]
+
+
+@pytest.fixture
+def store_with(client: redis.Redis, prefix: str) -> StoreWith:
+    """Stores under this test's prefix, each with the key given (None: no key)."""
+    return lambda key: RedisSnapshots(client, prefix=prefix, ttl=LIFETIME, key=key)
+
+
+@pytest.fixture
+def signed(store_with: StoreWith) -> RedisSnapshots:
+    """A store that signs with k1 and accepts only k1."""
+    return store_with(SNAPSHOT_KEY)
+
+
+def _header_of(store: RedisSnapshots, topic: str, snapshot_id: str) -> dict[str, Any]:
+    raw = store.client.hget(f"{store.prefix}:{topic}:snapshot:{snapshot_id}", "header")
+    assert isinstance(raw, bytes)
+    header: dict[str, Any] = json.loads(raw)
+    return header
+
+
+@dataclass
+class Revoked:
+    """A token revoked after a signed snapshot was taken, and a sidecar that applied both."""
+
+    token: str
+    jti: str
+    early: str
+    """A signed snapshot taken before the revocation."""
+    writer: RevocationSidecar
+    store: RedisSnapshots
+
+    def key(self, snapshot_id: str) -> str:
+        return f"{self.store.prefix}:{self.writer.topic}:snapshot:{snapshot_id}"
+
+    def forge(self, key: str | None) -> str:
+        """What a writer to Redis would store, with ``key``, to un-revoke the token: the state
+        without its jti, at the end offsets, so the revocation is never replayed."""
+        state = self.writer.state.snapshot()
+        del state.jtis[self.jti]
+        forger = RedisSnapshots(self.store.client, prefix=self.store.prefix, key=key)
+        return forger.save(
+            self.writer.topic,
+            state,
+            dict(self.writer.progress.positions),
+            created_at=time.time(),
+            max_token_lifetime=3600,
+            max_clock_skew=60,
+        )
+
+
+def _revoked(
+    make_sidecar: SidecarFactory, publisher: RevocationPublisher, signed: RedisSnapshots
+) -> Revoked:
+    publisher.publish_many(mixed_events(60))
+    writer = make_sidecar(snapshots=signed, snapshot_interval=0)
+    early = writer.save_snapshot()
+    token = issue("alice")
+    claims = jwt.decode(token, options={"verify_signature": False})
+    publisher.revoke_token(claims)
+    wait_for(lambda: revocation_reason(writer, token) == "token_revoked")
+    return Revoked(token, claims["jti"], early, writer, signed)
+
+
+def _offsets_moved_past_the_revocation(revoked: Revoked) -> str:
+    """The early signed snapshot, its header's offsets moved to the end; its MAC kept."""
+    header = _header_of(revoked.store, revoked.writer.topic, revoked.early)
+    header["offsets"] = {str(p): o for p, o in revoked.writer.progress.positions.items()}
+    client = revoked.store.client
+    client.hset(revoked.key(revoked.early), "header", json.dumps(header))
+    client.set(revoked.key("latest"), revoked.early)
+    return revoked.early
+
+
+def _jti_cut_from_the_body(revoked: Revoked) -> str:
+    """A signed snapshot with the revocation, its jti cut from the body and the header's
+    checksum and counts made to match; its key id and MAC kept."""
+    snapshot_id = revoked.writer.save_snapshot()
+    header = _header_of(revoked.store, revoked.writer.topic, snapshot_id)
+    key = revoked.key(snapshot_id)
+    client = revoked.store.client
+    body = json.loads(zlib.decompress(client.hget(key, "body")))  # type: ignore[arg-type]
+    body["jtis"] = [[exp, [j for j in group if j != revoked.jti]] for exp, group in body["jtis"]]
+    packed = zlib.compress(json.dumps(body, separators=(",", ":")).encode())
+    header["entries"]["token_revoked"] -= 1
+    header["body_sha256"] = hashlib.sha256(packed).hexdigest()
+    assert header["key_id"] == "k1"
+    client.hset(key, mapping={"header": json.dumps(header), "body": packed})
+    return snapshot_id
+
+
+FORGERIES: dict[str, tuple[str, Callable[[Revoked], str]]] = {
+    "without-a-key": ("unsigned", lambda revoked: revoked.forge(None)),
+    "same-kid-other-secret": ("forged", lambda revoked: revoked.forge(SAME_KID_OTHER_SECRET)),
+    "unknown-kid": ("forged", lambda revoked: revoked.forge(UNKNOWN_KID)),
+    "tampered-header": ("forged", _offsets_moved_past_the_revocation),
+    "tampered-body": ("forged", _jti_cut_from_the_body),
+}
+
+
+@pytest.mark.parametrize("forgery", list(FORGERIES))
+def test_a_forged_snapshot_is_refused_and_the_revoked_token_stays_rejected(
+    forgery: str,
+    make_sidecar: SidecarFactory,
+    publisher: RevocationPublisher,
+    store_with: StoreWith,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="jwt_revocation")
+    signed = store_with(SNAPSHOT_KEY)
+    revoked = _revoked(make_sidecar, publisher, signed)
+    reason, forge = FORGERIES[forgery]
+    forged_id = forge(revoked)
+    # The forgery works on a reader without a key: it un-revokes the token.
+    fooled = make_sidecar(snapshots=store_with(None), snapshot_interval=0)
+    assert fooled.stats().started_from == f"snapshot {forged_id}"
+    assert revocation_reason(fooled, revoked.token) is None
+    caplog.clear()
+
+    warm = make_sidecar(snapshots=signed, snapshot_interval=0)
+
+    assert warm.stats().started_from == f"replay ({reason})"
+    assert revocation_reason(warm, revoked.token) == "token_revoked"
+    assert warm.state.snapshot() == revoked.writer.state.snapshot()
+    refusals = [r for r in caplog.records if f"reason={reason}" in r.getMessage()]
+    assert [r.levelno for r in refusals] == [logging.ERROR]
+    assert "snapshot-key" not in caplog.text  # no secret in any log line
+
+
+@pytest.mark.parametrize(
+    "reader_key", [ROTATED_KEY, SNAPSHOT_KEY, None], ids=["rotated-out", "signing", "no-key"]
+)
+def test_a_snapshot_signed_with_a_key_the_reader_lists_is_accepted(
+    reader_key: str | None,
+    make_sidecar: SidecarFactory,
+    publisher: RevocationPublisher,
+    signed: RedisSnapshots,
+    store_with: StoreWith,
+) -> None:
+    snapshot_id, writer = _snapshot_taken(make_sidecar, publisher, signed)
+
+    warm = make_sidecar(snapshots=store_with(reader_key), snapshot_interval=0)
+
+    assert warm.stats().started_from == f"snapshot {snapshot_id}"
+    assert _applied(warm) == 80  # the tail only
+    assert warm.state.snapshot() == writer.state.snapshot()
+
+
+@pytest.mark.parametrize(
+    ("writer_key", "reader_key", "refusal"),
+    [
+        (SNAPSHOT_KEY, NEW_KEY_ONLY, "names key id 'k1', not one of this reader's ['k2']"),
+        (ROTATED_KEY, SNAPSHOT_KEY, "names key id 'k2', not one of this reader's ['k1']"),
+    ],
+    ids=["rotated-out-and-dropped", "rotated-in-not-yet-given"],
+)
+def test_a_snapshot_signed_with_a_key_id_the_reader_does_not_hold_is_refused(
+    writer_key: str,
+    reader_key: str,
+    refusal: str,
+    make_sidecar: SidecarFactory,
+    publisher: RevocationPublisher,
+    store_with: StoreWith,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    snapshot_id, _ = _snapshot_taken(make_sidecar, publisher, store_with(writer_key))
+    assert _header_of(store_with(None), publisher.topic, snapshot_id)["key_id"] == writer_key[:2]
+
+    sidecar = make_sidecar(snapshots=store_with(reader_key), snapshot_interval=0)
+
+    assert sidecar.stats().started_from == "replay (forged)"
+    assert _applied(sidecar) == 200
+    assert refusal in caplog.text
