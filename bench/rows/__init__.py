@@ -27,7 +27,7 @@ from typing import Any, Generic, TypeVar
 from bench.fixtures import Bench
 from bench.harness import Report, Row
 
-from . import load, memory, propagation, publish, replay, security_events, verify
+from . import load, memory, outbox, propagation, publish, replay, security_events, verify
 
 F = TypeVar("F")
 
@@ -91,6 +91,11 @@ GROUPS: dict[str, Group[Any]] = {
         {9: "decode a Security Event Token record (ES256, HS256)"},
         security_events.measure,
         security_events.report,
+    ),
+    "outbox": Group(
+        {10: "transactional outbox: write, relay, commit to enforced (PostgreSQL, SQLite)"},
+        outbox.measure,
+        outbox.report,
     ),
 }
 """Groups of rows by the name ``--only`` takes, in the order they run."""
