@@ -25,9 +25,9 @@ from jwt_revocation.shared import (
     OutboxError,
     RevocationError,
     RevocationSettings,
+    parse_address,
     parse_duration,
 )
-from jwt_revocation.shared._http import parse_address
 
 if TYPE_CHECKING:  # SQLAlchemy comes with the outbox extra; imported where a command needs it
     from sqlalchemy import Engine

@@ -1,4 +1,4 @@
-"""A sidecar over HTTP, for services in other languages: health, readiness, metrics, checks.
+"""A sidecar over HTTP, for services in other languages and for reverse proxies.
 
 ``GET /healthz``   200 while the process runs.
 ``GET /readyz``    200 when verification can decide, else 503 with the status and why.
@@ -8,26 +8,58 @@
                    (claims the caller already verified): 200 with ``verdict`` ``accepted``,
                    ``revoked`` (and ``reason``) or ``rejected`` (and the error), 503 when the state
                    cannot decide (treat it as a rejection), 400 for a malformed request.
+``/v1/auth``       forward authentication for reverse proxies (nginx ``auth_request``, Envoy
+                   ``ext_authz``, Traefik ``ForwardAuth``, Caddy ``forward_auth``), any method
+                   and any path below it: the request's ``Authorization: Bearer`` token is
+                   verified; 200 with the subject and chosen claims in response headers
+                   (``X-Auth-Subject`` by default), 401 with ``WWW-Authenticate: Bearer
+                   error="invalid_token"`` for a missing, invalid or revoked token, 503 with
+                   ``Retry-After`` when the state cannot decide.
 
-The server binds loopback addresses only, unless ``allow_remote=True``: the check endpoint
-has no authentication of its own. Tokens and keys never reach the logs.
+The server binds loopback addresses only, unless ``allow_remote=True``; beyond loopback, give it
+an ``auth_token`` and ``/v1/check`` then requires ``Authorization: Bearer <auth_token>``.
+Claims copied into headers are plain values only (strings, numbers, booleans), with anything
+outside printable ASCII removed, so a crafted claim cannot add a header. Tokens and keys never
+reach the logs.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
+import re
+from collections.abc import Mapping
 from typing import Any
 
-from jwt_revocation.shared._http import BackgroundHTTPServer, JSONRequestHandler
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from jwt_revocation.shared import (
+    BackgroundHTTPServer,
+    BodyError,
+    ConfigurationError,
+    json_app,
+    json_response,
+    read_body,
+)
 
 from ._metrics import render_metrics
 from ._sidecar import RevocationSidecar
-from ._verdict import Verdict
+from ._verdict import Verdict, bearer_answer, bearer_token
 from ._verifier import RevocationVerifier
+
+FORWARD_CLAIMS = {"sub": "X-Auth-Subject"}
+"""The claims ``/v1/auth`` passes on by default, and the response header of each."""
+
+_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e]")
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9-]+$")
+_MAX_HEADER_VALUE = 1024
 
 
 class SidecarHTTPServer(BackgroundHTTPServer):
-    """Serves one sidecar's health, readiness, metrics and checks from a background thread."""
+    """Serves one sidecar's health, readiness, metrics, checks and forward authentication."""
 
     def __init__(
         self,
@@ -38,27 +70,54 @@ class SidecarHTTPServer(BackgroundHTTPServer):
         port: int = 8080,
         verify_tokens: bool = True,
         allow_remote: bool = False,
+        auth_token: str | None = None,
+        forward_claims: Mapping[str, str] = FORWARD_CLAIMS,
+        read_timeout: float = 10.0,
     ) -> None:
+        bad = [name for name in forward_claims.values() if not _HEADER_NAME.match(name)]
+        if bad:
+            raise ConfigurationError(f"not a header name for forward_claims: {bad[0]!r}")
         self.sidecar = sidecar
         self.verifier = verifier
         self.verify_tokens = verify_tokens
+        self.forward_claims = dict(forward_claims)
+        self._auth = None if auth_token is None else f"Bearer {auth_token}".encode()
+        app = json_app(
+            [
+                Route("/healthz", self._healthz, methods=["GET"]),
+                Route("/readyz", self._readyz, methods=["GET"]),
+                Route("/v1/status", self._status, methods=["GET"]),
+                Route("/metrics", self._metrics, methods=["GET"]),
+                Route("/v1/check", self._check, methods=["POST"]),
+                Route("/v1/auth", self._forward_auth, methods=_METHODS),
+                Route("/v1/auth/{rest:path}", self._forward_auth, methods=_METHODS),
+            ]
+        )
         super().__init__(
-            type("Handler", (_Handler,), {"app": self}),
+            app,
             host=host,
             port=port,
             name=f"{sidecar.name}-http",
             allow_remote=allow_remote,
-            remote_warning="/v1/check has no authentication; put your own access control in front",
+            remote_warning="/v1/check answers anyone who reaches it; give it an auth_token "
+            "and put access control in front",
+            read_timeout=read_timeout,
         )
 
-    # -- the endpoints -------------------------------------------------------------------
+    def __repr__(self) -> str:  # the auth token stays out of reprs
+        host, port = self.address
+        return f"SidecarHTTPServer(address='{host}:{port}', sidecar={self.sidecar.name!r})"
+
+    # -- the decisions, without HTTP ----------------------------------------------------
 
     def ready(self) -> tuple[int, dict[str, Any]]:
+        """The readiness answer: a status and a JSON body."""
         stats = self.sidecar.stats()
         body = {"ready": stats.ready, "status": stats.status.value, "detail": stats.detail}
         return (200 if stats.ready else 503), body
 
     def check(self, request: Any) -> tuple[int, dict[str, Any]]:
+        """The answer to a ``/v1/check`` request body."""
         if not isinstance(request, dict) or ("token" in request) == ("claims" in request):
             return 400, {"error": 'send {"token": "..."} or {"claims": {...}}'}
         verdict: Verdict
@@ -76,34 +135,56 @@ class SidecarHTTPServer(BackgroundHTTPServer):
             verdict = self.verifier.decide_claims(request["claims"])
         return (503 if verdict.outcome == "unavailable" else 200), verdict.as_dict()
 
+    def forward(self, authorization: str | None) -> tuple[int, dict[str, str]]:
+        """The forward-auth answer to a request with this ``Authorization`` header."""
+        verdict = self.verifier.decide(bearer_token(authorization))
+        if not verdict.accepted:
+            answer = bearer_answer(verdict)
+            return answer.status, answer.headers
+        headers = {"Cache-Control": "no-store"}
+        for claim, header in self.forward_claims.items():
+            value = verdict.claims.get(claim)
+            if isinstance(value, str | int | float) and not isinstance(value, bool):
+                headers[header] = _UNPRINTABLE.sub("", str(value))[:_MAX_HEADER_VALUE]
+            elif isinstance(value, bool):
+                headers[header] = str(value).lower()
+        return 200, headers
 
-class _Handler(JSONRequestHandler):
-    app: SidecarHTTPServer
+    # -- the endpoints -------------------------------------------------------------------
 
-    def do_GET(self) -> None:  # noqa: N802 - the name http.server dispatches to
-        if self.path == "/healthz":
-            self.send_json(200, {"status": "alive"})
-        elif self.path == "/readyz":
-            self.send_json(*self.app.ready())
-        elif self.path == "/v1/status":
-            stats = self.app.sidecar.stats()
-            self.send_json(200 if stats.ready else 503, stats.as_dict())
-        elif self.path == "/metrics":
-            body = render_metrics(self.app.sidecar, [self.app.verifier])
-            self.send_body(200, body, "text/plain; version=0.0.4; charset=utf-8")
-        else:
-            self.send_json(404, {"error": f"no such endpoint: GET {self.path}"})
+    async def _healthz(self, request: Request) -> Response:
+        return json_response(200, {"status": "alive"})
 
-    def do_POST(self) -> None:  # noqa: N802 - the name http.server dispatches to
-        if self.path != "/v1/check":
-            self.send_json(404, {"error": f"no such endpoint: POST {self.path}"})
-            return
-        body = self.read_body()
-        if body is None:
-            return
+    async def _readyz(self, request: Request) -> Response:
+        return json_response(*self.ready())
+
+    async def _status(self, request: Request) -> Response:
+        stats = self.sidecar.stats()
+        return json_response(200 if stats.ready else 503, stats.as_dict())
+
+    async def _metrics(self, request: Request) -> Response:
+        body = render_metrics(self.sidecar, [self.verifier])
+        return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    async def _check(self, request: Request) -> Response:
+        if self._auth is not None and not hmac.compare_digest(
+            request.headers.get("authorization", "").encode(), self._auth
+        ):
+            return json_response(
+                401,
+                {"error": "a valid bearer token is required"},
+                {"WWW-Authenticate": 'Bearer realm="jwt-revocation"'},
+            )
         try:
-            request = json.loads(body)
+            body = await read_body(request, timeout=self.read_timeout)
+        except BodyError as err:
+            return err.answer
+        try:
+            parsed = json.loads(body)
         except ValueError:
-            self.send_json(400, {"error": "the body is not JSON"})
-            return
-        self.send_json(*self.app.check(request))
+            return json_response(400, {"error": "the body is not JSON"})
+        return json_response(*self.check(parsed))
+
+    async def _forward_auth(self, request: Request) -> Response:
+        status, headers = self.forward(request.headers.get("authorization"))
+        return Response(status_code=status, headers=headers)

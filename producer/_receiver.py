@@ -41,19 +41,27 @@ from cachetools import TTLCache
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from jwt_revocation.shared import (
     MAX_RECORD_BYTES,
     SET_CONTENT_TYPE,
+    BackgroundHTTPServer,
+    BodyError,
     Clock,
     ConfigurationError,
     DurationLike,
     PublishError,
     RecordError,
     SecurityEventVerifier,
+    json_app,
+    json_response,
     parse_duration,
+    read_body,
 )
-from jwt_revocation.shared._http import BackgroundHTTPServer, JSONRequestHandler
 
 from ._publisher import RevocationPublisher
 
@@ -104,8 +112,15 @@ class SecurityEventReceiver(BackgroundHTTPServer):
             TTLCache(seen_capacity, ttl=self._lifetime, timer=clock) if seen_capacity else None
         )
         self._seen_lock = threading.Lock()
+        app = json_app(
+            [
+                Route("/healthz", _healthz, methods=["GET"]),
+                Route("/metrics", self._metrics, methods=["GET"]),
+                Route(path, self._push, methods=["POST"]),
+            ]
+        )
         super().__init__(
-            type("Handler", (_Handler,), {"app": self}),
+            app,
             host=host,
             port=port,
             name="jwt-revocation-receiver",
@@ -135,6 +150,23 @@ class SecurityEventReceiver(BackgroundHTTPServer):
         registry = CollectorRegistry()
         registry.register(_ReceiverCollector(self))
         return generate_latest(registry)
+
+    async def _metrics(self, request: Request) -> Response:
+        return Response(self.metrics(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    async def _push(self, request: Request) -> Response:
+        try:
+            body = await read_body(request, max_bytes=MAX_RECORD_BYTES, timeout=self.read_timeout)
+        except BodyError as err:
+            return err.answer
+        # The publish waits for the broker's acknowledgement: off the event loop.
+        status, answer = await run_in_threadpool(
+            self.receive,
+            body,
+            request.headers.get("content-type"),
+            request.headers.get("authorization"),
+        )
+        return json_response(status, answer, {"Retry-After": "5"} if status == 503 else None)
 
     def _receive(
         self, body: bytes, content_type: str | None, authorization: str | None
@@ -218,30 +250,5 @@ class _ReceiverCollector(Collector):
         yield family
 
 
-class _Handler(JSONRequestHandler):
-    app: SecurityEventReceiver
-    max_body_bytes = MAX_RECORD_BYTES
-
-    def do_GET(self) -> None:  # noqa: N802 - the name http.server dispatches to
-        if self.path == "/healthz":
-            self.send_json(200, {"status": "alive"})
-        elif self.path == "/metrics":
-            self.send_body(200, self.app.metrics(), "text/plain; version=0.0.4; charset=utf-8")
-        else:
-            self.send_json(404, {"error": f"no such endpoint: GET {self.path}"})
-
-    def do_POST(self) -> None:  # noqa: N802 - the name http.server dispatches to
-        if self.path != self.app.path:
-            self.send_json(404, {"error": f"no such endpoint: POST {self.path}"})
-            return
-        body = self.read_body()
-        if body is None:
-            return
-        status, answer = self.app.receive(
-            body, self.headers.get("Content-Type"), self.headers.get("Authorization")
-        )
-        headers = {"Retry-After": "5"} if status == 503 else None
-        if answer is None:
-            self.send_body(status, b"", None, headers)
-        else:
-            self.send_json(status, answer, headers)
+async def _healthz(request: Request) -> Response:
+    return json_response(200, {"status": "alive"})

@@ -47,8 +47,13 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from jwt_revocation.shared import (
+    BackgroundHTTPServer,
     Clock,
     ConfigurationError,
     DurationLike,
@@ -58,10 +63,11 @@ from jwt_revocation.shared import (
     PublishError,
     RecordError,
     decode_event,
+    json_app,
+    json_response,
     parse_duration,
     to_datetime,
 )
-from jwt_revocation.shared._http import BackgroundHTTPServer, JSONRequestHandler
 
 from ._outbox import NOTIFY_CHANNEL, OUTBOX
 
@@ -542,8 +548,15 @@ class OutboxRelayHTTPServer(BackgroundHTTPServer):
         allow_remote: bool = False,
     ) -> None:
         self.relay = relay
+        app = json_app(
+            [
+                Route("/healthz", self._healthz, methods=["GET"]),
+                Route("/v1/status", self._status, methods=["GET"]),
+                Route("/metrics", self._metrics, methods=["GET"]),
+            ]
+        )
         super().__init__(
-            type("Handler", (_RelayHandler,), {"relay": relay}),
+            app,
             host=host,
             port=port,
             name=f"{relay.name}-http",
@@ -551,19 +564,14 @@ class OutboxRelayHTTPServer(BackgroundHTTPServer):
             remote_warning="the status names the database; put your own access control in front",
         )
 
+    async def _healthz(self, request: Request) -> Response:
+        return json_response(200, {"status": "alive"})
 
-class _RelayHandler(JSONRequestHandler):
-    relay: OutboxRelay
+    async def _status(self, request: Request) -> Response:
+        status = await run_in_threadpool(self.relay.status)  # it reads the database
+        healthy = status["state"] != "backing_off" and status["pending_rows"] is not None
+        return json_response(200 if healthy else 503, status)
 
-    def do_GET(self) -> None:  # noqa: N802 - the name http.server dispatches to
-        if self.path == "/healthz":
-            self.send_json(200, {"status": "alive"})
-        elif self.path == "/v1/status":
-            status = self.relay.status()
-            healthy = status["state"] != "backing_off" and status["pending_rows"] is not None
-            self.send_json(200 if healthy else 503, status)
-        elif self.path == "/metrics":
-            body = render_relay_metrics(self.relay)
-            self.send_body(200, body, "text/plain; version=0.0.4; charset=utf-8")
-        else:
-            self.send_json(404, {"error": f"no such endpoint: GET {self.path}"})
+    async def _metrics(self, request: Request) -> Response:
+        body = await run_in_threadpool(render_relay_metrics, self.relay)
+        return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")

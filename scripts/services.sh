@@ -14,6 +14,9 @@
 #   scripts/services.sh postgres-start   start PostgreSQL alone (database jwt_revocation, user postgres)
 #   scripts/services.sh postgres-stop    stop it (fast shutdown)
 #
+# `start` and `install` also install the tools the tests run themselves, each on a port of their
+# own: Debian's nginx (forward-auth tests, started per test) and wrk (the HTTP benchmark).
+#
 # State lives under $JWT_REVOCATION_SERVICES_DIR (default: .services/ in the repository).
 set -euo pipefail
 
@@ -71,6 +74,17 @@ install_kafka() {
   mvn -B -q -f "$ROOT/scripts/kafka/pom.xml" dependency:copy-dependencies \
     -DincludeScope=runtime -DoutputDirectory="$JARS"
   touch "$JARS/.complete"
+}
+
+install_tools() {
+  local missing=()
+  command -v nginx >/dev/null || missing+=(nginx-light)
+  command -v wrk >/dev/null || missing+=(wrk)
+  if [ ${#missing[@]} -gt 0 ]; then
+    apt_install "${missing[@]}"
+    # The tests start nginx with their own configuration; never leave the system one running.
+    if [ -f /run/nginx.pid ]; then nginx -s stop 2>/dev/null || true; fi
+  fi
 }
 
 install_redis() {
@@ -243,7 +257,7 @@ status() {
 }
 
 case "${1:-}" in
-  start) redis_start; postgres_start; kafka_start ;;
+  start) install_tools; redis_start; postgres_start; kafka_start ;;
   stop) kafka_stop; redis_stop; postgres_stop ;;
   status) status ;;
   kafka-start) kafka_start ;;
@@ -253,6 +267,6 @@ case "${1:-}" in
   kafka-resume) kafka_resume ;;
   postgres-start) postgres_start ;;
   postgres-stop) postgres_stop ;;
-  install) install_redis; install_postgres; install_kafka ;;
+  install) install_tools; install_redis; install_postgres; install_kafka ;;
   *) echo "usage: $0 start|stop|status|install|kafka-start|kafka-stop|kafka-kill|kafka-pause|kafka-resume|postgres-start|postgres-stop" >&2; exit 2 ;;
 esac

@@ -44,6 +44,15 @@ from ._events import (
     looks_like_set,
     to_datetime,
 )
+from ._http import (
+    BackgroundHTTPServer,
+    BodyError,
+    is_loopback,
+    json_app,
+    json_response,
+    parse_address,
+    read_body,
+)
 from ._security_events import (
     ACCOUNT_DISABLED,
     ACCOUNT_PURGED,
@@ -56,7 +65,6 @@ from ._security_events import (
     parse_key,
     record_decoder,
 )
-from ._http import BackgroundHTTPServer, JSONRequestHandler, is_loopback, parse_address
 from ._settings import RevocationSettings
 from ._topic import DEFAULT_RETENTION_MARGIN, TopicInfo, check_topic, ensure_topic
 
@@ -74,6 +82,7 @@ __all__ = [
     "SET_CONTENT_TYPE",
     "SET_TYPE",
     "BackgroundHTTPServer",
+    "BodyError",
     "Clock",
     "ConfigurationError",
     "Duration",
@@ -81,7 +90,6 @@ __all__ = [
     "Event",
     "Instant",
     "InvalidEventError",
-    "JSONRequestHandler",
     "LifecycleError",
     "OutboxError",
     "PublishError",
@@ -113,10 +121,13 @@ __all__ = [
     "encode_event",
     "ensure_topic",
     "is_loopback",
+    "json_app",
+    "json_response",
     "looks_like_set",
     "parse_address",
     "parse_duration",
     "parse_key",
+    "read_body",
     "record_decoder",
     "to_datetime",
 ]

@@ -1,22 +1,52 @@
-"""The small HTTP server the sidecar's endpoints and the Shared Signals receiver run on.
+"""The HTTP server the sidecar's endpoints, the receivers and the relay's status run on.
 
-A standard-library ``ThreadingHTTPServer`` served from a daemon thread, bound to loopback
-addresses unless the caller allows others, with a request handler that answers JSON, bounds
-request bodies and logs request lines at debug level only.
+A Starlette application served by uvicorn (httptools) from a daemon thread with its own event
+loop. Measured here with wrk, 16 kept-alive connections on ``POST /v1/check``: about 9,000 to
+13,000 requests/s with p99 under 7 ms, against 330 requests/s (p50 44 ms, Nagle's algorithm
+meeting delayed ACKs) for the standard library's ``ThreadingHTTPServer`` it replaces.
+
+What every server here does the same way:
+
+- It binds loopback addresses only unless the caller allows others; the socket is bound when
+  the server is built, so a taken port is a :class:`ConfigurationError` at once.
+- Bodies are bounded (``413``) and must arrive within ``read_timeout`` (``408``); a kept-alive
+  connection idle for ``keep_alive`` seconds is closed; past ``max_connections`` new requests
+  get ``503``. A slow client holds a coroutine, never a thread.
+- Answers are JSON (:func:`json_response`), unknown paths ``404`` and wrong methods ``405``, as
+  JSON too.
+- :meth:`BackgroundHTTPServer.stop` shuts down gracefully: requests in flight finish (within
+  ``shutdown_timeout``), then the socket closes.
+- Request lines are logged at debug level only; tokens and SETs travel in headers and bodies,
+  which are never logged.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
 import json
 import logging
+import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar
+from collections.abc import Sequence
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute
 
 from ._errors import ConfigurationError
 
 logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+"""The default bound on a request body."""
+READ_TIMEOUT = 10.0
+"""Seconds a request body may take to arrive."""
 
 
 def is_loopback(host: str) -> bool:
@@ -37,97 +67,143 @@ def parse_address(text: str, *, flag: str = "--http") -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-class JSONRequestHandler(BaseHTTPRequestHandler):
-    """A request handler with JSON answers and bounded bodies."""
+def json_response(
+    status: int, body: dict[str, Any] | None, headers: dict[str, str] | None = None
+) -> Response:
+    """An answer with a JSON body, or with no body when ``body`` is None."""
+    if body is None:
+        return Response(status_code=status, headers=headers)
+    return Response(
+        json.dumps(body).encode(),
+        status_code=status,
+        headers=headers,
+        media_type="application/json",
+    )
 
-    server_version = "jwt-revocation"
-    protocol_version = "HTTP/1.1"
-    max_body_bytes: ClassVar[int] = 1024 * 1024
 
-    def read_body(self) -> bytes | None:
-        """The request body; None once an error has been answered (no length, too long)."""
-        try:
-            length = int(self.headers.get("Content-Length", ""))
-        except ValueError:
-            self.send_json(411, {"error": "Content-Length is required"})
-            return None
-        if length > self.max_body_bytes:
-            self.send_json(413, {"error": f"body over {self.max_body_bytes} bytes"})
-            return None
-        return self.rfile.read(length)
+class BodyError(Exception):
+    """The request body cannot be read; ``answer`` says how to refuse it."""
 
-    def send_json(
-        self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
-    ) -> None:
-        """Answer with a JSON body."""
-        self.send_body(status, json.dumps(body).encode(), "application/json", headers)
+    def __init__(self, answer: Response) -> None:
+        super().__init__(answer.status_code)
+        self.answer = answer
 
-    def send_body(
-        self,
-        status: int,
-        body: bytes,
-        content_type: str | None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        """Answer with ``body`` (which may be empty)."""
-        self.send_response(status)
-        if content_type is not None:
-            self.send_header("Content-Type", content_type)
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
-    def log_message(self, format: str, *args: Any) -> None:
-        # Request lines hold no token (tokens and SETs travel in bodies); keep them at debug.
-        logger.debug("http %s", format % args)
+async def read_body(
+    request: Request, *, max_bytes: int = MAX_BODY_BYTES, timeout: float = READ_TIMEOUT
+) -> bytes:
+    """The request body, or :class:`BodyError` (411 no length, 413 too long, 408 too slow)."""
+    try:
+        length = int(request.headers.get("content-length", ""))
+    except ValueError:
+        raise BodyError(json_response(411, {"error": "Content-Length is required"})) from None
+    if length > max_bytes:
+        raise BodyError(json_response(413, {"error": f"body over {max_bytes} bytes"}))
+    try:
+        return await asyncio.wait_for(request.body(), timeout)
+    except TimeoutError:
+        raise BodyError(
+            json_response(408, {"error": f"the body did not arrive within {timeout} s"})
+        ) from None
+    except ClientDisconnect:
+        raise BodyError(json_response(400, {"error": "the client went away"})) from None
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    if status in (404, 405):
+        detail = f"no such endpoint: {request.method} {request.url.path}"
+    else:
+        detail = str(getattr(exc, "detail", "")) or "error"
+    return json_response(status, {"error": detail})
+
+
+def json_app(routes: Sequence[BaseRoute]) -> Starlette:
+    """A Starlette app whose 404 and 405 answers are JSON like every other answer."""
+    return Starlette(routes=list(routes), exception_handlers={HTTPException: _http_error})
 
 
 class BackgroundHTTPServer:
-    """A threading HTTP server served from a daemon thread; loopback only unless allowed."""
+    """Serves an ASGI app with uvicorn from a daemon thread; loopback only unless allowed."""
 
     def __init__(
         self,
-        handler: type[JSONRequestHandler],
+        app: Any,
         *,
         host: str,
         port: int,
         name: str,
         allow_remote: bool,
         remote_warning: str,
+        keep_alive: float = 5.0,
+        max_connections: int = 1024,
+        shutdown_timeout: float = 5.0,
+        read_timeout: float = READ_TIMEOUT,
     ) -> None:
         if not allow_remote and not is_loopback(host):
             raise ConfigurationError(
                 f"refusing to serve on {host!r}: {remote_warning}; bind a loopback address, "
                 "or pass allow_remote=True (--http-allow-remote)"
             )
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
         try:
-            self._server = ThreadingHTTPServer((host, port), handler)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+            sock.listen(1024)
         except OSError as err:
+            sock.close()
             raise ConfigurationError(f"cannot listen on {host}:{port}: {err.strerror}") from err
-        self._server.daemon_threads = True
+        sock.setblocking(False)
+        self._socket = sock
         self._name = name
+        self.read_timeout = read_timeout
+        """Seconds a request body may take to arrive; handlers pass it to :func:`read_body`."""
+        self._config = uvicorn.Config(
+            app,
+            http="httptools",
+            loop="asyncio",
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            timeout_keep_alive=int(max(1, keep_alive)),
+            limit_concurrency=max_connections,
+            timeout_graceful_shutdown=int(max(1, shutdown_timeout)),
+        )
+        self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
     @property
     def address(self) -> tuple[str, int]:
         """The host and port the server listens on (the real port when 0 was asked)."""
-        host, port = self._server.server_address[:2]
+        host, port = self._socket.getsockname()[:2]
         return str(host), int(port)
 
     def start(self) -> None:
-        """Serve in a daemon thread."""
+        """Serve in a daemon thread; return once the server accepts connections."""
+        if self._thread is not None:
+            return
+        server = uvicorn.Server(self._config)
+        self._server = server
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name=self._name, daemon=True
+            target=asyncio.run,
+            args=(server.serve(sockets=[self._socket]),),
+            name=self._name,
+            daemon=True,
         )
         self._thread.start()
+        while not server.started and self._thread.is_alive():
+            self._thread.join(0.01)
+        if not server.started:
+            raise ConfigurationError(f"the HTTP server {self._name} did not start")
         logger.info("http listening name=%s address=%s:%d", self._name, *self.address)
 
     def stop(self) -> None:
-        """Stop serving and close the socket; idempotent, and fine before :meth:`start`."""
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join()
+        """Finish requests in flight, stop serving and close the socket; idempotent."""
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join((self._config.timeout_graceful_shutdown or 5) + 5)
             self._thread = None
-        self._server.server_close()
+        with contextlib.suppress(OSError):
+            self._socket.close()
