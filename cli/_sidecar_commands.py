@@ -90,7 +90,7 @@ def _serve(
     sidecar: RevocationSidecar,
     stop: threading.Event,
 ) -> int:
-    server = _http_server(args, sidecar) if getattr(args, "http", None) else None
+    server = _http_server(args, sidecar, settings) if getattr(args, "http", None) else None
     try:
         if server is not None:
             server.start()
@@ -121,9 +121,12 @@ def _report(sidecar: RevocationSidecar, stop: threading.Event, *, every: float) 
             next_report = time.monotonic() + every
 
 
-def _http_server(args: argparse.Namespace, sidecar: RevocationSidecar) -> SidecarHTTPServer:
+def _http_server(
+    args: argparse.Namespace, sidecar: RevocationSidecar, settings: RevocationSettings
+) -> SidecarHTTPServer:
     host, port = parse_address(args.http)
     verifier, signed = verifier_for(args, sidecar)
+    token = settings.http_token
     return SidecarHTTPServer(
         sidecar,
         verifier,
@@ -131,6 +134,7 @@ def _http_server(args: argparse.Namespace, sidecar: RevocationSidecar) -> Sideca
         port=port,
         verify_tokens=signed,
         allow_remote=args.http_allow_remote,
+        auth_token=None if token is None else token.get_secret_value(),
     )
 
 

@@ -68,6 +68,8 @@ class RevocationSettings(BaseSettings):
     """A sidecar with a SET key refuses plain JSON events as ``unsigned``."""
     receiver_token: SecretStr | None = None
     """With it, `jwt-revocation receive` requires ``Authorization: Bearer <token>`` of pushers."""
+    http_token: SecretStr | None = None
+    """With it, the HTTP sidecar's ``POST /v1/check`` requires ``Authorization: Bearer <token>``."""
     database_url: SecretStr | None = None
     """The outbox's database for `jwt-revocation outbox init` and `relay`, as a SQLAlchemy URL
     (``sqlite:///auth.db``, ``postgresql+psycopg://user:password@host/db``); kept out of reprs

@@ -213,6 +213,30 @@ def test_the_cli_sidecar_serves_http(topic: str) -> None:
     assert KEY not in run.stderr
 
 
+def test_the_cli_sidecar_guards_check_with_its_http_token(topic: str) -> None:
+    secret = "http-token-0123456789"
+    with running_cli(
+        "--topic",
+        topic,
+        "sidecar",
+        "--http",
+        "127.0.0.1:0",
+        JWT_REVOCATION_VERIFY_KEY=KEY,
+        JWT_REVOCATION_HTTP_TOKEN=secret,
+    ) as run:
+        url = "http://" + run.line().split(" on ")[1].strip()
+        wait_for(lambda: _call(f"{url}/readyz")[0] == 200, timeout=60)
+        assert _call(f"{url}/v1/check", {"token": issue("ned")})[0] == 401
+        request = urllib.request.Request(
+            f"{url}/v1/check",
+            data=json.dumps({"token": issue("ned")}).encode(),
+            headers={"Authorization": f"Bearer {secret}"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert json.loads(response.read())["verdict"] == "accepted"
+    assert secret not in run.stderr
+
+
 def test_the_cli_refuses_a_remote_address(topic: str) -> None:
     process = start_cli("--topic", topic, "sidecar", "--http", "0.0.0.0:0")
     _, stderr = process.communicate(timeout=60)
