@@ -105,7 +105,7 @@ def _resume_after_fork() -> None:
         sidecar._resume_in_child()
 
 
-# os.register_at_fork(after_in_child=_resume_after_fork)
+os.register_at_fork(after_in_child=_resume_after_fork)
 
 
 class RevocationSidecar:
