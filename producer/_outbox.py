@@ -116,6 +116,11 @@ def outbox_ddl(dialect: str = "postgresql") -> str:
     return "\n".join(line.rstrip() for line in text.replace("\t", "  ").split("\n"))
 
 
+# Built once: a new insert() per write cost about 30-70 µs more of a 200-300 µs write on
+# PostgreSQL here (its cache key is computed again each time; bench row 10).
+_INSERT = insert(OUTBOX)
+
+
 def _create(connection: Connection) -> None:
     METADATA.create_all(connection, checkfirst=True)
 
@@ -156,7 +161,7 @@ class RevocationOutbox(_OutboxBase, RevocationMethods[Connection | Session, Even
 
     def write(self, on: Connection | Session, event: Event) -> Event:
         """Insert an event built elsewhere, within ``on``'s transaction."""
-        on.execute(insert(OUTBOX), self._row(event))
+        on.execute(_INSERT, self._row(event))
         return event
 
     def _emit(self, event: Event, on: Connection | Session) -> Event:
@@ -184,7 +189,7 @@ class AsyncRevocationOutbox(
 
     async def write(self, on: AsyncConnection | AsyncSession, event: Event) -> Event:
         """Insert an event built elsewhere, within ``on``'s transaction."""
-        await on.execute(insert(OUTBOX), self._row(event))
+        await on.execute(_INSERT, self._row(event))
         return event
 
     async def _emit(self, event: Event, on: AsyncConnection | AsyncSession) -> Event:

@@ -46,6 +46,8 @@ class Figures:
 
     write_postgresql: Stats
     write_sqlite: Stats
+    round_trip: Stats
+    """A bare ``SELECT 1`` on the same PostgreSQL connection: the floor of any write."""
     direct_publish: Stats
     events: int
     relay: list[float]
@@ -66,6 +68,7 @@ def measure(bench: Bench) -> Figures:
         with RevocationPublisher(bench.bootstrap, topic, issuer="bench") as publisher:
             publisher.password_changed(user_id="warm-up")
             write_pg = _write_times(pg_outbox, calls)
+            round_trip = _round_trips(postgresql, calls)
             write_lite = _write_times(lite_outbox, calls)
             direct = _publish_times(publisher, calls // 10)
             relay, many = _throughput(bench, pg_outbox, publisher)
@@ -73,6 +76,7 @@ def measure(bench: Bench) -> Figures:
     return Figures(
         Stats.of(write_pg),
         Stats.of(write_lite),
+        Stats.of(round_trip),
         Stats.of(direct),
         bench.sizes.publish_events,
         relay,
@@ -91,6 +95,16 @@ def _write_times(outbox: RevocationOutbox, calls: int) -> list[float]:
                 start = time.perf_counter()
                 outbox.password_changed(connection, user_id=user)
                 times.append(time.perf_counter() - start)
+    return times
+
+
+def _round_trips(engine: Engine, calls: int) -> list[float]:
+    times = []
+    with engine.begin() as connection:
+        for _ in range(calls):
+            start = time.perf_counter()
+            connection.exec_driver_sql("SELECT 1")
+            times.append(time.perf_counter() - start)
     return times
 
 
@@ -209,7 +223,9 @@ def report(figures: Figures) -> list[Report]:
             notes=[
                 f"outbox write inside an open transaction (the INSERT, not the commit): "
                 f"PostgreSQL p50 {us(pg.median)}, p99 {us(pg.p99)}; SQLite file p50 "
-                f"{us(lite.median)}, p99 {us(lite.p99)} ({pg.count:,} writes each)",
+                f"{us(lite.median)}, p99 {us(lite.p99)} ({pg.count:,} writes each); a bare "
+                f"SELECT 1 round trip on the same PostgreSQL connection: p50 "
+                f"{us(figures.round_trip.median)}",
                 f"direct password_changed publish until acks=all: p50 {ms(direct.median)}, "
                 f"p99 {ms(direct.p99)}",
                 f"relay draining {figures.events:,} committed rows (batches of 500, marked "
