@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs what is missing and runs the three real services the project needs:
+# Installs what is missing and runs the real services the project needs:
 # a single-node KRaft Apache Kafka broker on 127.0.0.1:9092, assembled from Maven Central jars,
-# Debian's redis-server on 127.0.0.1:6379, and Debian's PostgreSQL on 127.0.0.1:55432 (the
-# outbox; a port of its own so that it never meets a system cluster on 5432).
+# Debian's redis-server on 127.0.0.1:6379, Debian's PostgreSQL on 127.0.0.1:55432 (the
+# outbox; a port of its own so that it never meets a system cluster on 5432), and Keycloak on
+# 127.0.0.1:8180 (the identity provider of the back-channel logout tests and the demo).
 #
 #   scripts/services.sh start            install what is missing, start all three (a second call finds them running)
 #   scripts/services.sh stop             stop all three (Kafka with SIGTERM: a clean shutdown)
@@ -13,6 +14,9 @@
 #                                        fault tests); kafka-resume or kafka-start wakes it
 #   scripts/services.sh postgres-start   start PostgreSQL alone (database jwt_revocation, user postgres)
 #   scripts/services.sh postgres-stop    stop it (fast shutdown)
+#   scripts/services.sh keycloak-start   start Keycloak alone (admin/admin, dev mode, an empty
+#                                        master realm every start)
+#   scripts/services.sh keycloak-stop    stop it
 #
 # `start` and `install` also install the tools the tests run themselves, each on a port of their
 # own: Debian's nginx (forward-auth tests, started per test) and wrk (the HTTP benchmark).
@@ -38,6 +42,21 @@ PG_DATABASE=jwt_revocation
 # Password authentication on 127.0.0.1 only (scram-sha-256), so that the URLs the tests use
 # carry a real password: postgresql+psycopg://postgres:jwt-revocation@127.0.0.1:55432/jwt_revocation
 PG_PASSWORD=jwt-revocation
+
+# Keycloak's distribution zip from Maven Central, run on Java 25 (26.5.6 needs no extra flags
+# there). The zip is unpacked and started once into a template home (about 23 s: a build step
+# and the H2 schema); every start runs a fresh copy of that template (ready in about 7 s), so
+# each start has an empty master realm with the admin user and nothing else.
+KEYCLOAK_VERSION=26.5.6
+KEYCLOAK_PORT=8180
+KEYCLOAK_TEMPLATE=$DIR/keycloak-$KEYCLOAK_VERSION-template
+KEYCLOAK_HOME=$DIR/keycloak-run
+KEYCLOAK_PID=$DIR/keycloak.pid
+KEYCLOAK_LOG=$DIR/keycloak.log
+KEYCLOAK_ADMIN=admin
+# The small heap measured enough for the tests' realms (RSS about 0.5 GB); kc.sh's default
+# is -Xms64m -Xmx512m.
+KEYCLOAK_HEAP="-Xms128m -Xmx512m"
 
 log() { printf 'services: %s\n' "$*" >&2; }
 
@@ -248,17 +267,111 @@ postgres_stop() {
   fi
 }
 
+# Java 25 for Keycloak: $KEYCLOAK_JAVA_HOME, else a JDK 25 under /usr/lib/jvm (Temurin lies in
+# /usr/lib/jvm/temurin-25-jdk-amd64 on these machines). Debian 12 packages none.
+keycloak_java() {
+  local home
+  for home in ${KEYCLOAK_JAVA_HOME:-} /usr/lib/jvm/temurin-25-jdk* /usr/lib/jvm/*-25-*; do
+    if [ -x "$home/bin/java" ]; then echo "$home"; return; fi
+  done
+  log "Keycloak $KEYCLOAK_VERSION needs Java 25: none under /usr/lib/jvm; set KEYCLOAK_JAVA_HOME"
+  return 1
+}
+
+keycloak_url() { echo "http://127.0.0.1:$KEYCLOAK_PORT"; }
+
+keycloak_ready() {
+  curl -sf -o /dev/null --max-time 2 "$(keycloak_url)/realms/master/.well-known/openid-configuration"
+}
+
+keycloak_running() { [ -f "$KEYCLOAK_PID" ] && kill -0 "$(cat "$KEYCLOAK_PID")" 2>/dev/null; }
+
+keycloak_launch() { # home: start kc.sh in the background, its pid in $KEYCLOAK_PID
+  local java_home
+  java_home=$(keycloak_java)
+  log "starting keycloak $KEYCLOAK_VERSION on $(keycloak_url)"
+  JAVA_HOME=$java_home KC_BOOTSTRAP_ADMIN_USERNAME=$KEYCLOAK_ADMIN KC_BOOTSTRAP_ADMIN_PASSWORD=admin \
+    JAVA_OPTS_KC_HEAP=$KEYCLOAK_HEAP nohup "$1/bin/kc.sh" start-dev --http-port $KEYCLOAK_PORT \
+    --http-host 127.0.0.1 >"$KEYCLOAK_LOG" 2>&1 &
+  echo $! >"$KEYCLOAK_PID"
+  local deadline=$((SECONDS + 180))
+  until keycloak_ready; do
+    if ! keycloak_running || ((SECONDS >= deadline)); then
+      log "keycloak did not answer on $(keycloak_url) within 180 s"
+      tail -n 30 "$KEYCLOAK_LOG" >&2 || true
+      keycloak_stop
+      return 1
+    fi
+    sleep 0.3
+  done
+}
+
+install_keycloak() {
+  if [ -f "$KEYCLOAK_TEMPLATE/.complete" ]; then return; fi
+  keycloak_java >/dev/null
+  command -v mvn >/dev/null || apt_install maven
+  command -v unzip >/dev/null || apt_install unzip
+  command -v curl >/dev/null || apt_install curl
+  log "fetching Keycloak $KEYCLOAK_VERSION from Maven Central"
+  mvn -B -q dependency:get -Dartifact=org.keycloak:keycloak-quarkus-dist:$KEYCLOAK_VERSION:zip \
+    -Dtransitive=false
+  local zip
+  zip=${MAVEN_LOCAL_REPOSITORY:-$HOME/.m2/repository}/org/keycloak/keycloak-quarkus-dist/$KEYCLOAK_VERSION/keycloak-quarkus-dist-$KEYCLOAK_VERSION.zip
+  rm -rf "$KEYCLOAK_TEMPLATE" "$DIR/keycloak-$KEYCLOAK_VERSION"
+  mkdir -p "$DIR"
+  unzip -q "$zip" -d "$DIR"
+  mv "$DIR/keycloak-$KEYCLOAK_VERSION" "$KEYCLOAK_TEMPLATE"
+  log "starting keycloak once to build it and create its database (about 25 s)"
+  keycloak_launch "$KEYCLOAK_TEMPLATE"
+  keycloak_stop
+  touch "$KEYCLOAK_TEMPLATE/.complete"
+}
+
+keycloak_start() {
+  # Two callers at once (make test in two shells) would unpack and start into the same home.
+  mkdir -p "$DIR"
+  exec 9>"$DIR/keycloak.lock"
+  flock 9
+  if keycloak_running && keycloak_ready; then
+    log "keycloak already running (pid $(cat "$KEYCLOAK_PID"))"
+    return
+  fi
+  if ! keycloak_running && port_open $KEYCLOAK_PORT; then
+    log "a server not started by this script already listens on 127.0.0.1:$KEYCLOAK_PORT; using it"
+    return
+  fi
+  install_keycloak
+  keycloak_stop
+  rm -rf "$KEYCLOAK_HOME"
+  cp -a "$KEYCLOAK_TEMPLATE" "$KEYCLOAK_HOME"
+  keycloak_launch "$KEYCLOAK_HOME"
+  log "keycloak ready (admin/admin)"
+}
+
+keycloak_stop() {
+  if keycloak_running; then
+    local pid
+    pid=$(cat "$KEYCLOAK_PID")
+    log "stopping keycloak (pid $pid)"
+    kill "$pid"
+    for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+  fi
+  rm -f "$KEYCLOAK_PID"
+}
+
 status() {
   local rc=0
   if port_open $KAFKA_PORT; then echo "kafka: running on 127.0.0.1:$KAFKA_PORT"; else echo "kafka: stopped"; rc=1; fi
   if port_open $REDIS_PORT; then echo "redis: running on 127.0.0.1:$REDIS_PORT"; else echo "redis: stopped"; rc=1; fi
   if port_open $PG_PORT; then echo "postgres: running on 127.0.0.1:$PG_PORT"; else echo "postgres: stopped"; rc=1; fi
+  if port_open $KEYCLOAK_PORT; then echo "keycloak: running on 127.0.0.1:$KEYCLOAK_PORT"; else echo "keycloak: stopped"; rc=1; fi
   return $rc
 }
 
 case "${1:-}" in
-  start) install_tools; redis_start; postgres_start; kafka_start ;;
-  stop) kafka_stop; redis_stop; postgres_stop ;;
+  start) install_tools; redis_start; postgres_start; kafka_start; keycloak_start ;;
+  stop) kafka_stop; redis_stop; postgres_stop; keycloak_stop ;;
   status) status ;;
   kafka-start) kafka_start ;;
   kafka-stop) kafka_stop ;;
@@ -267,6 +380,8 @@ case "${1:-}" in
   kafka-resume) kafka_resume ;;
   postgres-start) postgres_start ;;
   postgres-stop) postgres_stop ;;
-  install) install_tools; install_redis; install_postgres; install_kafka ;;
-  *) echo "usage: $0 start|stop|status|install|kafka-start|kafka-stop|kafka-kill|kafka-pause|kafka-resume|postgres-start|postgres-stop" >&2; exit 2 ;;
+  keycloak-start) keycloak_start ;;
+  keycloak-stop) keycloak_stop ;;
+  install) install_tools; install_redis; install_postgres; install_kafka; mkdir -p "$DIR"; exec 9>"$DIR/keycloak.lock"; flock 9; install_keycloak ;;
+  *) echo "usage: $0 start|stop|status|install|kafka-start|kafka-stop|kafka-kill|kafka-pause|kafka-resume|postgres-start|postgres-stop|keycloak-start|keycloak-stop" >&2; exit 2 ;;
 esac
