@@ -16,13 +16,17 @@ Contract:
 4. On PostgreSQL a statement trigger sends ``NOTIFY jwt_revocation_outbox`` for each inserting
    statement; PostgreSQL delivers it at commit, and a listening relay wakes at once.
 
-:func:`outbox_ddl` prints the DDL for teams that run their own migrations.
+:func:`outbox_ddl` prints the DDL for teams that run their own migrations;
+:func:`outbox_statements` gives it statement by statement and :func:`outbox_insert` an event's
+INSERT, for code that writes through a DB-API cursor outside SQLAlchemy (Django's connection in
+:mod:`jwt_revocation.django.outbox`): the same table, row and payload as the outboxes here.
 """
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import (
@@ -41,13 +45,21 @@ from sqlalchemy import (
     event,
     insert,
 )
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from jwt_revocation.shared import Clock, ConfigurationError, Event, encode_event, to_datetime
+from jwt_revocation.shared import (
+    Clock,
+    ConfigurationError,
+    Event,
+    Instant,
+    encode_event,
+    to_datetime,
+)
 
 from ._revocations import RevocationMethods
 
@@ -94,17 +106,23 @@ for _statement in _NOTIFY_DDL:
     ddl = DDL(_statement)  # type: ignore[no-untyped-call]
     event.listen(OUTBOX, "after_create", ddl.execute_if(dialect="postgresql"))
 
+# pyformat (%(name)s) is what every DB-API cursor outbox_insert serves takes; DDL has no
+# parameters. The base PostgreSQL dialect, unlike a driver's, adds no casts to parameters.
 _DIALECTS: dict[str, Dialect] = {
-    "postgresql": postgresql.dialect(),  # type: ignore[no-untyped-call]
-    "sqlite": sqlite.dialect(),
+    "postgresql": PGDialect(paramstyle="pyformat"),  # type: ignore[no-untyped-call]
+    "sqlite": sqlite.dialect(paramstyle="pyformat"),
 }
 
 
 def outbox_ddl(dialect: str = "postgresql") -> str:
     """The SQL that creates the outbox table (``postgresql`` or ``sqlite``), for migrations."""
-    if dialect not in _DIALECTS:
-        raise ConfigurationError(f"dialect must be one of {sorted(_DIALECTS)}; got {dialect!r}")
-    compiled = _DIALECTS[dialect]
+    text = "".join(f"{statement};\n" for statement in outbox_statements(dialect))
+    return "\n".join(line.rstrip() for line in text.replace("\t", "  ").split("\n"))
+
+
+def outbox_statements(dialect: str = "postgresql") -> list[str]:
+    """:func:`outbox_ddl` as separate statements without their ``;``, to execute one by one."""
+    compiled = _dialect(dialect)
     statements = [str(CreateTable(OUTBOX).compile(dialect=compiled)).strip()]
     statements += [
         str(CreateIndex(index).compile(dialect=compiled))
@@ -112,8 +130,46 @@ def outbox_ddl(dialect: str = "postgresql") -> str:
     ]
     if dialect == "postgresql":
         statements += _NOTIFY_DDL
-    text = "".join(f"{statement};\n" for statement in statements)
-    return "\n".join(line.rstrip() for line in text.replace("\t", "  ").split("\n"))
+    return statements
+
+
+def outbox_insert(event: Event, *, created_at: Instant, dialect: str) -> tuple[str, dict[str, Any]]:
+    """The INSERT of ``event``'s outbox row for a DB-API cursor of ``dialect``: the SQL with
+    ``%(name)s`` placeholders, and its parameters converted as SQLAlchemy converts them."""
+    sql, processors = _cursor_insert(dialect)
+    row = _row_values(event, created_at)
+    for name, processor in processors.items():
+        row[name] = processor(row[name])
+    return sql, row
+
+
+@functools.cache
+def _cursor_insert(dialect: str) -> tuple[str, dict[str, Callable[[Any], Any]]]:
+    """Compiled once per dialect, as ``_INSERT`` is: the SQL and each column's converter."""
+    compiled = _dialect(dialect)
+    columns = ["event_id", "key", "payload", "created_at"]
+    sql = insert(OUTBOX).inline().compile(dialect=compiled, column_keys=columns).string
+    processors: dict[str, Callable[[Any], Any]] = {}
+    for name in columns:
+        processor = OUTBOX.c[name].type.dialect_impl(compiled).bind_processor(compiled)
+        if processor is not None:
+            processors[name] = processor
+    return sql, processors
+
+
+def _dialect(name: str) -> Dialect:
+    if name not in _DIALECTS:
+        raise ConfigurationError(f"dialect must be one of {sorted(_DIALECTS)}; got {name!r}")
+    return _DIALECTS[name]
+
+
+def _row_values(event: Event, created_at: Instant) -> dict[str, Any]:
+    return {
+        "event_id": event.event_id,
+        "key": event.user_id,
+        "payload": encode_event(event).decode(),
+        "created_at": to_datetime(created_at, name="created_at"),
+    }
 
 
 # Built once: a new insert() per write cost about 30-70 µs more of a 200-300 µs write on
@@ -135,12 +191,7 @@ class _OutboxBase:
         self._clock = clock
 
     def _row(self, event: Event) -> dict[str, Any]:
-        return {
-            "event_id": event.event_id,
-            "key": event.user_id,
-            "payload": encode_event(event).decode(),
-            "created_at": to_datetime(self._clock(), name="created_at"),
-        }
+        return _row_values(event, self._clock())
 
 
 class RevocationOutbox(_OutboxBase, RevocationMethods[Connection | Session, Event]):

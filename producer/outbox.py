@@ -13,7 +13,9 @@ Install with ``pip install "jwt-revocation[outbox]"`` (SQLAlchemy 2 and psycopg 
 
 SQLite (a file) and PostgreSQL are supported; on PostgreSQL several relays share the work and
 LISTEN/NOTIFY wakes them at commit. :class:`AsyncRevocationOutbox` writes through
-``AsyncConnection`` / ``AsyncSession``.
+``AsyncConnection`` / ``AsyncSession``. :class:`RevocationMethods` is the base other
+front ends build on (the Django outbox writes through Django's connection with it and
+:func:`outbox_insert`).
 """
 
 from ._outbox import (
@@ -23,6 +25,8 @@ from ._outbox import (
     AsyncRevocationOutbox,
     RevocationOutbox,
     outbox_ddl,
+    outbox_insert,
+    outbox_statements,
 )
 from ._relay import (
     OutboxRelay,
@@ -33,6 +37,7 @@ from ._relay import (
     masked_url,
     render_relay_metrics,
 )
+from ._revocations import RevocationMethods
 
 __all__ = [
     "NOTIFY_CHANNEL",
@@ -43,9 +48,12 @@ __all__ = [
     "OutboxRelayCollector",
     "OutboxRelayHTTPServer",
     "RelayState",
+    "RevocationMethods",
     "RevocationOutbox",
     "SendBatch",
     "masked_url",
     "outbox_ddl",
+    "outbox_insert",
+    "outbox_statements",
     "render_relay_metrics",
 ]
