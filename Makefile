@@ -62,7 +62,8 @@ lint: install
 # mypy sees the folders under their installed names through links in .mypy-tree/.
 typecheck: install
 	@mkdir -p .mypy-tree/jwt_revocation
-	@for d in producer consumer shared cli; do ln -sfn ../../$$d .mypy-tree/jwt_revocation/$$d; done
+	@for d in producer consumer shared cli django_integration:django; do \
+	  ln -sfn ../../$${d%%:*} .mypy-tree/jwt_revocation/$${d##*:}; done
 	$(BIN)/mypy
 
 unit: install

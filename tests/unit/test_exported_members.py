@@ -10,10 +10,18 @@ from pathlib import Path
 import pytest
 
 import jwt_revocation.consumer
+import jwt_revocation.django
+import jwt_revocation.django.outbox
 import jwt_revocation.producer
 import jwt_revocation.shared
 
-PACKAGES = [jwt_revocation.shared, jwt_revocation.producer, jwt_revocation.consumer]
+PACKAGES = [
+    jwt_revocation.shared,
+    jwt_revocation.producer,
+    jwt_revocation.consumer,
+    jwt_revocation.django,
+    jwt_revocation.django.outbox,
+]
 PACKAGE_IDS = [package.__name__ for package in PACKAGES]
 
 
@@ -166,3 +174,22 @@ def test_producer_does_not_import_consumer() -> None:
 
 def test_consumer_does_not_import_producer() -> None:
     assert _offending(jwt_revocation.consumer, ["jwt_revocation.producer"]) == []
+
+
+def test_no_part_imports_the_django_integration() -> None:
+    forbidden = ["jwt_revocation.django"]
+    parts = [jwt_revocation.shared, jwt_revocation.producer, jwt_revocation.consumer]
+
+    assert [offence for part in parts for offence in _offending(part, forbidden)] == []
+
+
+def test_the_django_integration_imports_producer_consumer_and_shared_only() -> None:
+    imports = set().union(*_imports_of_package(jwt_revocation.django).values())
+    ours = {m for m in imports if m.startswith("jwt_revocation.")}
+    allowed = ("shared", "producer", "consumer", "django")
+
+    assert {"jwt_revocation.producer", "jwt_revocation.consumer"} <= ours
+    assert "outbox/management/commands/jwt_revocation_relay.py" in _imports_of_package(
+        jwt_revocation.django
+    )
+    assert sorted(m for m in ours if m.split(".")[1] not in allowed) == []

@@ -1,0 +1,1 @@
+"""``manage.py jwt_revocation_check``."""

@@ -1,0 +1,1 @@
+"""Management commands of ``jwt_revocation.django.outbox``."""

@@ -1,0 +1,1 @@
+"""``manage.py jwt_revocation_relay`` and ``manage.py jwt_revocation_import_blacklist``."""
