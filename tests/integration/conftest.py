@@ -166,6 +166,35 @@ def running_cli(*args: str, **env: str) -> Iterator[CliRun]:
         _, run.stderr = run.process.communicate()
 
 
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serving(
+    command: list[str], *, env: dict[str, str], log: Path, alive: Callable[[], bool]
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run a server (``python -m COMMAND``, output in ``log``) for the block, once ``alive()``
+    says it answers; terminated at the end (killed after 30 s)."""
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", *command], env=env, stdout=output, stderr=subprocess.STDOUT
+        )
+        try:
+            wait_for(alive, timeout=60, interval=0.05)
+            yield process
+        finally:
+            process.terminate()
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
 def revocation_reason(sidecar: RevocationSidecar, token: str) -> str | None:
     """The revocation reason the sidecar's verifier gives, or None when it accepts the token."""
     try:

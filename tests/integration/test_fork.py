@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -29,8 +26,10 @@ from tests.integration.conftest import (
     KEY,
     ROOT,
     SidecarFactory,
+    free_port,
     issue,
     revocation_reason,
+    serving,
 )
 from tests.support import wait_for
 
@@ -114,12 +113,6 @@ def test_a_stopped_sidecar_stays_stopped_in_a_child(make_sidecar: SidecarFactory
 # -- real servers with worker processes ----------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _get(url: str, token: str | None = None) -> tuple[int, int]:
     """The status of a GET and the pid of the worker that answered it."""
     request = urllib.request.Request(url)
@@ -158,8 +151,7 @@ SERVERS = {
 @pytest.fixture(params=list(SERVERS))
 def server(request: pytest.FixtureRequest, topic: str, tmp_path: Path) -> Iterator[str]:
     """A real server with two worker processes serving one of the test apps."""
-    port = _free_port()
-    log = (tmp_path / "server.log").open("w")
+    port = free_port()
     env = {
         **os.environ,
         "JWT_REVOCATION_BOOTSTRAP_SERVERS": BOOTSTRAP,
@@ -168,21 +160,9 @@ def server(request: pytest.FixtureRequest, topic: str, tmp_path: Path) -> Iterat
         "PYTHONPATH": str(ROOT),
     }
     command = [part.format(port=port) for part in SERVERS[request.param]]
-    process = subprocess.Popen(
-        [sys.executable, "-m", *command], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: _reachable(url), timeout=60)
+    with serving(command, env=env, log=tmp_path / "server.log", alive=lambda: _reachable(url)):
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 def _reachable(url: str) -> bool:

@@ -1,0 +1,1 @@
+"""The auth project: logins, logout, password change, simplejwt's blacklist; the outbox app."""

@@ -1,0 +1,12 @@
+"""The service's WSGI application, for gunicorn."""
+
+from __future__ import annotations
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault(
+    "DJANGO_SETTINGS_MODULE", "tests.integration.django_project.service_site.settings"
+)
+application = get_wsgi_application()
