@@ -74,7 +74,8 @@ def auth_site(django_topic: str, tmp_path_factory: pytest.TempPathFactory) -> It
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    log = (database.parent / "relay.log").open("w")
+    log_path = database.parent / "relay.log"
+    log = log_path.open("w")
     relay = subprocess.Popen(
         [sys.executable, "-m", "django", "jwt_revocation_relay"],
         env=_env(django_topic, database, AUTH_SETTINGS),
@@ -82,11 +83,12 @@ def auth_site(django_topic: str, tmp_path_factory: pytest.TempPathFactory) -> It
         stderr=subprocess.STDOUT,
     )
     try:
+        wait_for(lambda: "relay publishing sqlite:///" in log_path.read_text(), timeout=60)
         yield database
     finally:
         relay.send_signal(signal.SIGTERM)
         try:
-            assert relay.wait(30) == 0, (database.parent / "relay.log").read_text()
+            assert relay.wait(30) == 0, log_path.read_text()
         finally:
             relay.kill()
             log.close()
@@ -476,3 +478,45 @@ def test_under_gunicorn_a_revocation_reaches_both_workers(
         f"gunicorn with {WORKERS} workers: logout committed to refused by both in "
         f"{time.monotonic() - started:.3f} s (after the commit: {seconds:.3f} s)"
     )
+
+
+def test_the_drf_class_answers_as_simplejwt_and_503_when_it_cannot_decide(
+    auth_site: Path,
+) -> None:
+    """In this process: the class against simplejwt's own on the same requests."""
+    from django.test import RequestFactory, override_settings
+    from rest_framework.views import APIView
+    from rest_framework_simplejwt.authentication import JWTStatelessUserAuthentication
+
+    from jwt_revocation.django import _process, stop_process_sidecar
+    from jwt_revocation.django import authentication as ours
+
+    def status_of(authentication: type, token: str) -> tuple[int, Any, dict[str, str]]:
+        view = APIView.as_view(authentication_classes=[authentication])
+        request = RequestFactory().get("/", HTTP_AUTHORIZATION=f"Bearer {token}")
+        response: Any = view(request)
+        return response.status_code, response.data, dict(response.headers)
+
+    _user("ivan")
+    expired = jwt.encode(
+        {"token_type": "access", "jti": "j", "user_id": "1", "iat": 1, "exp": 2}, KEY, "HS256"
+    )
+    for token in (expired, "not.a.token", login("ivan")["refresh"]):
+        assert (
+            status_of(ours.JWTStatelessUserAuthentication, token)[:2]
+            == status_of(JWTStatelessUserAuthentication, token)[:2]
+        )
+
+    missing_topic = {"BOOTSTRAP_SERVERS": BOOTSTRAP, "TOPIC": f"absent-{uuid.uuid4().hex[:8]}"}
+    try:
+        with override_settings(JWT_REVOCATION=missing_topic):
+            status, data, headers = status_of(
+                ours.JWTStatelessUserAuthentication, login("ivan")["access"]
+            )
+    finally:
+        stop_process_sidecar()
+        _process._failed_at = None
+
+    assert status == 503
+    assert data["detail"].code == "temporarily_unavailable"
+    assert headers["Retry-After"] == "1"
