@@ -520,3 +520,17 @@ def test_the_drf_class_answers_as_simplejwt_and_503_when_it_cannot_decide(
     assert status == 503
     assert data["detail"].code == "temporarily_unavailable"
     assert headers["Retry-After"] == "1"
+
+
+def test_the_check_command_reports_the_topic_and_catches_up(auth_site: Path) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("jwt_revocation_check", "--catch-up", stdout=out)
+
+    report = json.loads(out.getvalue())
+    assert report["topic"] == os.environ["TEST_TOPIC"]
+    assert report["partitions"] == 3
+    assert report["caught_up_seconds"] < 30
