@@ -57,12 +57,8 @@ import threading
 import time
 import weakref
 from collections.abc import Mapping
-from datetime import timedelta
 from types import TracebackType
 from typing import Any, Literal, Self
-
-from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import KafkaError
 
 from jwt_revocation.shared import (
     Clock,
@@ -82,7 +78,8 @@ from ._apply import RecordApplier
 from ._health import SidecarHealth, SidecarStatus
 from ._mirror import MirrorFeed, RevocationMirror
 from ._progress import ReplayProgress
-from ._snapshot import RedisSnapshots, SnapshotWriter, resumable
+from ._reader import FatalError, ReaderTiming, TopicReader
+from ._snapshot import RedisSnapshots, SnapshotWriter
 from ._state import RevocationState, StateSnapshot
 from ._stats import DelayHistogram, RecordCounts, SidecarStats
 
@@ -90,10 +87,6 @@ logger = logging.getLogger(__name__)
 
 ReplayWindow = DurationLike | Literal["all"] | None
 """How far back a fresh sidecar reads: None for ``max_token_lifetime + max_clock_skew``."""
-
-
-class _FatalError(Exception):
-    """An error the consumer thread does not retry."""
 
 
 _STARTED: weakref.WeakSet[RevocationSidecar] = weakref.WeakSet()
@@ -184,23 +177,10 @@ class RevocationSidecar:
         self.snapshots = snapshots
         self.mirror = mirror
         self.security_events = security_events
-        self._window: timedelta | None = (
-            None
-            if replay_window == "all"
-            else self.max_token_lifetime + self.max_clock_skew
-            if replay_window is None
-            else parse_duration(replay_window, name="replay_window")
-        )
         self._clock = clock
-        self._poll_timeout_ms = int(poll_timeout * 1000)
-        self._contact_interval = contact_interval
-        self._sweep_interval = sweep_interval
         self._max_restarts = max_restarts
         self._restart_backoff = restart_backoff
         self._verify_topic = verify_topic
-        self._consumer_config = dict(consumer_config or {})
-        self._snapshot_interval = snapshot_interval
-        self._started_from = "replay"
 
         label = f"name={self.name} topic={topic}"
         self.progress = ReplayProgress()
@@ -219,7 +199,7 @@ class RevocationSidecar:
         self.counts = RecordCounts()
         self.delays = DelayHistogram()
         decode = record_decoder(security_events, max_token_lifetime=lifetime.total_seconds())
-        self._applier = RecordApplier(
+        applier = RecordApplier(
             topic,
             self.state,
             self.progress,
@@ -228,7 +208,6 @@ class RevocationSidecar:
             counts=self.counts,
             delays=self.delays,
         )
-        self._mirror = None if mirror is None else MirrorFeed(mirror, topic, decode)
         self._snapshot_writer = (
             None
             if snapshots is None
@@ -241,6 +220,37 @@ class RevocationSidecar:
                 clock=clock,
                 name=self.name,
             )
+        )
+        self._reader = TopicReader(
+            name=self.name,
+            topic=topic,
+            bootstrap_servers=bootstrap_servers,
+            state=self.state,
+            progress=self.progress,
+            health=self.health,
+            applier=applier,
+            window=(
+                None
+                if replay_window == "all"
+                else lifetime + self.max_clock_skew
+                if replay_window is None
+                else parse_duration(replay_window, name="replay_window")
+            ),
+            max_entries=max_entries,
+            max_token_lifetime=lifetime.total_seconds(),
+            max_clock_skew=self.max_clock_skew.total_seconds(),
+            clock=clock,
+            timing=ReaderTiming(
+                poll_timeout=poll_timeout,
+                contact_interval=contact_interval,
+                sweep_interval=sweep_interval,
+                snapshot_interval=snapshot_interval,
+            ),
+            consumer_config=dict(consumer_config or {}),
+            mirror=None if mirror is None else MirrorFeed(mirror, topic, decode),
+            snapshots=snapshots,
+            snapshot_writer=self._snapshot_writer,
+            on_caught_up=lambda: self._ready_event.set(),
         )
 
         self._lifecycle = threading.Lock()
@@ -402,9 +412,9 @@ class RevocationSidecar:
             restarts=health.restarts,
             last_error=health.last_error,
             detail=health.describe(status),
-            started_from=self._started_from,
+            started_from=self._reader.started_from,
             last_snapshot=None if self._snapshot_writer is None else self._snapshot_writer.last_id,
-            mirrored=0 if self._mirror is None else self._mirror.mirrored,
+            mirrored=0 if self._reader.mirror is None else self._reader.mirror.mirrored,
             apply_delay=self.delays.cumulative(),
             apply_delay_sum=self.delays.sum,
         )
@@ -438,13 +448,14 @@ class RevocationSidecar:
     # -- the consumer thread ---------------------------------------------------------------
 
     def _run(self) -> None:
+        """Run the reader; after a crash start a new consumer, backing off (rule 8)."""
         failures = 0
         health = self.health
         while not self._stopping.is_set():
             try:
-                self._consume()
+                self._reader.consume(self._stopping)
                 break
-            except _FatalError as err:
+            except FatalError as err:
                 health.fail(str(err))
                 logger.error("sidecar failed name=%s topic=%s error=%s", self.name, self.topic, err)
                 break
@@ -474,241 +485,3 @@ class RevocationSidecar:
                 failures = 0
         self._ready_event.set()
         logger.info("sidecar stopped name=%s topic=%s", self.name, self.topic)
-
-    def _consume(self) -> None:
-        config: dict[str, Any] = {
-            "bootstrap_servers": self.bootstrap_servers,
-            "client_id": self.name,
-            "group_id": None,
-            "enable_auto_commit": False,
-            "request_timeout_ms": 5000,
-            "reconnect_backoff_max_ms": 1000,
-            "fetch_max_wait_ms": 100,
-        }
-        config.update(self._consumer_config)
-        consumer = KafkaConsumer(**config)
-        try:
-            self._loop(consumer)
-        finally:
-            consumer.close(autocommit=False)
-
-    def _loop(self, consumer: KafkaConsumer) -> None:
-        # Pacing uses the monotonic clock; the injected clock is for comparing instants only,
-        # so a test that freezes or jumps its clock does not stall contact checks or sweeps.
-        parts = self._partitions(consumer)
-        self._assign(consumer, parts)
-        if self._mirror is not None:
-            self._mirror.resume(f"name={self.name} topic={self.topic}")
-        health = self.health
-        health.touch()
-        tick = time.monotonic
-        next_contact = tick() + self._contact_interval
-        next_sweep = last_sweep = tick() + self._sweep_interval
-        next_metadata = tick() + 30.0
-        next_snapshot = tick() + self._snapshot_interval
-        while not self._stopping.is_set():
-            batch = consumer.poll(timeout_ms=self._poll_timeout_ms)
-            if batch:
-                self._apply_batch(consumer, batch)
-                health.touch()
-            if not health.is_caught_up:
-                self._check_caught_up()
-            now = tick()
-            if now >= next_contact:
-                self._contact(consumer, parts)
-                next_contact = tick() + self._contact_interval
-            # While over capacity, look for room twice a second rather than every sweep_interval.
-            if now >= next_sweep or (health.over_capacity and now - last_sweep >= 0.5):
-                self._sweep(consumer, parts, self._clock())
-                last_sweep = tick()
-                next_sweep = last_sweep + self._sweep_interval
-            if now >= next_metadata:
-                parts = self._grow(consumer, parts)
-                next_metadata = tick() + 30.0
-            writer = self._snapshot_writer
-            if writer and self._snapshot_interval and health.is_caught_up and now >= next_snapshot:
-                writer.save_in_background()
-                next_snapshot = tick() + self._snapshot_interval
-
-    def _apply_batch(self, consumer: KafkaConsumer, batch: Mapping[Any, list[Any]]) -> None:
-        """Mirror the batch, then apply it under the state's lock, pausing where it is full."""
-        if self._mirror is not None:
-            self._mirror.feed(
-                ((tp.partition, records) for tp, records in batch.items()), self._clock()
-            )
-        now = self._clock()
-        # The delay from publish (the record's timestamp) to apply, once replay is over.
-        timed = self.health.is_caught_up
-        with self.state.lock:
-            for tp, records in batch.items():
-                full_at = self._applier.apply(tp.partition, records, now, timed=timed)
-                if full_at is not None:
-                    consumer.seek(tp, full_at)
-                    consumer.pause(tp)
-                    self.health.full(len(self.state), self.max_entries)
-
-    def _check_caught_up(self) -> None:
-        if not self.progress.caught_up():
-            return
-        self.health.caught_up()
-        if self._mirror is not None:
-            self._mirror.heartbeat(self._clock())
-        self._ready_event.set()
-        logger.info(
-            "sidecar caught up name=%s topic=%s entries=%d applied=%d skipped=%d",
-            self.name,
-            self.topic,
-            len(self.state),
-            sum(self.counts.applied.values()),
-            sum(self.counts.skipped.values()),
-        )
-
-    def _contact(self, consumer: KafkaConsumer, parts: list[TopicPartition]) -> None:
-        """Ask the broker for end offsets: proves contact and measures lag."""
-        try:
-            ends = consumer.end_offsets(parts, timeout_ms=max(500, self._poll_timeout_ms))
-        except KafkaError as err:
-            logger.warning(
-                "no answer from the broker name=%s topic=%s seconds_since_contact=%s error=%s",
-                self.name,
-                self.topic,
-                self.health.contact_age(),
-                type(err).__name__,
-            )
-            return
-        self.progress.saw_end_offsets({tp.partition: end for tp, end in ends.items()})
-        self.health.touch()
-        if self._mirror is not None and self.health.is_caught_up and not self.health.over_capacity:
-            self._mirror.heartbeat(self._clock())
-
-    def _sweep(self, consumer: KafkaConsumer, parts: list[TopicPartition], now: float) -> None:
-        removed = self.state.expire(now)
-        if removed:
-            logger.debug("expired entries name=%s removed=%d", self.name, removed)
-        if self.health.over_capacity and len(self.state) < self.max_entries:
-            consumer.resume(*parts)
-            self.health.room(len(self.state), self.max_entries)
-
-    # -- partitions ------------------------------------------------------------------------
-
-    def _partitions(self, consumer: KafkaConsumer) -> list[TopicPartition]:
-        deadline = time.monotonic() + 10.0
-        while not (ids := consumer.partitions_for_topic(self.topic)):
-            if time.monotonic() > deadline:
-                raise _FatalError(f"topic {self.topic!r} does not exist")
-            self._stopping.wait(0.2)
-        return [TopicPartition(self.topic, p) for p in sorted(ids)]
-
-    def _grow(self, consumer: KafkaConsumer, parts: list[TopicPartition]) -> list[TopicPartition]:
-        ids = consumer.partitions_for_topic(self.topic)
-        if ids is None:
-            raise _FatalError(f"topic {self.topic!r} was deleted")
-        if len(ids) == len(parts):
-            return parts
-        grown = [TopicPartition(self.topic, p) for p in sorted(ids)]
-        logger.warning(
-            "topic grew name=%s topic=%s partitions=%d->%d",
-            self.name,
-            self.topic,
-            len(parts),
-            len(grown),
-        )
-        self._assign(consumer, grown)
-        return grown
-
-    def _assign(self, consumer: KafkaConsumer, parts: list[TopicPartition]) -> None:
-        """Assign ``parts``; resume known partitions, replay new ones from the time window."""
-        consumer.assign(parts)
-        progress = self.progress
-        fresh = [tp for tp in parts if not progress.knows(tp.partition)]
-        known = [tp for tp in parts if progress.knows(tp.partition)]
-        for tp in known:
-            consumer.seek(tp, progress.position(tp.partition))
-        untargeted = [tp for tp in known if not progress.has_target(tp.partition)]
-        if untargeted:  # a forked child catches up with what was published since the fork
-            ends = consumer.end_offsets(untargeted, timeout_ms=10_000)
-            for tp in untargeted:
-                progress.retarget(tp.partition, ends[tp])
-        if not fresh:
-            return
-        store = self.snapshots
-        if (
-            store is not None
-            and not progress.positions
-            and self._warm_start(consumer, fresh, store)
-        ):
-            return
-        ends = consumer.end_offsets(fresh, timeout_ms=10_000)
-        if self._window is None:
-            starts = consumer.beginning_offsets(fresh, timeout_ms=10_000)
-        else:
-            since_ms = int((self._clock() - self._window.total_seconds()) * 1000)
-            found = consumer.offsets_for_times(dict.fromkeys(fresh, since_ms), timeout_ms=10_000)
-            starts = {tp: ends[tp] if found.get(tp) is None else found[tp].offset for tp in fresh}
-        for tp in fresh:
-            self._start_at(consumer, tp, starts[tp], ends[tp])
-        logger.info(
-            "sidecar replaying name=%s topic=%s from_offsets=%s to_offsets=%s",
-            self.name,
-            self.topic,
-            {tp.partition: starts[tp] for tp in fresh},
-            {tp.partition: ends[tp] for tp in fresh},
-        )
-
-    def _start_at(self, consumer: KafkaConsumer, tp: TopicPartition, offset: int, end: int) -> None:
-        consumer.seek(tp, offset)
-        self.progress.start_at(tp.partition, offset, end)
-
-    def _warm_start(
-        self, consumer: KafkaConsumer, parts: list[TopicPartition], store: RedisSnapshots
-    ) -> bool:
-        """Load the latest usable snapshot and seek to its offsets; False to replay instead."""
-        now = self._clock()
-        try:
-            loaded = store.load(
-                self.topic,
-                max_token_lifetime=self.max_token_lifetime.total_seconds(),
-                max_clock_skew=self.max_clock_skew.total_seconds(),
-                now=now,
-            )
-            begins = consumer.beginning_offsets(parts, timeout_ms=10_000)
-            ends = consumer.end_offsets(parts, timeout_ms=10_000)
-            snapshot = resumable(
-                loaded,
-                {tp.partition: o for tp, o in begins.items()},
-                {tp.partition: o for tp, o in ends.items()},
-            )
-        except SnapshotError as err:
-            self._started_from = f"replay ({err.reason})"
-            # Under a key, an unsigned or forged snapshot was written by someone without the
-            # key (or, unsigned, before the key was set): an error, where the ordinary
-            # fallbacks are warnings.
-            untrusted = err.reason in ("unsigned", "forged")
-            logger.log(
-                logging.ERROR if untrusted else logging.WARNING,
-                "sidecar not starting from a snapshot name=%s topic=%s reason=%s detail=%s; "
-                "replaying the whole window instead",
-                self.name,
-                self.topic,
-                err.reason,
-                err,
-            )
-            return False
-        entries = self.state.load(snapshot.state, now)
-        for tp in parts:
-            self._start_at(consumer, tp, snapshot.offsets[tp.partition], ends[tp])
-        self._started_from = f"snapshot {snapshot.id}"
-        logger.info(
-            "sidecar starting from snapshot name=%s topic=%s id=%s age_s=%.1f entries=%d "
-            "replaying_records=%d",
-            self.name,
-            self.topic,
-            snapshot.id,
-            now - snapshot.created_at,
-            entries,
-            sum(ends[tp] - snapshot.offsets[tp.partition] for tp in parts),
-        )
-        if len(self.state) >= self.max_entries:
-            consumer.pause(*parts)
-            self.health.full(len(self.state), self.max_entries)
-        return True

@@ -6,6 +6,7 @@ A missing broker fails the tests: it is never a reason to skip.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -43,6 +44,11 @@ SERVICES = ROOT / "scripts" / "services.sh"
 
 pytestmark = pytest.mark.integration
 
+SESSION = uuid.uuid4().hex[:6]
+_OTHER_SESSION = re.compile(r"^test-[0-9a-f]{6}-[0-9a-f]{8}$")
+"""Names this test session's topics: ``test-<SESSION>-...``. Another session running beside it
+(a second pytest on the same broker) names its own, and neither deletes the other's."""
+
 
 def _reachable(host: str, port: int) -> bool:
     try:
@@ -70,7 +76,12 @@ def services() -> Iterator[None]:
         pytest.fail(f"{', '.join(missing)} not reachable; run `make services`", pytrace=False)
     before = _topics()
     yield
-    created = sorted(_topics() - before)
+    # Topics of another session running beside this one are not this session's to delete.
+    created = sorted(
+        name
+        for name in _topics() - before
+        if name.startswith(f"test-{SESSION}-") or not _OTHER_SESSION.match(name)
+    )
     if created:
         admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP)
         try:
@@ -90,7 +101,7 @@ def _topics() -> set[str]:
 @pytest.fixture
 def topic() -> str:
     """A fresh topic for this test, created with a safe retention."""
-    name = f"test-{uuid.uuid4().hex[:12]}"
+    name = f"test-{SESSION}-{uuid.uuid4().hex[:8]}"
     ensure_topic(BOOTSTRAP, name, max_token_lifetime=LIFETIME, partitions=3)
     return name
 

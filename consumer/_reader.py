@@ -1,0 +1,326 @@
+"""The consumer thread's work: one KafkaConsumer that reads every partition into the state.
+
+:class:`TopicReader` is what :class:`RevocationSidecar` runs in its thread, once per consumer
+(a crash starts a new one): it assigns every partition with no consumer group, starts each new
+partition from a snapshot or the time window (``replay_window``) and known ones from their
+positions, then loops: poll, mirror, apply, contact, sweep, grow, snapshot. Its decisions live
+in the broker-free parts it is given (health, progress, applier, mirror feed, snapshot writer);
+this class is the part that talks to the broker.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+
+from jwt_revocation.shared import Clock, SnapshotError
+
+from ._apply import RecordApplier
+from ._health import SidecarHealth
+from ._mirror import MirrorFeed
+from ._progress import ReplayProgress
+from ._snapshot import RedisSnapshots, SnapshotWriter, resumable
+from ._state import RevocationState
+
+logger = logging.getLogger(__name__)
+
+
+class FatalError(Exception):
+    """An error the consumer thread does not retry (a missing or deleted topic)."""
+
+
+@dataclass(frozen=True)
+class ReaderTiming:
+    """How often the loop does each of its chores, in seconds."""
+
+    poll_timeout: float = 0.2
+    contact_interval: float = 1.0
+    sweep_interval: float = 10.0
+    snapshot_interval: float = 60.0
+    """0 never writes snapshots."""
+    metadata_interval: float = 30.0
+
+
+@dataclass
+class TopicReader:
+    """Reads one topic into a state through a KafkaConsumer it builds; one thread owns it."""
+
+    name: str
+    topic: str
+    bootstrap_servers: str
+    state: RevocationState
+    progress: ReplayProgress
+    health: SidecarHealth
+    applier: RecordApplier
+    window: timedelta | None
+    """How far back a fresh partition starts; None from its first offset."""
+    max_entries: int
+    max_token_lifetime: float
+    max_clock_skew: float
+    clock: Clock
+    timing: ReaderTiming = field(default_factory=ReaderTiming)
+    consumer_config: Mapping[str, Any] = field(default_factory=dict)
+    mirror: MirrorFeed | None = None
+    snapshots: RedisSnapshots | None = None
+    snapshot_writer: SnapshotWriter | None = None
+    on_caught_up: Callable[[], None] = lambda: None
+    started_from: str = "replay"
+    """``replay``, ``snapshot <id>``, or ``replay (<why the snapshot was not used>)``."""
+
+    @property
+    def _poll_ms(self) -> int:
+        return int(self.timing.poll_timeout * 1000)
+
+    def consume(self, stopping: threading.Event) -> None:
+        """Build a consumer and read until ``stopping`` is set; raise what stops the loop."""
+        config: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "client_id": self.name,
+            "group_id": None,
+            "enable_auto_commit": False,
+            "request_timeout_ms": 5000,
+            "reconnect_backoff_max_ms": 1000,
+            "fetch_max_wait_ms": 100,
+        }
+        config.update(self.consumer_config)
+        consumer = KafkaConsumer(**config)
+        try:
+            self._loop(consumer, stopping)
+        finally:
+            consumer.close(autocommit=False)
+
+    def _loop(self, consumer: KafkaConsumer, stopping: threading.Event) -> None:
+        # Pacing uses the monotonic clock; the injected clock is for comparing instants only,
+        # so a test that freezes or jumps its clock does not stall contact checks or sweeps.
+        parts = self._partitions(consumer, stopping)
+        self._assign(consumer, parts)
+        if self.mirror is not None:
+            self.mirror.resume(f"name={self.name} topic={self.topic}")
+        health = self.health
+        health.touch()
+        tick = time.monotonic
+        next_contact = tick() + self.timing.contact_interval
+        next_sweep = last_sweep = tick() + self.timing.sweep_interval
+        next_metadata = tick() + self.timing.metadata_interval
+        next_snapshot = tick() + self.timing.snapshot_interval
+        while not stopping.is_set():
+            batch = consumer.poll(timeout_ms=self._poll_ms)
+            if batch:
+                self._apply_batch(consumer, batch)
+                health.touch()
+            if not health.is_caught_up:
+                self._check_caught_up()
+            now = tick()
+            if now >= next_contact:
+                self._contact(consumer, parts)
+                next_contact = tick() + self.timing.contact_interval
+            # While over capacity, look for room twice a second rather than every sweep_interval.
+            if now >= next_sweep or (health.over_capacity and now - last_sweep >= 0.5):
+                self._sweep(consumer, parts, self.clock())
+                last_sweep = tick()
+                next_sweep = last_sweep + self.timing.sweep_interval
+            if now >= next_metadata:
+                parts = self._grow(consumer, parts)
+                next_metadata = tick() + self.timing.metadata_interval
+            writer = self.snapshot_writer
+            if (
+                writer
+                and self.timing.snapshot_interval
+                and health.is_caught_up
+                and now >= next_snapshot
+            ):
+                writer.save_in_background()
+                next_snapshot = tick() + self.timing.snapshot_interval
+
+    def _apply_batch(self, consumer: KafkaConsumer, batch: Mapping[Any, list[Any]]) -> None:
+        """Mirror the batch, then apply it under the state's lock, pausing where it is full."""
+        if self.mirror is not None:
+            self.mirror.feed(
+                ((tp.partition, records) for tp, records in batch.items()), self.clock()
+            )
+        now = self.clock()
+        # The delay from publish (the record's timestamp) to apply, once replay is over.
+        timed = self.health.is_caught_up
+        with self.state.lock:
+            for tp, records in batch.items():
+                full_at = self.applier.apply(tp.partition, records, now, timed=timed)
+                if full_at is not None:
+                    consumer.seek(tp, full_at)
+                    consumer.pause(tp)
+                    self.health.full(len(self.state), self.max_entries)
+
+    def _check_caught_up(self) -> None:
+        if not self.progress.caught_up():
+            return
+        self.health.caught_up()
+        if self.mirror is not None:
+            self.mirror.heartbeat(self.clock())
+        self.on_caught_up()
+        logger.info(
+            "sidecar caught up name=%s topic=%s entries=%d applied=%d skipped=%d",
+            self.name,
+            self.topic,
+            len(self.state),
+            sum(self.applier.counts.applied.values()),
+            sum(self.applier.counts.skipped.values()),
+        )
+
+    def _contact(self, consumer: KafkaConsumer, parts: list[TopicPartition]) -> None:
+        """Ask the broker for end offsets: proves contact and measures lag."""
+        try:
+            ends = consumer.end_offsets(parts, timeout_ms=max(500, self._poll_ms))
+        except KafkaError as err:
+            logger.warning(
+                "no answer from the broker name=%s topic=%s seconds_since_contact=%s error=%s",
+                self.name,
+                self.topic,
+                self.health.contact_age(),
+                type(err).__name__,
+            )
+            return
+        self.progress.saw_end_offsets({tp.partition: end for tp, end in ends.items()})
+        self.health.touch()
+        if self.mirror is not None and self.health.is_caught_up and not self.health.over_capacity:
+            self.mirror.heartbeat(self.clock())
+
+    def _sweep(self, consumer: KafkaConsumer, parts: list[TopicPartition], now: float) -> None:
+        removed = self.state.expire(now)
+        if removed:
+            logger.debug("expired entries name=%s removed=%d", self.name, removed)
+        if self.health.over_capacity and len(self.state) < self.max_entries:
+            consumer.resume(*parts)
+            self.health.room(len(self.state), self.max_entries)
+
+    # -- partitions ------------------------------------------------------------------------
+
+    def _partitions(
+        self, consumer: KafkaConsumer, stopping: threading.Event
+    ) -> list[TopicPartition]:
+        deadline = time.monotonic() + 10.0
+        while not (ids := consumer.partitions_for_topic(self.topic)):
+            if time.monotonic() > deadline:
+                raise FatalError(f"topic {self.topic!r} does not exist")
+            stopping.wait(0.2)
+        return [TopicPartition(self.topic, p) for p in sorted(ids)]
+
+    def _grow(self, consumer: KafkaConsumer, parts: list[TopicPartition]) -> list[TopicPartition]:
+        ids = consumer.partitions_for_topic(self.topic)
+        if ids is None:
+            raise FatalError(f"topic {self.topic!r} was deleted")
+        if len(ids) == len(parts):
+            return parts
+        grown = [TopicPartition(self.topic, p) for p in sorted(ids)]
+        logger.warning(
+            "topic grew name=%s topic=%s partitions=%d->%d",
+            self.name,
+            self.topic,
+            len(parts),
+            len(grown),
+        )
+        self._assign(consumer, grown)
+        return grown
+
+    def _assign(self, consumer: KafkaConsumer, parts: list[TopicPartition]) -> None:
+        """Assign ``parts``; resume known partitions, replay new ones from the time window."""
+        consumer.assign(parts)
+        progress = self.progress
+        fresh = [tp for tp in parts if not progress.knows(tp.partition)]
+        known = [tp for tp in parts if progress.knows(tp.partition)]
+        for tp in known:
+            consumer.seek(tp, progress.position(tp.partition))
+        untargeted = [tp for tp in known if not progress.has_target(tp.partition)]
+        if untargeted:  # a forked child catches up with what was published since the fork
+            ends = consumer.end_offsets(untargeted, timeout_ms=10_000)
+            for tp in untargeted:
+                progress.retarget(tp.partition, ends[tp])
+        if not fresh:
+            return
+        store = self.snapshots
+        if (
+            store is not None
+            and not progress.positions
+            and self._warm_start(consumer, fresh, store)
+        ):
+            return
+        ends = consumer.end_offsets(fresh, timeout_ms=10_000)
+        if self.window is None:
+            starts = consumer.beginning_offsets(fresh, timeout_ms=10_000)
+        else:
+            since_ms = int((self.clock() - self.window.total_seconds()) * 1000)
+            found = consumer.offsets_for_times(dict.fromkeys(fresh, since_ms), timeout_ms=10_000)
+            starts = {tp: ends[tp] if found.get(tp) is None else found[tp].offset for tp in fresh}
+        for tp in fresh:
+            self._start_at(consumer, tp, starts[tp], ends[tp])
+        logger.info(
+            "sidecar replaying name=%s topic=%s from_offsets=%s to_offsets=%s",
+            self.name,
+            self.topic,
+            {tp.partition: starts[tp] for tp in fresh},
+            {tp.partition: ends[tp] for tp in fresh},
+        )
+
+    def _start_at(self, consumer: KafkaConsumer, tp: TopicPartition, offset: int, end: int) -> None:
+        consumer.seek(tp, offset)
+        self.progress.start_at(tp.partition, offset, end)
+
+    def _warm_start(
+        self, consumer: KafkaConsumer, parts: list[TopicPartition], store: RedisSnapshots
+    ) -> bool:
+        """Load the latest usable snapshot and seek to its offsets; False to replay instead."""
+        now = self.clock()
+        try:
+            loaded = store.load(
+                self.topic,
+                max_token_lifetime=self.max_token_lifetime,
+                max_clock_skew=self.max_clock_skew,
+                now=now,
+            )
+            begins = consumer.beginning_offsets(parts, timeout_ms=10_000)
+            ends = consumer.end_offsets(parts, timeout_ms=10_000)
+            snapshot = resumable(
+                loaded,
+                {tp.partition: o for tp, o in begins.items()},
+                {tp.partition: o for tp, o in ends.items()},
+            )
+        except SnapshotError as err:
+            self.started_from = f"replay ({err.reason})"
+            # Under a key, an unsigned or forged snapshot was written by someone without the
+            # key (or, unsigned, before the key was set): an error, where the ordinary
+            # fallbacks are warnings.
+            untrusted = err.reason in ("unsigned", "forged")
+            logger.log(
+                logging.ERROR if untrusted else logging.WARNING,
+                "sidecar not starting from a snapshot name=%s topic=%s reason=%s detail=%s; "
+                "replaying the whole window instead",
+                self.name,
+                self.topic,
+                err.reason,
+                err,
+            )
+            return False
+        entries = self.state.load(snapshot.state, now)
+        for tp in parts:
+            self._start_at(consumer, tp, snapshot.offsets[tp.partition], ends[tp])
+        self.started_from = f"snapshot {snapshot.id}"
+        logger.info(
+            "sidecar starting from snapshot name=%s topic=%s id=%s age_s=%.1f entries=%d "
+            "replaying_records=%d",
+            self.name,
+            self.topic,
+            snapshot.id,
+            now - snapshot.created_at,
+            entries,
+            sum(ends[tp] - snapshot.offsets[tp.partition] for tp in parts),
+        )
+        if len(self.state) >= self.max_entries:
+            consumer.pause(*parts)
+            self.health.full(len(self.state), self.max_entries)
+        return True
