@@ -18,7 +18,12 @@ import logging
 import time
 from collections.abc import Callable
 
-from jwt_revocation.shared import Clock, SidecarUnavailableError, UnavailableReason
+from jwt_revocation.shared import (
+    Clock,
+    ConfigurationError,
+    SidecarUnavailableError,
+    UnavailableReason,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +68,8 @@ class SidecarHealth:
         loading_detail: Callable[[], str] = lambda: "loading",
         capacity_detail: Callable[[], str] = lambda: "the state is full",
     ) -> None:
+        if on_stale not in ("reject", "allow"):
+            raise ConfigurationError(f"on_stale must be 'reject' or 'allow'; got {on_stale!r}")
         self.max_staleness = max_staleness
         self.on_stale = on_stale
         self.label = label

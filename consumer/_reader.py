@@ -21,7 +21,7 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
-from jwt_revocation.shared import Clock, SnapshotError
+from jwt_revocation.shared import Clock, ConfigurationError, SnapshotError
 
 from ._apply import RecordApplier
 from ._health import SidecarHealth
@@ -47,6 +47,15 @@ class ReaderTiming:
     snapshot_interval: float = 60.0
     """0 never writes snapshots."""
     metadata_interval: float = 30.0
+
+    def __post_init__(self) -> None:
+        for label in ("poll_timeout", "contact_interval", "sweep_interval", "metadata_interval"):
+            if not getattr(self, label) > 0:
+                raise ConfigurationError(f"{label} must be positive; got {getattr(self, label)}")
+        if not self.snapshot_interval >= 0:
+            raise ConfigurationError(
+                f"snapshot_interval must not be negative; got {self.snapshot_interval}"
+            )
 
 
 @dataclass

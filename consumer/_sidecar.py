@@ -132,21 +132,8 @@ class RevocationSidecar:
         lifetime = parse_duration(max_token_lifetime, name="max_token_lifetime")
         if lifetime.total_seconds() <= 0:
             raise ConfigurationError("max_token_lifetime must be positive")
-        if on_stale not in ("reject", "allow"):
-            raise ConfigurationError(f"on_stale must be 'reject' or 'allow'; got {on_stale!r}")
         if max_entries <= 0:
             raise ConfigurationError(f"max_entries must be positive; got {max_entries}")
-        for label, value in (
-            ("poll_timeout", poll_timeout),
-            ("contact_interval", contact_interval),
-            ("sweep_interval", sweep_interval),
-        ):
-            if value <= 0:
-                raise ConfigurationError(f"{label} must be positive; got {value}")
-        if snapshot_interval < 0:
-            raise ConfigurationError(
-                f"snapshot_interval must not be negative; got {snapshot_interval}"
-            )
         if (
             snapshots is not None
             and not snapshots.signed

@@ -1,0 +1,43 @@
+"""RevocationSidecar refuses bad options at construction, before it touches a broker."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from jwt_revocation.consumer import RevocationSidecar
+from jwt_revocation.shared import ConfigurationError
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"max_token_lifetime": 0}, "max_token_lifetime must be positive"),
+        ({"max_token_lifetime": "forever"}, "max_token_lifetime must be a duration"),
+        ({"on_stale": "maybe"}, "on_stale must be 'reject' or 'allow'"),
+        ({"max_entries": 0}, "max_entries must be positive"),
+        ({"poll_timeout": 0}, "poll_timeout must be positive"),
+        ({"contact_interval": -1}, "contact_interval must be positive"),
+        ({"sweep_interval": 0}, "sweep_interval must be positive"),
+        ({"snapshot_interval": -1}, "snapshot_interval must not be negative"),
+        ({"replay_window": "soon"}, "replay_window must be a duration"),
+        ({"max_staleness": float("inf")}, "max_staleness must be a finite duration"),
+    ],
+)
+def test_bad_options_are_refused_with_their_name(options: dict[str, Any], message: str) -> None:
+    kwargs: dict[str, Any] = {"max_token_lifetime": "1h", **options}
+
+    with pytest.raises(ConfigurationError, match=message):
+        RevocationSidecar("127.0.0.1:1", "t", **kwargs)
+
+
+def test_durations_are_read_the_same_way_everywhere() -> None:
+    sidecar = RevocationSidecar(
+        "127.0.0.1:1", "t", max_token_lifetime="15m", max_clock_skew=30, max_staleness="500ms"
+    )
+
+    assert sidecar.max_token_lifetime.total_seconds() == 900
+    assert sidecar.max_clock_skew.total_seconds() == 30
+    assert sidecar.max_staleness.total_seconds() == 0.5
+    assert sidecar.status.value == "new"
