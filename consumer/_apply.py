@@ -10,7 +10,8 @@ Rules (the sidecar's contract, rules 3, 5 and 6):
   or skipped, under the state's lock the caller holds.
 - A record that is not a valid event is skipped, counted by reason and logged with partition and
   offset (a forged or unsigned SET at ERROR).
-- An event whose Kafka key is not its user id is applied and counted as ``key_mismatch``.
+- An event whose Kafka key is not its :func:`~jwt_revocation.shared.record_key` (the user id, or
+  ``*`` for ``all_tokens_revoked``) is applied and counted as ``key_mismatch``.
 - At ``max_entries``, an event that would add an entry is not applied: :meth:`RecordApplier.apply`
   returns its offset, and the caller pauses the partition there. Nothing is evicted.
 """
@@ -21,7 +22,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from jwt_revocation.shared import Event, RecordError
+from jwt_revocation.shared import Event, RecordError, record_key
 
 from ._progress import ReplayProgress
 from ._state import RevocationState
@@ -103,7 +104,7 @@ class RecordApplier:
                 stopped_at = record.offset
                 break
             key = record.key
-            if key is None or key.decode("utf-8", "replace") != event.user_id:
+            if key is None or key.decode("utf-8", "replace") != record_key(event):
                 self._key_mismatch(partition, record.offset, event.event_id)
             state.apply(event, now)
             applied[event.type] += 1
@@ -128,7 +129,7 @@ class RecordApplier:
     def _key_mismatch(self, partition: int, offset: int, event_id: object) -> None:
         self.counts.anomalies["key_mismatch"] += 1
         logger.warning(
-            "applied event whose record key is not its user id topic=%s partition=%d offset=%d "
+            "applied event under another record key than its own topic=%s partition=%d offset=%d "
             "event_id=%s",
             self.topic,
             partition,

@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector
 
 from ._health import SidecarStatus
 from ._sidecar import RevocationSidecar
+from ._state import EVENT_TYPES
 from ._verifier import RevocationVerifier
 
 
@@ -58,7 +59,7 @@ class SidecarCollector(Collector):
             "Events applied, by type (duplicates included)",
             labels=[*labels, "type"],
         )
-        for kind in ("token_revoked", "user_tokens_revoked", "user_deleted"):
+        for kind in EVENT_TYPES:
             applied.add_metric([name, kind], float(stats.applied.get(kind, 0)))
         yield applied
 

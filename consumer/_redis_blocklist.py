@@ -8,9 +8,14 @@ as the verifier's revocation source.
 Key layout (``prefix`` is ``jwt-revocation`` by default)::
 
     {prefix}:jti:{jti}                  the token's exp; expires at exp + max_clock_skew
+    {prefix}:ijti:{n}:{iss}:{jti}       the same, for a jti revoked under one issuer only (n is
+                                        the length of iss, so no two (iss, jti) share a key)
     {prefix}:cutoff:{user}              latest not_before; expires max_token_lifetime +
                                         max_clock_skew after it
     {prefix}:deleted:{user}             latest deletion instant; expires like a cutoff
+    {prefix}:session:{sid}              latest not_before of the session; expires like a cutoff
+    {prefix}:all_tokens                 latest not_before of every issuer's tokens; likewise
+    {prefix}:all_tokens:{iss}           latest not_before of one issuer's tokens; likewise
     {prefix}:sink:{topic}:offsets       hash: partition -> next offset not yet written
     {prefix}:sink:{topic}:heartbeat     when the sink, caught up, last heard from the broker
 
@@ -35,9 +40,11 @@ from jwt_revocation.shared import (
     DurationLike,
     Event,
     RevocationReason,
+    SessionRevoked,
     SidecarUnavailableError,
     StoreError,
     TokenRevoked,
+    UserDeleted,
     UserTokensRevoked,
     parse_duration,
 )
@@ -67,20 +74,35 @@ return changed
 
 CHECK_SCRIPT = """
 -- KEYS[1] {prefix}:jti:{jti}, KEYS[2] {prefix}:deleted:{user}, KEYS[3] {prefix}:cutoff:{user},
--- KEYS[4] {prefix}:sink:{topic}:heartbeat. ARGV[1] the token's iat ('' when it has none).
--- Returns {reason or false, heartbeat or false}; reason is token_revoked, user_deleted or
--- user_tokens_revoked. A user entry at t revokes tokens with iat < t, or iat == floor(t).
+-- KEYS[4] {prefix}:sink:{topic}:heartbeat, then (optional, older callers pass 4 keys)
+-- KEYS[5] {prefix}:ijti:{len(iss)}:{iss}:{jti}, KEYS[6] {prefix}:session:{sid},
+-- KEYS[7] {prefix}:all_tokens, KEYS[8] {prefix}:all_tokens:{iss}.
+-- ARGV[1] the token's iat ('' when it has none).
+-- Returns {reason or false, heartbeat or false}; reason is token_revoked, user_deleted,
+-- user_tokens_revoked, session_revoked or all_tokens_revoked. An entry at t (a user's, a
+-- session's, everyone's) revokes tokens with iat < t, or iat == floor(t).
 local iat = tonumber(ARGV[1])
 local heartbeat = redis.call('GET', KEYS[4])
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'token_revoked', heartbeat} end
-for i, reason in ipairs({'user_deleted', 'user_tokens_revoked'}) do
-  local at = tonumber(redis.call('GET', KEYS[i + 1]))
+if KEYS[5] and redis.call('EXISTS', KEYS[5]) == 1 then return {'token_revoked', heartbeat} end
+local rules = {{2, 'user_deleted'}, {3, 'user_tokens_revoked'}, {6, 'session_revoked'},
+               {7, 'all_tokens_revoked'}, {8, 'all_tokens_revoked'}}
+for _, rule in ipairs(rules) do
+  local key = KEYS[rule[1]]
+  local at = key and tonumber(redis.call('GET', key))
   if at ~= nil and (iat == nil or iat < at or iat == math.floor(at)) then
-    return {reason, heartbeat}
+    return {rule[2], heartbeat}
   end
 end
 return {false, heartbeat}
 """
+"""The one-call check: eight keys (four from older callers still work, without the jtis of one
+issuer, sessions and everyone's cutoffs), the token's ``iat``; see the module's key layout."""
+
+
+def issuer_jti_key(prefix: str, issuer: str, jti: str) -> str:
+    """The key of a jti revoked under one issuer: the issuer's length keeps keys apart."""
+    return f"{prefix}:ijti:{len(issuer)}:{issuer}:{jti}"
 
 
 def _client(client: redis.Redis | str) -> redis.Redis:
@@ -134,16 +156,26 @@ class RedisBlocklistSink:
         """Write events and the offsets after them in one transaction, or raise."""
         keys: list[str] = []
         args: list[str] = [_number(now), _number(self._skew), _number(self._keep)]
+        p = self.prefix
         for event in events:
             if isinstance(event, TokenRevoked):
-                keys.append(f"{self.prefix}:jti:{event.jti}")
+                scope = event.token_issuer
+                keys.append(
+                    f"{p}:jti:{event.jti}" if scope is None else issuer_jti_key(p, scope, event.jti)
+                )
                 args.append(f"j {_number(event.expires_at.timestamp())}")
-            elif isinstance(event, UserTokensRevoked):
-                keys.append(f"{self.prefix}:cutoff:{event.user_id}")
-                args.append(f"u {_number(event.not_before.timestamp())}")
+                continue
+            if isinstance(event, UserTokensRevoked):
+                keys.append(f"{p}:cutoff:{event.user_id}")
+            elif isinstance(event, UserDeleted):
+                keys.append(f"{p}:deleted:{event.user_id}")
+            elif isinstance(event, SessionRevoked):
+                keys.append(f"{p}:session:{event.session_id}")
             else:
-                keys.append(f"{self.prefix}:deleted:{event.user_id}")
-                args.append(f"u {_number(event.at.timestamp())}")
+                scope = event.token_issuer
+                keys.append(f"{p}:all_tokens" if scope is None else f"{p}:all_tokens:{scope}")
+            instant = event.at if isinstance(event, UserDeleted) else event.not_before
+            args.append(f"u {_number(instant.timestamp())}")
         try:
             with self.client.pipeline(transaction=True) as pipe:
                 if keys:
@@ -212,7 +244,12 @@ class RedisBlocklist:
         """Every check asks Redis and checks the sink's heartbeat in the same call."""
 
     def check(
-        self, jti: str | None, user_id: str | None, iat: float | None
+        self,
+        jti: str | None,
+        user_id: str | None,
+        iat: float | None,
+        session_id: str | None = None,
+        issuer: str | None = None,
     ) -> RevocationReason | None:
         """Why the token is revoked, or None; one Redis round trip."""
         p = self.prefix
@@ -221,6 +258,12 @@ class RedisBlocklist:
             f"{p}:deleted:{user_id}" if user_id is not None else f"{p}:deleted:",
             f"{p}:cutoff:{user_id}" if user_id is not None else f"{p}:cutoff:",
             self._heartbeat,
+            issuer_jti_key(p, issuer, jti)
+            if jti is not None and issuer is not None
+            else f"{p}:ijti:",
+            f"{p}:session:{session_id}" if session_id is not None else f"{p}:session:",
+            f"{p}:all_tokens",
+            f"{p}:all_tokens:{issuer}" if issuer is not None else f"{p}:all_tokens:",
         ]
         try:
             reason, heartbeat = self._check(keys=keys, args=["" if iat is None else repr(iat)])
@@ -239,12 +282,20 @@ class RedisBlocklist:
         return _reason(reason)
 
 
+_REASONS: dict[str, RevocationReason] = {
+    reason: reason
+    for reason in (
+        "token_revoked",
+        "user_deleted",
+        "user_tokens_revoked",
+        "session_revoked",
+        "all_tokens_revoked",
+    )
+}
+
+
 def _reason(value: Any) -> RevocationReason | None:
     if value is None:
         return None
     text = value.decode() if isinstance(value, bytes) else str(value)
-    if text == "token_revoked":
-        return "token_revoked"
-    if text == "user_deleted":
-        return "user_deleted"
-    return "user_tokens_revoked"
+    return _REASONS.get(text, "user_tokens_revoked")

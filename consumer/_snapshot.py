@@ -15,7 +15,10 @@ The header says what the body holds: the topic, the offset of the next event of 
 partition (every event before it is in the body, none after it), when it was taken, the
 ``max_token_lifetime`` and ``max_clock_skew`` the state was kept with, the entry counts, the
 body's SHA-256 and, when signed, the ``key_id`` of the key that signed it. The body is
-``{"jtis": [[exp, [jti, ...]], ...], "cutoffs": {user: t}, "deletions": {user: t}}``.
+``{"jtis": [[exp, [jti, ...]], ...], "cutoffs": {user: t}, "deletions": {user: t}}``, and,
+only when they hold entries, ``"issuer_jtis": {iss: [[exp, [jti, ...]], ...]}``,
+``"sessions": {sid: t}`` and ``"all_tokens": [[iss or null, t], ...]`` (with their counts, as
+``session_revoked`` and ``all_tokens_revoked``, in the header's entries).
 
 Signing. The SHA-256 catches corruption, not forgery: whoever can write to Redis can write a
 snapshot that leaves a revoked jti out. A store given keys (:class:`SnapshotKeys`) therefore
@@ -276,20 +279,7 @@ class RedisSnapshots:
         max_clock_skew: float,
     ) -> str:
         """Store a snapshot and make it the latest; return its id."""
-        by_exp: defaultdict[int, list[str]] = defaultdict(list)
-        for jti, exp in state.jtis.items():
-            by_exp[exp].append(jti)
-        body = zlib.compress(
-            json.dumps(
-                {
-                    "jtis": sorted(by_exp.items()),
-                    "cutoffs": state.cutoffs,
-                    "deletions": state.deletions,
-                },
-                separators=(",", ":"),
-            ).encode(),
-            1,
-        )
+        body = zlib.compress(json.dumps(_body_content(state), separators=(",", ":")).encode(), 1)
         header = {
             "format": FORMAT,
             "schema_version": SCHEMA_VERSION,
@@ -298,11 +288,7 @@ class RedisSnapshots:
             "created_at": created_at,
             "max_token_lifetime": max_token_lifetime,
             "max_clock_skew": max_clock_skew,
-            "entries": {
-                "token_revoked": len(state.jtis),
-                "user_tokens_revoked": len(state.cutoffs),
-                "user_deleted": len(state.deletions),
-            },
+            "entries": _entry_counts(state),
             "body_sha256": hashlib.sha256(body).hexdigest(),
         }
         fields = (
@@ -433,27 +419,73 @@ def _body(fields: dict[bytes, bytes], header: dict[str, Any], snapshot_id: str) 
         )
     try:
         data = json.loads(zlib.decompress(body))
-        jtis: dict[str, int] = {}
-        for exp, group in data["jtis"]:
-            jtis.update(dict.fromkeys(group, int(exp)))
-        cutoffs = {str(u): float(t) for u, t in data["cutoffs"].items()}
-        deletions = {str(u): float(t) for u, t in data["deletions"].items()}
+        state = StateSnapshot(
+            _jtis(data["jtis"]),
+            {str(u): float(t) for u, t in data["cutoffs"].items()},
+            {str(u): float(t) for u, t in data["deletions"].items()},
+            {str(i): _jtis(held) for i, held in data.get("issuer_jtis", {}).items()},
+            {str(s): float(t) for s, t in data.get("sessions", {}).items()},
+            {None if i is None else str(i): float(t) for i, t in data.get("all_tokens", [])},
+        )
     except (zlib.error, ValueError, KeyError, TypeError, AttributeError, RecursionError) as err:
         raise SnapshotError(
             f"snapshot {snapshot_id} body is unreadable: {type(err).__name__}", reason="corrupt"
         ) from None
     expected = header.get("entries", {})
-    counts = {
-        "token_revoked": len(jtis),
-        "user_tokens_revoked": len(cutoffs),
-        "user_deleted": len(deletions),
-    }
+    counts = _entry_counts(state)
     if expected != counts:
         raise SnapshotError(
             f"snapshot {snapshot_id} holds {counts}, its header says {expected}",
             reason="corrupt",
         )
-    return StateSnapshot(jtis, cutoffs, deletions)
+    return state
+
+
+def _by_exp(jtis: Mapping[str, int]) -> list[tuple[int, list[str]]]:
+    """jti -> exp as [[exp, [jti, ...]], ...]: an expiry second is written once."""
+    grouped: defaultdict[int, list[str]] = defaultdict(list)
+    for jti, exp in jtis.items():
+        grouped[exp].append(jti)
+    return sorted(grouped.items())
+
+
+def _jtis(groups: Any) -> dict[str, int]:
+    jtis: dict[str, int] = {}
+    for exp, group in groups:
+        jtis.update(dict.fromkeys(group, int(exp)))
+    return jtis
+
+
+def _body_content(state: StateSnapshot) -> dict[str, Any]:
+    """The body's JSON. The kinds added after format 1 appear only when they hold entries, so
+    a sidecar of an older version still warm-starts from a snapshot without them; one with
+    them reads as ``corrupt`` to it (its counts differ), and it replays instead."""
+    content: dict[str, Any] = {
+        "jtis": _by_exp(state.jtis),
+        "cutoffs": state.cutoffs,
+        "deletions": state.deletions,
+    }
+    if state.issuer_jtis:
+        content["issuer_jtis"] = {i: _by_exp(jtis) for i, jtis in state.issuer_jtis.items()}
+    if state.sessions:
+        content["sessions"] = state.sessions
+    if state.all_tokens:
+        content["all_tokens"] = sorted(state.all_tokens.items(), key=lambda item: item[0] or "")
+    return content
+
+
+def _entry_counts(state: StateSnapshot) -> dict[str, int]:
+    """The header's entry counts by event type; the newer kinds only when they hold entries."""
+    counts = {
+        "token_revoked": len(state.jtis) + sum(map(len, state.issuer_jtis.values())),
+        "user_tokens_revoked": len(state.cutoffs),
+        "user_deleted": len(state.deletions),
+    }
+    if state.sessions:
+        counts["session_revoked"] = len(state.sessions)
+    if state.all_tokens:
+        counts["all_tokens_revoked"] = len(state.all_tokens)
+    return counts
 
 
 def resumable(snapshot: Snapshot, begins: Mapping[int, int], ends: Mapping[int, int]) -> Snapshot:

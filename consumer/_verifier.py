@@ -62,9 +62,14 @@ class RevocationLookup(Protocol):
     def max_clock_skew(self) -> float: ...
 
     def check(
-        self, jti: str | None, user_id: str | None, iat: float | None
+        self,
+        jti: str | None,
+        user_id: str | None,
+        iat: float | None,
+        session_id: str | None = None,
+        issuer: str | None = None,
     ) -> RevocationReason | None:
-        """Why the token is revoked, or None."""
+        """Why the token is revoked, or None (``issuer``: the token's ``iss``)."""
 
 
 class RevocationSource(Protocol):
@@ -122,6 +127,7 @@ class RevocationVerifier:
         leeway: DurationLike = 0,
         require: Sequence[str] = ("exp",),
         user_claim: str = "sub",
+        session_claim: str | None = "sid",
         max_token_bytes: int = 64 * 1024,
         cache_size: int = 4096,
         clock: Clock = time.time,
@@ -162,6 +168,9 @@ class RevocationVerifier:
         self.algorithms = list(algorithms)
         self.leeway = leeway_s
         self.user_claim = user_claim
+        self.session_claim = session_claim
+        """The claim that names a token's session, matched by ``session_revoked``; None: none."""
+        self._session_claim: Any = session_claim
         self.max_token_bytes = max_token_bytes
         self._key = key
         self._issuer = issuer
@@ -293,10 +302,17 @@ class RevocationVerifier:
         user = claims.get(self.user_claim)
         iat = claims.get("iat")
         exp = claims.get("exp")
-        if jti is not None and not isinstance(jti, str):
+        session = claims.get(self._session_claim)  # None when session_claim is None
+        issuer = claims.get("iss")
+        # Strings are the usual case: one type test each (isinstance would cost two calls).
+        if type(jti) is not str and jti is not None and not isinstance(jti, str):
             raise jwt.InvalidTokenError("the jti claim must be a string")
-        if user is not None and not isinstance(user, str):
+        if type(user) is not str and user is not None and not isinstance(user, str):
             raise jwt.InvalidTokenError(f"the {self.user_claim} claim must be a string")
+        if type(session) is not str and session is not None and not isinstance(session, str):
+            raise jwt.InvalidTokenError(f"the {self.session_claim} claim must be a string")
+        if type(issuer) is not str and issuer is not None and not isinstance(issuer, str):
+            raise jwt.InvalidTokenError("the iss claim must be a string")
         if exp is None:
             raise jwt.MissingRequiredClaimError("exp")
         # Whole seconds within 2**53 are the usual case; _seconds handles every other value.
@@ -314,7 +330,7 @@ class RevocationVerifier:
             raise TokenLifetimeExceededError(
                 "token without iat expires later than max_token_lifetime from now"
             )
-        reason = self._check(jti, user, iat)
+        reason = self._check(jti, user, iat, session, issuer)
         if reason is None:
             return
         if iat is None and reason != "token_revoked":
@@ -327,11 +343,14 @@ class RevocationVerifier:
         jti: str | None = None,
         user_id: str | None = None,
         issued_at: Instant | None = None,
+        session_id: str | None = None,
+        token_issuer: str | None = None,
     ) -> RevocationReason | None:
-        """The revocation reason for a jti and/or a user's token issued at ``issued_at``, or None."""
+        """The revocation reason of a token with these claims (jti, user, ``iat``, session,
+        ``iss``; any may be left out), or None."""
         self.source.ensure_usable()
         iat = None if issued_at is None else to_datetime(issued_at, name="issued_at").timestamp()
-        return self._check(jti, user_id, iat)
+        return self._check(jti, user_id, iat, session_id, token_issuer)
 
 
 class _Verified(NamedTuple):

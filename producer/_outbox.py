@@ -58,6 +58,7 @@ from jwt_revocation.shared import (
     Event,
     Instant,
     encode_event,
+    record_key,
     to_datetime,
 )
 
@@ -166,7 +167,7 @@ def _dialect(name: str) -> Dialect:
 def _row_values(event: Event, created_at: Instant) -> dict[str, Any]:
     return {
         "event_id": event.event_id,
-        "key": event.user_id,
+        "key": record_key(event),
         "payload": encode_event(event).decode(),
         "created_at": to_datetime(created_at, name="created_at"),
     }

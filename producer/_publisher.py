@@ -29,6 +29,7 @@ from jwt_revocation.shared import (
     SecurityEventSigner,
     encode_event,
     parse_duration,
+    record_key,
 )
 
 from ._revocations import RevocationMethods
@@ -124,7 +125,7 @@ class _PublisherBase:
             value = encode_event(event) if signer is None else signer.encode(event).encode()
             try:
                 future = self._producer.send(
-                    self.topic, key=event.user_id.encode(), value=value, headers=headers
+                    self.topic, key=record_key(event).encode(), value=value, headers=headers
                 )
             except KafkaError as err:
                 raise self._error(event, err) from err
@@ -133,10 +134,10 @@ class _PublisherBase:
 
     def _published(self, event: Event, meta: Any) -> Published:
         logger.debug(
-            "published type=%s event_id=%s user_id=%s partition=%d offset=%d",
+            "published type=%s event_id=%s key=%s partition=%d offset=%d",
             event.type,
             event.event_id,
-            event.user_id,
+            record_key(event),
             meta.partition,
             meta.offset,
         )
@@ -145,15 +146,15 @@ class _PublisherBase:
     def _error(self, event: Event, err: KafkaError) -> PublishError:
         retriable = bool(getattr(err, "retriable", False))
         logger.error(
-            "publish failed type=%s event_id=%s user_id=%s error=%s retriable=%s",
+            "publish failed type=%s event_id=%s key=%s error=%s retriable=%s",
             event.type,
             event.event_id,
-            event.user_id,
+            record_key(event),
             type(err).__name__,
             retriable,
         )
         return PublishError(
-            f"event {event.event_id} ({event.type} for user {event.user_id}) was not "
+            f"event {event.event_id} ({event.type}, key {record_key(event)}) was not "
             f"acknowledged by the broker within {self.timeout} s: {type(err).__name__}. "
             "It may still be delivered; publishing it again is safe.",
             retriable=retriable,

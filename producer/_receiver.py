@@ -61,6 +61,7 @@ from jwt_revocation.shared import (
     json_response,
     parse_duration,
     read_body,
+    record_key,
 )
 
 from ._publisher import RevocationPublisher
@@ -206,12 +207,12 @@ class SecurityEventReceiver(BackgroundHTTPServer):
             with self._seen_lock:
                 self._seen[event.event_id] = True
         logger.info(
-            "received SET published type=%s event_id=%s set_issuer=%s user_id=%s partition=%d "
+            "received SET published type=%s event_id=%s set_issuer=%s key=%s partition=%d "
             "offset=%d",
             event.type,
             event.event_id,
             source,
-            event.user_id,
+            record_key(event),
             published.partition,
             published.offset,
         )

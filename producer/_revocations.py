@@ -1,8 +1,9 @@
 """The revocation methods, written once for every front end that emits events.
 
 :class:`RevocationMethods` builds each event (``logout``, ``password_changed``,
-``logout_everywhere``, ``account_disabled``, ``user_deleted``, ``revoke_token``) from the
-caller's arguments, its ``issuer`` and its clock, and hands it to the front end's ``_emit``:
+``logout_everywhere``, ``account_disabled``, ``user_deleted``, ``revoke_token``,
+``logout_session``, ``revoke_all``) from the caller's arguments, its ``issuer`` and its clock,
+and hands it to the front end's ``_emit``:
 
 * :class:`~jwt_revocation.producer.RevocationPublisher` publishes it and returns ``Published``;
 * :class:`~jwt_revocation.producer.AsyncRevocationPublisher` returns an awaitable of that;
@@ -21,10 +22,12 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar, TypeVarTuple, cast
 
 from jwt_revocation.shared import (
+    AllTokensRevoked,
     Clock,
     Event,
     Instant,
     InvalidEventError,
+    SessionRevoked,
     TokenRevoked,
     UserDeleted,
     UserTokensCause,
@@ -49,12 +52,44 @@ class RevocationMethods(Generic[*Ctx, R]):
     def _emit(self, event: Event, *on: *Ctx) -> R:
         raise NotImplementedError
 
-    def logout(self, *on: *Ctx, jti: str, user_id: str, expires_at: Instant) -> R:
-        """Revoke one token until it expires."""
+    def logout(
+        self,
+        *on: *Ctx,
+        jti: str,
+        user_id: str,
+        expires_at: Instant,
+        token_issuer: str | None = None,
+    ) -> R:
+        """Revoke one token until it expires; with ``token_issuer`` (its ``iss``), only that
+        issuer's token with this jti."""
         expires = to_datetime(expires_at, name="expires_at")
-        return self._emit(
-            self._build(TokenRevoked, jti=jti, user_id=user_id, expires_at=expires), *on
+        event = self._build(
+            TokenRevoked, jti=jti, user_id=user_id, expires_at=expires, token_issuer=token_issuer
         )
+        return self._emit(event, *on)
+
+    def logout_session(
+        self, *on: *Ctx, user_id: str, session_id: str, at: Instant | None = None
+    ) -> R:
+        """Revoke every token of one session (its ``sid`` claim) issued before ``at`` (default:
+        now): log out of one device, refresh tokens and their access tokens included."""
+        event = self._build(
+            SessionRevoked,
+            user_id=user_id,
+            session_id=session_id,
+            not_before=self._instant(at, "at"),
+        )
+        return self._emit(event, *on)
+
+    def revoke_all(
+        self, *on: *Ctx, at: Instant | None = None, token_issuer: str | None = None
+    ) -> R:
+        """Revoke every token issued before ``at`` (default: now): of ``token_issuer`` (an
+        ``iss``), or of every issuer. For incident response."""
+        event = self._build(
+            AllTokensRevoked, not_before=self._instant(at, "at"), token_issuer=token_issuer
+        )
+        return self._emit(event, *on)
 
     def password_changed(self, *on: *Ctx, user_id: str, at: Instant | None = None) -> R:
         """Revoke every token of the user issued before ``at`` (default: now): a credential change."""
@@ -76,7 +111,8 @@ class RevocationMethods(Generic[*Ctx, R]):
 
     def revoke_token(self, *args: *tuple[*Ctx, Mapping[str, Any]], user_claim: str = "sub") -> R:
         """Revoke the token whose decoded claims are given (last argument): takes ``jti``,
-        ``sub`` and ``exp``."""
+        ``sub`` and ``exp``, and ``iss`` when present (the jti is then revoked for that issuer
+        only: jtis are unique per issuer)."""
         on, claims = args[:-1], args[-1]
         missing = [c for c in ("jti", user_claim, "exp") if claims.get(c) is None]
         if missing:
@@ -84,8 +120,13 @@ class RevocationMethods(Generic[*Ctx, R]):
                 f"cannot revoke a single token without {', '.join(missing)}; "
                 "use password_changed() to revoke every token of the user"
             )
+        issuer = claims.get("iss")
         return self.logout(
-            *on, jti=claims["jti"], user_id=claims[user_claim], expires_at=claims["exp"]
+            *on,
+            jti=claims["jti"],
+            user_id=claims[user_claim],
+            expires_at=claims["exp"],
+            token_issuer=issuer if isinstance(issuer, str) and issuer else None,
         )
 
     # -- building --------------------------------------------------------------------------

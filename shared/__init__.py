@@ -28,13 +28,17 @@ from ._errors import (
     TopicError,
     TopicNotFoundError,
     UnavailableReason,
+    UnknownKeyError,
 )
 from ._events import (
+    ALL_TOKENS_KEY,
     MAX_RECORD_BYTES,
     SCHEMA_VERSION,
+    AllTokensRevoked,
     Event,
     Instant,
     RevocationEvent,
+    SessionRevoked,
     TokenRevoked,
     UserDeleted,
     UserTokensCause,
@@ -42,6 +46,7 @@ from ._events import (
     decode_event,
     encode_event,
     looks_like_set,
+    record_key,
     to_datetime,
 )
 from ._http import (
@@ -56,6 +61,7 @@ from ._http import (
 from ._security_events import (
     ACCOUNT_DISABLED,
     ACCOUNT_PURGED,
+    ALL_TOKENS_REVOKED,
     CREDENTIAL_CHANGE,
     SESSION_REVOKED,
     SET_CONTENT_TYPE,
@@ -74,6 +80,8 @@ logging.getLogger("jwt_revocation").addHandler(logging.NullHandler())
 __all__ = [
     "ACCOUNT_DISABLED",
     "ACCOUNT_PURGED",
+    "ALL_TOKENS_KEY",
+    "ALL_TOKENS_REVOKED",
     "CREDENTIAL_CHANGE",
     "DEFAULT_RETENTION_MARGIN",
     "MAX_RECORD_BYTES",
@@ -81,6 +89,7 @@ __all__ = [
     "SESSION_REVOKED",
     "SET_CONTENT_TYPE",
     "SET_TYPE",
+    "AllTokensRevoked",
     "BackgroundHTTPServer",
     "BodyError",
     "Clock",
@@ -102,6 +111,7 @@ __all__ = [
     "RevocationSettings",
     "SecurityEventSigner",
     "SecurityEventVerifier",
+    "SessionRevoked",
     "SidecarUnavailableError",
     "SnapshotError",
     "SnapshotReason",
@@ -113,6 +123,7 @@ __all__ = [
     "TopicInfo",
     "TopicNotFoundError",
     "UnavailableReason",
+    "UnknownKeyError",
     "UserDeleted",
     "UserTokensCause",
     "UserTokensRevoked",
@@ -129,5 +140,6 @@ __all__ = [
     "parse_key",
     "read_body",
     "record_decoder",
+    "record_key",
     "to_datetime",
 ]

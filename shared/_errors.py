@@ -16,8 +16,11 @@ Every error the package raises derives from :class:`RevocationError`::
     │   ├── TopicNotFoundError
     │   └── RetentionTooShortError  a rebuilt sidecar would forget live revocations
     ├── SidecarUnavailableError     the local state cannot decide (not caught up, stale, failed,
-    │                               full, stopped): answer 503, not 401
+    │                               full, stopped), or no verification key could ever be
+    │                               fetched: answer 503, not 401
     ├── TokenRevokedError           (also jwt.InvalidTokenError) the token was revoked
+    ├── UnknownKeyError             (also jwt.InvalidTokenError) no key of the verifier's key
+    │                               set has the token's ``kid``, even after a refetch
     ├── TokenLifetimeExceededError  (also jwt.InvalidTokenError) the token lives longer than
     │                               ``max_token_lifetime``, so its revocations may be forgotten
     └── OutboxError                 the relay cannot read or mark the outbox table; ``retriable``
@@ -41,10 +44,14 @@ from typing import Literal
 
 import jwt
 
-RevocationReason = Literal["token_revoked", "user_tokens_revoked", "user_deleted"]
+RevocationReason = Literal[
+    "token_revoked", "user_tokens_revoked", "user_deleted", "session_revoked", "all_tokens_revoked"
+]
 """Which kind of event revoked a token."""
-UnavailableReason = Literal["not_started", "loading", "stale", "failed", "over_capacity", "stopped"]
-"""Why the local state cannot decide."""
+UnavailableReason = Literal[
+    "not_started", "loading", "stale", "failed", "over_capacity", "stopped", "keys_unavailable"
+]
+"""Why the local state cannot decide (``keys_unavailable``: the key set was never fetched)."""
 RecordReason = Literal[
     "oversized",
     "not_json",
@@ -153,6 +160,10 @@ class TokenRevokedError(RevocationError, jwt.InvalidTokenError):
     def __init__(self, message: str, *, reason: RevocationReason) -> None:
         super().__init__(message)
         self.reason: RevocationReason = reason
+
+
+class UnknownKeyError(RevocationError, jwt.InvalidTokenError):
+    """No key of the verifier's key set has the token's ``kid``, even after a refetch."""
 
 
 class TokenLifetimeExceededError(RevocationError, jwt.InvalidTokenError):

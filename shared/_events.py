@@ -1,15 +1,24 @@
 """The revocation events: what the publisher writes to Kafka and every sidecar reads.
 
-Three events, one discriminated union on ``type``:
+Five events, one discriminated union on ``type``:
 
-* ``token_revoked``: one token is dead until it expires (logout).
+* ``token_revoked``: one token is dead until it expires (logout); with ``token_issuer``, only
+  the token of that ``iss`` with this jti (jtis are unique per issuer only, RFC 7519 4.1.7).
 * ``user_tokens_revoked``: every token of a user issued before ``not_before`` is dead
   (password change, "log out everywhere").
 * ``user_deleted``: every token of a user issued before ``at`` is dead, and the user is gone.
+* ``session_revoked``: every token whose session claim (``sid``) is ``session_id`` and that was
+  issued before ``not_before`` is dead (log out of one device: the refresh token, its rotated
+  successors and every access token minted from them).
+* ``all_tokens_revoked``: every token issued before ``not_before`` is dead, of one
+  ``token_issuer`` or of every issuer (incident response).
 
-On the wire an event is one JSON object (UTF-8), the Kafka record key is the user id, so the
-events of one user keep their order in one partition. Decoding ignores unknown fields, so a
-newer publisher may add fields without breaking older sidecars.
+On the wire an event is one JSON object (UTF-8). The Kafka record key is :func:`record_key`:
+the user id, so the events of one user keep their order in one partition; ``*`` for
+``all_tokens_revoked``. Order matters to no merge rule, so the key only spreads the load and
+keeps one user's events together for people reading the topic. Decoding ignores unknown
+fields, so a newer publisher may add fields without breaking older sidecars; an older sidecar
+skips a type it does not know as ``unknown_type``.
 """
 
 from __future__ import annotations
@@ -62,6 +71,9 @@ class TokenRevoked(_Envelope):
     jti: Identifier
     user_id: Identifier
     expires_at: AwareDatetime
+    token_issuer: Identifier | None = None
+    """The token's ``iss``: only that issuer's token with this jti is revoked. None revokes
+    the jti of every issuer (as events without the field always did)."""
 
 
 UserTokensCause = Literal["credential_change", "account_disabled"]
@@ -87,13 +99,44 @@ class UserDeleted(_Envelope):
     at: AwareDatetime
 
 
-Event = TokenRevoked | UserTokensRevoked | UserDeleted
+class SessionRevoked(_Envelope):
+    """Every token of session ``session_id`` issued before ``not_before`` is revoked."""
+
+    type: Literal["session_revoked"] = "session_revoked"
+    user_id: Identifier
+    """The session's user: the record key, and the subject of the Shared Signals event. A
+    token is matched by its session claim alone (session ids are unique per issuer)."""
+    session_id: Identifier
+    not_before: AwareDatetime
+
+
+class AllTokensRevoked(_Envelope):
+    """Every token issued before ``not_before`` is revoked: of ``token_issuer``, or of all."""
+
+    type: Literal["all_tokens_revoked"] = "all_tokens_revoked"
+    not_before: AwareDatetime
+    token_issuer: Identifier | None = None
+    """The ``iss`` whose tokens are revoked; None revokes the tokens of every issuer."""
+
+
+Event = TokenRevoked | UserTokensRevoked | UserDeleted | SessionRevoked | AllTokensRevoked
 """Any revocation event, as a type: what decoding returns and what a state applies."""
 
 RevocationEvent = Annotated[
-    TokenRevoked | UserTokensRevoked | UserDeleted, Field(discriminator="type")
+    TokenRevoked | UserTokensRevoked | UserDeleted | SessionRevoked | AllTokensRevoked,
+    Field(discriminator="type"),
 ]
-"""Any of the three events."""
+"""Any of the five events."""
+
+ALL_TOKENS_KEY = "*"
+"""The Kafka key of every ``all_tokens_revoked`` event. One fixed key: the merge rules need no
+order, the events are rare (incident response), and one key finds them all on the topic."""
+
+
+def record_key(event: Event) -> str:
+    """The Kafka record key of an event: its user id, or :data:`ALL_TOKENS_KEY`."""
+    return ALL_TOKENS_KEY if isinstance(event, AllTokensRevoked) else event.user_id
+
 
 _ADAPTER: TypeAdapter[Event] = TypeAdapter(RevocationEvent)
 

@@ -1,15 +1,26 @@
 """OpenID Shared Signals: revocation events as Security Event Tokens (RFC 8417), in and out.
 
 A Security Event Token (SET) is a signed JWT whose ``events`` claim holds one event, named by a
-URI. Four event types of the OpenID Shared Signals Framework (SSF 1.0) map onto the three
-revocation events (the README has the table):
+URI. Four event types of the OpenID Shared Signals Framework (SSF 1.0) map onto the revocation
+events (the README has the table):
 
-* CAEP ``session-revoked`` whose subject names a session (``jwt_id`` or ``opaque``) →
-  :class:`TokenRevoked`; naming only a user → :class:`UserTokensRevoked`.
+* CAEP ``session-revoked`` whose complex subject names a session: a ``jwt_id`` session (SSF's
+  format for one JWT, by ``iss`` and ``jti``) → :class:`TokenRevoked`; an ``opaque`` session
+  (CAEP's own examples name sessions so, by their id) → :class:`SessionRevoked`. Naming only a
+  user → :class:`UserTokensRevoked`.
 * CAEP ``credential-change`` → :class:`UserTokensRevoked` (``cause="credential_change"``),
   except ``change_type: "create"``, which revokes nothing.
 * RISC ``account-disabled`` → :class:`UserTokensRevoked` (``cause="account_disabled"``).
 * RISC ``account-purged`` → :class:`UserDeleted`.
+* :data:`ALL_TOKENS_REVOKED`, this package's own event type (no standard event revokes every
+  token of an issuer) → :class:`AllTokensRevoked`; SSF allows event types agreed between
+  transmitter and receiver.
+
+A ``jwt_id`` session's ``iss`` becomes ``token_issuer`` (the jti is revoked for that issuer
+only) when it differs from the SET's ``iss``. When they are equal the jti is revoked for every
+issuer: that is how this package wrote every SET before ``token_issuer`` existed (the publisher's
+name in both), and an identity provider names its own tokens so too; revoking more is the safe
+reading. Before sessions existed, an ``opaque`` session was read as a jti.
 
 :class:`SecurityEventSigner` writes SETs; :class:`SecurityEventVerifier` checks a SET's
 signature, ``typ``, issuer and audience before mapping it, and raises :class:`RecordError` with
@@ -32,7 +43,9 @@ from pydantic import ValidationError
 from ._errors import ConfigurationError, RecordError
 from ._events import (
     MAX_RECORD_BYTES,
+    AllTokensRevoked,
     Event,
+    SessionRevoked,
     TokenRevoked,
     UserDeleted,
     UserTokensCause,
@@ -47,6 +60,9 @@ SESSION_REVOKED = "https://schemas.openid.net/secevent/caep/event-type/session-r
 CREDENTIAL_CHANGE = "https://schemas.openid.net/secevent/caep/event-type/credential-change"
 ACCOUNT_DISABLED = "https://schemas.openid.net/secevent/risc/event-type/account-disabled"
 ACCOUNT_PURGED = "https://schemas.openid.net/secevent/risc/event-type/account-purged"
+ALL_TOKENS_REVOKED = "urn:jwt-revocation:secevent:all-tokens-revoked"
+"""This package's event type for :class:`AllTokensRevoked`: the payload carries
+``event_timestamp`` (``not_before``) and, for one issuer's tokens, ``token_issuer``."""
 
 _CAUSE_EVENTS: dict[UserTokensCause | None, str] = {
     None: SESSION_REVOKED,
@@ -127,19 +143,36 @@ class SecurityEventSigner:
 
     def claims(self, event: Event) -> dict[str, Any]:
         """The SET claims of an event: ``iss`` is its issuer, ``jti`` its event id."""
+        if isinstance(event, AllTokensRevoked):
+            uri = ALL_TOKENS_REVOKED
+            scope = event.token_issuer
+            sub_id: dict[str, Any] = {"format": "opaque", "id": "*" if scope is None else scope}
+            payload: dict[str, Any] = {"event_timestamp": _numeric_date(event.not_before)}
+            if scope is not None:
+                payload["token_issuer"] = scope
+            return self._set(event, sub_id, uri, payload)
         user = {"format": "iss_sub", "iss": event.issuer, "sub": event.user_id}
-        sub_id: dict[str, Any] = user
+        sub_id = user
         if isinstance(event, TokenRevoked):
+            uri = SESSION_REVOKED
+            token_issuer = event.issuer if event.token_issuer is None else event.token_issuer
+            sub_id = {
+                "format": "complex",
+                "user": user,
+                "session": {"format": "jwt_id", "iss": token_issuer, "jti": event.jti},
+            }
+            payload = {
+                "event_timestamp": _numeric_date(event.occurred_at),
+                "token_exp": _numeric_date(event.expires_at),
+            }
+        elif isinstance(event, SessionRevoked):
             uri = SESSION_REVOKED
             sub_id = {
                 "format": "complex",
                 "user": user,
-                "session": {"format": "jwt_id", "iss": event.issuer, "jti": event.jti},
+                "session": {"format": "opaque", "id": event.session_id},
             }
-            payload: dict[str, Any] = {
-                "event_timestamp": _numeric_date(event.occurred_at),
-                "token_exp": _numeric_date(event.expires_at),
-            }
+            payload = {"event_timestamp": _numeric_date(event.not_before)}
         elif isinstance(event, UserTokensRevoked):
             uri = _CAUSE_EVENTS[event.cause]
             payload = {"event_timestamp": _numeric_date(event.not_before)}
@@ -148,6 +181,11 @@ class SecurityEventSigner:
         else:
             uri = ACCOUNT_PURGED
             payload = {"event_timestamp": _numeric_date(event.at)}
+        return self._set(event, sub_id, uri, payload)
+
+    def _set(
+        self, event: Event, sub_id: dict[str, Any], uri: str, payload: dict[str, Any]
+    ) -> dict[str, Any]:
         claims: dict[str, Any] = {
             "iss": event.issuer,
             "jti": event.event_id,
@@ -356,8 +394,10 @@ def _identifier(subject: object, role: str, formats: Mapping[str, str]) -> str:
     return value
 
 
-def _subject(claims: Mapping[str, Any], payload: Mapping[str, Any]) -> tuple[str, str | None]:
-    """The user id, and the jti when the subject names one session."""
+def _subject(
+    claims: Mapping[str, Any], payload: Mapping[str, Any]
+) -> tuple[str, dict[str, Any] | None]:
+    """The user id, and the session subject when the subject names one session."""
     subject = claims.get("sub_id", payload.get("subject"))
     if not isinstance(subject, dict):
         raise _invalid("the SET has no sub_id subject")
@@ -369,8 +409,48 @@ def _subject(claims: Mapping[str, Any], payload: Mapping[str, Any]) -> tuple[str
         user_id = _identifier(subject["user"], "user", _USER_FORMATS)
         if session is None:
             return user_id, None
-        return user_id, _identifier(session, "session", _SESSION_FORMATS)
+        _identifier(session, "session", _SESSION_FORMATS)  # raises unless usable
+        return user_id, session
     return _identifier(subject, "user", _USER_FORMATS), None
+
+
+def _session_event(
+    claims: Mapping[str, Any],
+    payload: Mapping[str, Any],
+    user_id: str,
+    session: Mapping[str, Any],
+    at: datetime,
+    max_token_lifetime: float,
+) -> TokenRevoked | SessionRevoked:
+    """A ``session-revoked`` naming one session: a JWT by its jti, or a session by its id."""
+    envelope = _envelope(claims)
+    if session["format"] == "opaque":
+        return SessionRevoked(user_id=user_id, session_id=session["id"], not_before=at, **envelope)
+    exp = payload.get("token_exp")
+    expires_at = (
+        at + timedelta(seconds=max_token_lifetime) if exp is None else _instant(exp, "token_exp")
+    )
+    token_issuer = session.get("iss")
+    if token_issuer is not None and not (isinstance(token_issuer, str) and token_issuer):
+        raise _invalid("the jwt_id session's iss is not a string")
+    return TokenRevoked(
+        jti=session["jti"],
+        user_id=user_id,
+        expires_at=expires_at,
+        token_issuer=None if token_issuer == claims["iss"] else token_issuer,
+        **envelope,
+    )
+
+
+def _envelope(claims: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "event_id": claims["jti"],
+        "issuer": claims["iss"],
+        "occurred_at": _instant(claims["iat"], "iat"),
+    }
+
+
+_MAPPED = (SESSION_REVOKED, CREDENTIAL_CHANGE, ACCOUNT_DISABLED, ACCOUNT_PURGED, ALL_TOKENS_REVOKED)
 
 
 def _map(claims: Mapping[str, Any], max_token_lifetime: float) -> Event:
@@ -380,27 +460,23 @@ def _map(claims: Mapping[str, Any], max_token_lifetime: float) -> Event:
     ((uri, payload),) = events.items()
     if not isinstance(payload, dict):
         raise _invalid(f"the payload of {uri} is not an object")
-    if uri not in (SESSION_REVOKED, CREDENTIAL_CHANGE, ACCOUNT_DISABLED, ACCOUNT_PURGED):
+    if uri not in _MAPPED:
         raise RecordError("unmapped_event", f"{uri} revokes nothing")
     if uri == CREDENTIAL_CHANGE and payload.get("change_type") == "create":
         raise RecordError("unmapped_event", f"{uri} with change_type create revokes nothing")
     issued = _instant(claims["iat"], "iat")
     stamp = payload.get("event_timestamp")
     at = issued if stamp is None else _instant(stamp, "event_timestamp")
-    user_id, jti = _subject(claims, payload)
-    envelope = {"event_id": claims["jti"], "issuer": claims["iss"], "occurred_at": issued}
     try:
+        if uri == ALL_TOKENS_REVOKED:
+            scope = payload.get("token_issuer")
+            return AllTokensRevoked(not_before=at, token_issuer=scope, **_envelope(claims))
+        user_id, session = _subject(claims, payload)
         if uri == ACCOUNT_PURGED:
-            return UserDeleted(user_id=user_id, at=at, **envelope)
-        if uri == SESSION_REVOKED and jti is not None:
-            exp = payload.get("token_exp")
-            expires_at = (
-                at + timedelta(seconds=max_token_lifetime)
-                if exp is None
-                else _instant(exp, "token_exp")
-            )
-            return TokenRevoked(jti=jti, user_id=user_id, expires_at=expires_at, **envelope)
+            return UserDeleted(user_id=user_id, at=at, **_envelope(claims))
+        if uri == SESSION_REVOKED and session is not None:
+            return _session_event(claims, payload, user_id, session, at, max_token_lifetime)
         cause = _EVENT_CAUSES[uri]
-        return UserTokensRevoked(user_id=user_id, not_before=at, cause=cause, **envelope)
+        return UserTokensRevoked(user_id=user_id, not_before=at, cause=cause, **_envelope(claims))
     except ValidationError as err:
         raise _invalid(describe(err)) from None

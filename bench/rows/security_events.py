@@ -15,9 +15,10 @@ from dataclasses import dataclass
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from bench.fixtures import KEY, LIFETIME, Bench, Event, mixed_events
+from bench.fixtures import KEY, LIFETIME, Bench, mixed_events
 from bench.harness import Report, Stats, flat, interleave, time_calls, us
 from jwt_revocation.shared import (
+    Event,
     SecurityEventSigner,
     SecurityEventVerifier,
     decode_event,

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from jwt_revocation.shared import (
     MAX_RECORD_BYTES,
     SCHEMA_VERSION,
+    Event,
     InvalidEventError,
     RecordError,
     RecordReason,
@@ -26,8 +27,6 @@ from jwt_revocation.shared import (
     encode_event,
     to_datetime,
 )
-
-Event = TokenRevoked | UserTokensRevoked | UserDeleted
 
 T0 = datetime(2027, 1, 15, 12, 0, 0, 250_000, tzinfo=UTC)
 """A fixed instant with a sub-second part, so second rounding would show."""

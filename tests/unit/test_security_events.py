@@ -15,14 +15,18 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt_revocation.shared import (
     ACCOUNT_DISABLED,
     ACCOUNT_PURGED,
+    ALL_TOKENS_REVOKED,
     CREDENTIAL_CHANGE,
     MAX_RECORD_BYTES,
     SESSION_REVOKED,
+    AllTokensRevoked,
     ConfigurationError,
+    Event,
     RecordError,
     RevocationSettings,
     SecurityEventSigner,
     SecurityEventVerifier,
+    SessionRevoked,
     TokenRevoked,
     UserDeleted,
     UserTokensRevoked,
@@ -30,6 +34,7 @@ from jwt_revocation.shared import (
     encode_event,
     looks_like_set,
     parse_key,
+    record_key,
 )
 
 ISSUER = "https://auth.example.com/"
@@ -39,8 +44,6 @@ OTHER_EC_KEY = ec.generate_private_key(ec.SECP256R1())
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 SECRET = "a-shared-secret-for-hs256-of-32-bytes!"
 NOW = datetime(2026, 11, 27, 9, 30, 15, 250_000, tzinfo=UTC)
-
-Event = TokenRevoked | UserTokensRevoked | UserDeleted
 
 
 def _public_pem(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> str:
@@ -77,7 +80,30 @@ def _events() -> list[Event]:
         UserTokensRevoked(user_id="u-3", not_before=NOW, cause="credential_change", **envelope),
         UserTokensRevoked(user_id="u-4", not_before=NOW, cause="account_disabled", **envelope),
         UserDeleted(user_id="u-5", at=NOW.replace(microsecond=0), **envelope),
+        SessionRevoked(user_id="u-6", session_id="sess-6", not_before=NOW, **envelope),
+        AllTokensRevoked(not_before=NOW, **envelope),
+        AllTokensRevoked(not_before=NOW, token_issuer="https://idp.example.com/", **envelope),
+        TokenRevoked(
+            jti="jti-9",
+            user_id="u-9",
+            expires_at=NOW + timedelta(minutes=20),
+            token_issuer="https://idp.example.com/",
+            **envelope,
+        ),
     ]
+
+
+EVENT_IDS = [
+    "logout",
+    "everywhere",
+    "credential",
+    "disabled",
+    "deleted",
+    "session",
+    "everyone",
+    "one-issuer",
+    "issuer-jti",
+]
 
 
 def _sign(
@@ -103,6 +129,12 @@ def _foreign(
 
 
 USER = {"format": "iss_sub", "iss": ISSUER, "sub": "jane"}
+FOREIGN_ENVELOPE: dict[str, Any] = {
+    "event_id": "756E69717565206964656E746966696572",
+    "issuer": ISSUER,
+    "occurred_at": datetime.fromtimestamp(1_800_000_100, UTC),
+}
+"""The envelope of the events that :func:`_foreign` SETs map to."""
 
 
 # -- the mapping, both ways -------------------------------------------------------------------
@@ -117,9 +149,7 @@ USER = {"format": "iss_sub", "iss": ISSUER, "sub": "jane"}
     ],
     ids=["ES256", "RS256", "HS256"],
 )
-@pytest.mark.parametrize(
-    "index", range(5), ids=["logout", "everywhere", "credential", "disabled", "deleted"]
-)
+@pytest.mark.parametrize("index", range(len(EVENT_IDS)), ids=EVENT_IDS)
 def test_every_event_survives_a_round_trip(
     key: Any, public: Any, algorithm: str, index: int
 ) -> None:
@@ -137,6 +167,10 @@ def test_every_event_survives_a_round_trip(
         (2, CREDENTIAL_CHANGE, {"credential_type", "change_type"}),
         (3, ACCOUNT_DISABLED, set()),
         (4, ACCOUNT_PURGED, set()),
+        (5, SESSION_REVOKED, set()),
+        (6, ALL_TOKENS_REVOKED, set()),
+        (7, ALL_TOKENS_REVOKED, {"token_issuer"}),
+        (8, SESSION_REVOKED, {"token_exp"}),
     ],
 )
 def test_each_event_is_written_as_the_documented_shared_signals_event(
@@ -152,32 +186,76 @@ def test_each_event_is_written_as_the_documented_shared_signals_event(
     assert set(payload) == {"event_timestamp"} | extra
     assert claims["iss"] == event.issuer
     assert claims["jti"] == event.event_id
+    if isinstance(event, AllTokensRevoked):
+        assert claims["sub_id"] == {"format": "opaque", "id": event.token_issuer or "*"}
+        assert payload.get("token_issuer") == event.token_issuer
+        return
     user = {"format": "iss_sub", "iss": ISSUER, "sub": event.user_id}
     if isinstance(event, TokenRevoked):
         assert claims["sub_id"] == {
             "format": "complex",
             "user": user,
-            "session": {"format": "jwt_id", "iss": ISSUER, "jti": event.jti},
+            "session": {"format": "jwt_id", "iss": event.token_issuer or ISSUER, "jti": event.jti},
         }
         assert payload["token_exp"] == event.expires_at.timestamp()
+    elif isinstance(event, SessionRevoked):
+        assert claims["sub_id"] == {
+            "format": "complex",
+            "user": user,
+            "session": {"format": "opaque", "id": event.session_id},
+        }
     else:
         assert claims["sub_id"] == user
     if index == 4:
         assert isinstance(payload["event_timestamp"], int)  # whole seconds stay integers
 
 
-def test_a_session_revoked_for_a_session_from_another_transmitter_revokes_that_token() -> None:
+def test_a_session_revoked_naming_a_session_id_from_another_transmitter_revokes_that_session() -> (
+    None
+):
+    # CAEP 1.0's own example names the session so: {"format": "opaque", "id": ...}.
     sub_id = {"format": "complex", "user": USER, "session": {"format": "opaque", "id": "sess-9"}}
     event = _decode(_sign(_foreign(SESSION_REVOKED, {"event_timestamp": 1_800_000_000}, sub_id)))
+    assert event == SessionRevoked(
+        **FOREIGN_ENVELOPE,
+        user_id="jane",
+        session_id="sess-9",
+        not_before=datetime.fromtimestamp(1_800_000_000, UTC),
+    )
+
+
+@pytest.mark.parametrize(
+    ("jwt_issuer", "token_issuer"),
+    [(ISSUER, None), ("https://other.example.com/", "https://other.example.com/"), (None, None)],
+    ids=["same-issuer-as-the-set", "another-issuer", "no-iss"],
+)
+def test_a_session_revoked_naming_a_jwt_revokes_that_jti(
+    jwt_issuer: str | None, token_issuer: str | None
+) -> None:
+    session: dict[str, Any] = {"format": "jwt_id", "jti": "jti-9"}
+    if jwt_issuer is not None:
+        session["iss"] = jwt_issuer
+    sub_id = {"format": "complex", "user": USER, "session": session}
+    event = _decode(_sign(_foreign(SESSION_REVOKED, {"event_timestamp": 1_800_000_000}, sub_id)))
     assert event == TokenRevoked(
-        event_id="756E69717565206964656E746966696572",
-        issuer=ISSUER,
-        occurred_at=datetime.fromtimestamp(1_800_000_100, UTC),
-        jti="sess-9",
+        **FOREIGN_ENVELOPE,
+        jti="jti-9",
         user_id="jane",
         # No token_exp: the token cannot outlive the event by more than the longest lifetime.
         expires_at=datetime.fromtimestamp(1_800_000_000 + LIFETIME, UTC),
+        # Scoped only when it names another issuer than the SET's: revoking more is safe.
+        token_issuer=token_issuer,
     )
+
+
+def test_an_event_that_names_one_issuers_jti_under_the_sets_issuer_reads_back_unscoped() -> None:
+    envelope: dict[str, Any] = {"issuer": ISSUER, "occurred_at": NOW}
+    event = TokenRevoked(
+        jti="j", user_id="u", expires_at=NOW + timedelta(minutes=5), token_issuer=ISSUER, **envelope
+    )
+    token = SecurityEventSigner(EC_KEY, algorithm="ES256").encode(event)
+
+    assert _decode(token) == event.model_copy(update={"token_issuer": None})
 
 
 @pytest.mark.parametrize(
@@ -198,7 +276,7 @@ def test_user_events_from_another_transmitter_map_to_user_revocations(
 ) -> None:
     event = _decode(_sign(_foreign(uri, {"event_timestamp": 1_800_000_050, **payload}, USER)))
     assert (event.type, getattr(event, "cause", None)) == expected
-    assert event.user_id == "jane"
+    assert record_key(event) == "jane"
     instant = event.at if isinstance(event, UserDeleted) else getattr(event, "not_before", None)
     assert instant == datetime.fromtimestamp(1_800_000_050, UTC)
 
@@ -211,7 +289,7 @@ def test_without_event_timestamp_the_set_issue_time_is_the_revocation_instant() 
 
 def test_the_legacy_subject_inside_the_event_and_opaque_users_are_read() -> None:
     legacy = _foreign(ACCOUNT_PURGED, {"subject": {"format": "opaque", "id": "u-77"}})
-    assert _decode(_sign(legacy)).user_id == "u-77"
+    assert record_key(_decode(_sign(legacy))) == "u-77"
     # The draft form of a complex subject: no "format", members only.
     draft = _foreign(
         SESSION_REVOKED,

@@ -5,16 +5,33 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jwt_revocation.consumer import RevocationState, StateSnapshot
-from jwt_revocation.shared import TokenRevoked, UserDeleted, UserTokensRevoked
+from jwt_revocation.shared import (
+    AllTokensRevoked,
+    Event,
+    SessionRevoked,
+    TokenRevoked,
+    UserDeleted,
+    UserTokensRevoked,
+)
 
-Event = TokenRevoked | UserTokensRevoked | UserDeleted
 MakeUserEvent = Callable[[str, float], UserTokensRevoked | UserDeleted]
+NO_ENTRIES = dict.fromkeys(
+    [
+        "token_revoked",
+        "user_tokens_revoked",
+        "user_deleted",
+        "session_revoked",
+        "all_tokens_revoked",
+    ],
+    0,
+)
 
 LIFETIME = 3600.0
 SKEW = 60.0
@@ -29,9 +46,32 @@ def _at(seconds: float) -> datetime:
     return _EPOCH + timedelta(microseconds=round(seconds * 1_000_000))
 
 
-def revoke_jti(jti: str, exp: float, user_id: str = "alice") -> TokenRevoked:
+def revoke_jti(
+    jti: str, exp: float, user_id: str = "alice", token_issuer: str | None = None
+) -> TokenRevoked:
     return TokenRevoked(
-        issuer="auth", occurred_at=_at(NOW), jti=jti, user_id=user_id, expires_at=_at(exp)
+        issuer="auth",
+        occurred_at=_at(NOW),
+        jti=jti,
+        user_id=user_id,
+        expires_at=_at(exp),
+        token_issuer=token_issuer,
+    )
+
+
+def revoke_session(session_id: str, not_before: float, user_id: str = "alice") -> SessionRevoked:
+    return SessionRevoked(
+        issuer="auth",
+        occurred_at=_at(NOW),
+        user_id=user_id,
+        session_id=session_id,
+        not_before=_at(not_before),
+    )
+
+
+def revoke_all(not_before: float, token_issuer: str | None = None) -> AllTokensRevoked:
+    return AllTokensRevoked(
+        issuer="auth", occurred_at=_at(NOW), not_before=_at(not_before), token_issuer=token_issuer
     )
 
 
@@ -105,7 +145,7 @@ def test_expire_removes_only_dead_jtis() -> None:
 
     assert len(state) == 1
     assert state.snapshot().jtis == {"late": int(NOW) + 1000}
-    assert state.counts() == {"token_revoked": 1, "user_tokens_revoked": 0, "user_deleted": 0}
+    assert state.counts() == {**NO_ENTRIES, "token_revoked": 1}
 
 
 def test_jti_exp_is_rounded_up_to_the_whole_second() -> None:
@@ -289,7 +329,12 @@ def test_expire_counts_every_kind() -> None:
         ],
         NOW,
     )
-    assert state.counts() == {"token_revoked": 1, "user_tokens_revoked": 2, "user_deleted": 1}
+    assert state.counts() == {
+        **NO_ENTRIES,
+        "token_revoked": 1,
+        "user_tokens_revoked": 2,
+        "user_deleted": 1,
+    }
 
     assert state.expire(NOW - 5 + LIFETIME + SKEW) == 3
 
@@ -363,10 +408,189 @@ def test_other_users_are_never_affected() -> None:
     assert not state.has_user_entry("bob")
 
 
+# -- sessions, everyone's cutoffs, jtis scoped by issuer ------------------------------------
+
+Rule = Callable[[RevocationState, float, float | None], str | None]
+"""Apply a revocation at an instant to a state; return the check of a token issued at iat."""
+
+
+def _session_rule(state: RevocationState, instant: float, iat: float | None) -> str | None:
+    state.apply(revoke_session("s1", instant), NOW)
+    return state.check(None, "alice", iat, "s1")
+
+
+def _everyone_rule(state: RevocationState, instant: float, iat: float | None) -> str | None:
+    state.apply(revoke_all(instant), NOW)
+    return state.check(None, "alice", iat, None, "https://auth")
+
+
+def _issuer_rule(state: RevocationState, instant: float, iat: float | None) -> str | None:
+    state.apply(revoke_all(instant, token_issuer="https://auth"), NOW)
+    return state.check(None, "alice", iat, None, "https://auth")
+
+
+RULES = {"session": _session_rule, "everyone": _everyone_rule, "issuer": _issuer_rule}
+REASONS = {
+    "session": "session_revoked",
+    "everyone": "all_tokens_revoked",
+    "issuer": "all_tokens_revoked",
+}
+
+
+@pytest.mark.parametrize("rule", list(RULES))
+@pytest.mark.parametrize(
+    ("instant", "iat", "revoked"),
+    [
+        pytest.param(SECOND, SECOND, True, id="whole,int-iat-same-second"),
+        pytest.param(SECOND, SECOND - 0.001, True, id="whole,sub-second-iat-before"),
+        pytest.param(SECOND, SECOND + 0.5, False, id="whole,sub-second-iat-after"),
+        pytest.param(SECOND, SECOND + 1, False, id="whole,int-iat-next-second"),
+        pytest.param(SECOND + 0.3, SECOND, True, id="mid,int-iat-same-second"),
+        pytest.param(SECOND + 0.3, SECOND + 0.5, False, id="mid,sub-second-iat-after"),
+        pytest.param(SECOND + 0.3, None, True, id="mid,no-iat"),
+    ],
+)
+def test_session_and_everyones_cutoffs_follow_the_one_second_rule(
+    rule: str, instant: float, iat: float | None, revoked: bool
+) -> None:
+    assert RULES[rule](new_state(), instant, iat) == (REASONS[rule] if revoked else None)
+
+
+def test_a_session_revocation_matches_only_its_session() -> None:
+    state = new_state()
+    state.apply(revoke_session("s1", NOW), NOW)
+
+    assert state.check(None, "alice", NOW - 1, "s1") == "session_revoked"
+    assert state.check(None, "bob", NOW - 1, "s1") == "session_revoked"  # the sid alone
+    assert state.check(None, "alice", NOW - 1, "s2") is None
+    assert state.check(None, "alice", NOW - 1, None) is None
+    assert state.check("j", "alice", NOW + 1, "s1") is None  # issued after: a new login
+    assert not state.has_user_entry("alice")
+
+
+def test_sessions_keep_the_latest_not_before_and_expire_like_user_cutoffs() -> None:
+    state = new_state()
+
+    assert state.apply(revoke_session("s1", NOW - 10), NOW) is True
+    assert state.apply(revoke_session("s1", NOW - 20), NOW) is False
+    assert state.apply(revoke_session("s1", NOW - 5), NOW) is True
+    assert state.apply(revoke_session("s2", NOW - LIFETIME - SKEW), NOW) is False  # moot
+
+    assert state.snapshot() == StateSnapshot(sessions={"s1": NOW - 5})
+    assert state.counts() == {**NO_ENTRIES, "session_revoked": 1}
+    assert state.expire(NOW - 5 + LIFETIME + SKEW - 0.001) == 0
+    assert state.expire(NOW - 5 + LIFETIME + SKEW) == 1
+    assert state.check(None, "alice", NOW - 100, "s1") is None
+    assert len(state) == 0
+
+
+def test_everyones_cutoff_scoped_to_an_issuer_spares_the_other_issuers() -> None:
+    state = new_state()
+    state.apply(revoke_all(NOW, token_issuer="https://a"), NOW)
+
+    assert state.check("j", "alice", NOW - 1, None, "https://a") == "all_tokens_revoked"
+    assert state.check("j", "alice", NOW - 1, None, "https://b") is None
+    assert state.check("j", "alice", NOW - 1, None, None) is None  # no iss: not that issuer's
+    assert state.check("j", "alice", NOW + 1, None, "https://a") is None
+
+
+def test_everyones_cutoff_for_every_issuer_and_for_one_are_held_apart() -> None:
+    forward, backward = new_state(), new_state()
+    events = [revoke_all(NOW - 10), revoke_all(NOW - 5, "https://a"), revoke_all(NOW - 20)]
+
+    assert forward.apply_all(events, NOW) == 2
+    assert backward.apply_all(reversed(events), NOW) == 3
+
+    assert forward.snapshot() == backward.snapshot()
+    assert forward.snapshot().all_tokens == {None: NOW - 10, "https://a": NOW - 5}
+    assert forward.check(None, None, NOW - 7, None, "https://a") == "all_tokens_revoked"
+    assert forward.check(None, None, NOW - 7, None, "https://b") is None
+    assert forward.check(None, None, NOW - 12, None, "https://b") == "all_tokens_revoked"
+    assert forward.counts() == {**NO_ENTRIES, "all_tokens_revoked": 2}
+    assert forward.expire(NOW - 10 + LIFETIME + SKEW) == 1
+    assert forward.expire(NOW - 5 + LIFETIME + SKEW) == 1
+    assert forward.check(None, None, NOW - 100, None, "https://a") is None
+
+
+def test_a_jti_scoped_to_an_issuer_does_not_revoke_another_issuers_token() -> None:
+    state = new_state()
+    state.apply(revoke_jti("j1", NOW + 100, token_issuer="https://a"), NOW)
+
+    assert state.check("j1", "alice", NOW, None, "https://a") == "token_revoked"
+    assert state.check("j1", "alice", NOW, None, "https://b") is None
+    assert state.check("j1", "alice", NOW, None, None) is None
+    assert state.check("j2", "alice", NOW, None, "https://a") is None
+    assert state.counts() == {**NO_ENTRIES, "token_revoked": 1}
+
+
+def test_a_jti_without_an_issuer_revokes_the_jti_of_every_issuer() -> None:
+    state = new_state()
+    state.apply(revoke_jti("j1", NOW + 100), NOW)
+
+    for issuer in ("https://a", "https://b", None):
+        assert state.check("j1", "alice", NOW, None, issuer) == "token_revoked"
+
+
+def test_scoped_jtis_merge_per_issuer_and_expire() -> None:
+    state = new_state()
+
+    assert state.apply(revoke_jti("j1", NOW + 100, token_issuer="a"), NOW) is True
+    assert state.apply(revoke_jti("j1", NOW + 50, token_issuer="a"), NOW) is False
+    assert state.apply(revoke_jti("j1", NOW + 10, token_issuer="b"), NOW) is True
+    assert state.apply(revoke_jti("j1", NOW + 10), NOW) is True  # every issuer: held apart
+    assert state.apply(revoke_jti("j2", NOW - SKEW, token_issuer="a"), NOW) is False  # moot
+
+    assert state.snapshot().issuer_jtis == {
+        "a": {"j1": int(NOW) + 100},
+        "b": {"j1": int(NOW) + 10},
+    }
+    assert len(state) == 3
+    assert state.expire(NOW + 10 + SKEW) == 2
+    assert state.snapshot() == StateSnapshot(issuer_jtis={"a": {"j1": int(NOW) + 100}})
+    assert state.check("j1", None, None, None, "b") is None
+    assert state.expire(NOW + 100 + SKEW) == 1
+    assert state.snapshot() == StateSnapshot()
+
+
+def test_a_state_whose_rare_entries_expired_answers_as_before() -> None:
+    state = new_state()
+    state.apply_all([revoke_session("s1", NOW), revoke_all(NOW, "a")], NOW)
+    state.expire(NOW + LIFETIME + SKEW)
+
+    assert state.check("j", "alice", NOW - 10, "s1", "a") is None
+    assert state.apply(revoke_all(NOW + LIFETIME, None), NOW + LIFETIME)
+    assert state.check("j", "alice", NOW, "s1", "a") == "all_tokens_revoked"
+
+
+def test_load_merges_every_kind_of_entry() -> None:
+    source = new_state()
+    source.apply_all(
+        [
+            revoke_jti("j1", NOW + 100),
+            revoke_jti("j2", NOW + 100, token_issuer="a"),
+            revoke_user("alice", NOW - 5),
+            delete_user("bob", NOW - 5),
+            revoke_session("s1", NOW - 5),
+            revoke_all(NOW - 5),
+            revoke_all(NOW - 6, "a"),
+        ],
+        NOW,
+    )
+    target = new_state()
+
+    assert target.load(source.snapshot(), NOW) == 7
+    assert target.load(source.snapshot(), NOW) == 0
+
+    assert target.snapshot() == source.snapshot()
+    assert target.check(None, None, NOW - 10, "s1", None) == "session_revoked"
+
+
 # -- properties ---------------------------------------------------------------------------
 
 _JTIS = ["j0", "j1", "j2", "j3"]
 _USERS = ["u0", "u1", "u2"]
+_SESSIONS = ["s0", "s1"]
+_ISSUERS = [None, "a", "b"]
 
 # Instants on a half-second grid so that ties between events are common, around NOW and
 # around both moot boundaries (NOW - SKEW for jtis, NOW - LIFETIME - SKEW for users).
@@ -376,9 +600,17 @@ _instants = st.one_of(
     st.integers(-2, 2).map(lambda k: NOW - LIFETIME - SKEW + k * 0.5),
 )
 _events: st.SearchStrategy[Event] = st.one_of(
-    st.builds(revoke_jti, st.sampled_from(_JTIS), _instants, st.sampled_from(_USERS)),
+    st.builds(
+        revoke_jti,
+        st.sampled_from(_JTIS),
+        _instants,
+        st.sampled_from(_USERS),
+        st.sampled_from(_ISSUERS),
+    ),
     st.builds(revoke_user, st.sampled_from(_USERS), _instants),
     st.builds(delete_user, st.sampled_from(_USERS), _instants),
+    st.builds(revoke_session, st.sampled_from(_SESSIONS), _instants, st.sampled_from(_USERS)),
+    st.builds(revoke_all, _instants, st.sampled_from(_ISSUERS)),
 )
 
 
@@ -408,13 +640,25 @@ def test_any_order_with_duplicates_gives_the_same_snapshot(
 def _reference_snapshot(events: list[Event], now: float) -> StateSnapshot:
     """The merge rules, written down independently: unions and maxima of the non-moot events."""
     jtis: dict[str, int] = {}
+    scoped: dict[str, dict[str, int]] = {}
     cutoffs: dict[str, float] = {}
     deletions: dict[str, float] = {}
+    sessions: dict[str, float] = {}
+    everyone: dict[str | None, float] = {}
     for event in events:
         if isinstance(event, TokenRevoked):
             exp = math.ceil(event.expires_at.timestamp())
+            held = jtis if event.token_issuer is None else scoped.get(event.token_issuer, {})
             if exp + SKEW > now:
-                jtis[event.jti] = max(exp, jtis.get(event.jti, exp))
+                held[event.jti] = max(exp, held.get(event.jti, exp))
+                if event.token_issuer is not None:
+                    scoped[event.token_issuer] = held
+        elif isinstance(event, SessionRevoked | AllTokensRevoked):
+            instant = event.not_before.timestamp()
+            table: dict[Any, float] = sessions if isinstance(event, SessionRevoked) else everyone
+            key = event.session_id if isinstance(event, SessionRevoked) else event.token_issuer
+            if instant + LIFETIME + SKEW > now:
+                table[key] = max(instant, table.get(key, instant))
         elif isinstance(event, UserTokensRevoked):
             instant = event.not_before.timestamp()
             if instant + LIFETIME + SKEW > now:
@@ -424,7 +668,7 @@ def _reference_snapshot(events: list[Event], now: float) -> StateSnapshot:
             if instant + LIFETIME + SKEW > now:
                 deletions[event.user_id] = max(instant, deletions.get(event.user_id, instant))
     cutoffs = {user: t for user, t in cutoffs.items() if t > deletions.get(user, -math.inf)}
-    return StateSnapshot(jtis=jtis, cutoffs=cutoffs, deletions=deletions)
+    return StateSnapshot(jtis, cutoffs, deletions, scoped, sessions, everyone)
 
 
 @settings(max_examples=300)
@@ -435,6 +679,34 @@ def test_state_matches_a_reference_model(events: list[Event]) -> None:
     state.apply_all(events, NOW)
 
     assert state.snapshot() == _reference_snapshot(events, NOW)
+    assert len(state) == len(state.snapshot()) == sum(state.counts().values())
+
+
+_tokens = st.tuples(
+    st.sampled_from([None, *_JTIS]),
+    st.sampled_from([None, *_USERS]),
+    st.one_of(st.none(), _instants),
+    st.sampled_from([None, *_SESSIONS]),
+    st.sampled_from(_ISSUERS),
+)
+
+
+@settings(max_examples=300)
+@given(_stream_and_shuffled_copy(), st.lists(_tokens, max_size=10))
+def test_any_order_with_duplicates_gives_the_same_answers(
+    streams: tuple[list[Event], list[Event]],
+    tokens: list[tuple[str | None, str | None, float | None, str | None, str | None]],
+) -> None:
+    original, shuffled = streams
+    first, second = new_state(), new_state()
+
+    first.apply_all(original, NOW)
+    second.apply_all(shuffled, NOW)
+
+    for jti, user, iat, session, issuer in tokens:
+        assert second.check(jti, user, iat, session, issuer) == first.check(
+            jti, user, iat, session, issuer
+        )
 
 
 def test_a_cutoff_later_than_a_deletion_counts_as_an_added_entry() -> None:

@@ -31,8 +31,10 @@ from jwt_revocation.consumer import (
     TokenRevokedError,
 )
 from jwt_revocation.shared import (
+    AllTokensRevoked,
     ConfigurationError,
     RevocationError,
+    SessionRevoked,
     TokenRevoked,
     UserDeleted,
     UserTokensRevoked,
@@ -216,6 +218,136 @@ def test_other_users_are_unaffected(
     assert verifier.verify(sign(bob)) == bob
     with pytest.raises(TokenRevokedError):
         verifier.verify(sign(claims_for(now, iat=int(now) - 100)))
+
+
+def revoke_session(session_id: str, not_before: float) -> SessionRevoked:
+    return SessionRevoked(
+        issuer="auth",
+        occurred_at=_at(not_before),
+        user_id="alice",
+        session_id=session_id,
+        not_before=_at(not_before),
+    )
+
+
+def revoke_all(not_before: float, token_issuer: str | None = None) -> AllTokensRevoked:
+    return AllTokensRevoked(
+        issuer="auth",
+        occurred_at=_at(not_before),
+        not_before=_at(not_before),
+        token_issuer=token_issuer,
+    )
+
+
+@pytest.mark.parametrize(
+    ("reason", "revoke", "claims"),
+    [
+        ("session_revoked", lambda t: revoke_session("sess-1", t), {"sid": "sess-1"}),
+        ("all_tokens_revoked", lambda t: revoke_all(t), {}),
+        ("all_tokens_revoked", lambda t: revoke_all(t, "https://a"), {"iss": "https://a"}),
+    ],
+    ids=["session", "everyone", "one-issuer"],
+)
+def test_session_and_everyones_cutoffs_both_ways(
+    verifier: RevocationVerifier,
+    revocations: InMemoryRevocations,
+    now: float,
+    reason: str,
+    revoke: Callable[[float], SessionRevoked | AllTokensRevoked],
+    claims: dict[str, Any],
+) -> None:
+    cutoff = now - 30 + 0.5  # inside a second
+    revocations.apply(revoke(cutoff))
+
+    # Before, and a whole-second iat in the same second (fail closed).
+    for iat in (cutoff - 1, cutoff - 0.25, int(cutoff)):
+        with pytest.raises(TokenRevokedError) as caught:
+            verifier.verify(sign(claims_for(now, iat=iat, **claims)))
+        assert caught.value.reason == reason
+    for iat in (cutoff + 0.25, int(cutoff) + 1):  # a later login
+        assert verifier.verify(sign(claims_for(now, iat=iat, **claims)))["sub"] == "alice"
+
+
+def test_a_revoked_session_spares_the_users_other_sessions(
+    verifier: RevocationVerifier, revocations: InMemoryRevocations, now: float
+) -> None:
+    revocations.apply(revoke_session("laptop", now - 10))
+    old = int(now) - 100
+
+    with pytest.raises(TokenRevokedError, match="session_revoked"):
+        verifier.verify(sign(claims_for(now, iat=old, sid="laptop", jti="refresh-2")))
+    assert verifier.verify(sign(claims_for(now, iat=old, sid="phone")))["sid"] == "phone"
+    assert verifier.verify(sign(claims_for(now, iat=old)))["sub"] == "alice"  # no sid at all
+
+
+def test_session_claim_names_the_session(revocations: InMemoryRevocations, now: float) -> None:
+    revocations.apply(revoke_session("laptop", now - 10))
+    family = RevocationVerifier(revocations, key=KEY, algorithms=["HS256"], session_claim="fid")
+    none = RevocationVerifier(revocations, key=KEY, algorithms=["HS256"], session_claim=None)
+    old = int(now) - 100
+
+    with pytest.raises(TokenRevokedError, match="session_revoked"):
+        family.verify(sign(claims_for(now, iat=old, fid="laptop", sid="phone")))
+    assert family.verify(sign(claims_for(now, iat=old, sid="laptop")))["sid"] == "laptop"
+    assert none.verify(sign(claims_for(now, iat=old, sid="laptop")))["sid"] == "laptop"
+
+
+def test_a_revoked_session_without_iat_is_a_missing_claim(
+    verifier: RevocationVerifier, revocations: InMemoryRevocations, now: float
+) -> None:
+    revocations.apply(revoke_session("laptop", now - 10))
+
+    with pytest.raises(jwt.MissingRequiredClaimError):
+        verifier.verify(sign(claims_for(now, iat=None, sid="laptop", exp=int(now) + 60)))
+
+
+def test_everyones_cutoff_of_one_issuer_spares_the_other_issuers(
+    verifier: RevocationVerifier, revocations: InMemoryRevocations, now: float
+) -> None:
+    revocations.apply(revoke_all(now - 10, "https://a"))
+    old = int(now) - 100
+
+    with pytest.raises(TokenRevokedError, match="all_tokens_revoked"):
+        verifier.verify(sign(claims_for(now, iat=old, iss="https://a")))
+    assert verifier.verify(sign(claims_for(now, iat=old, iss="https://b")))["iss"] == "https://b"
+    assert verifier.verify(sign(claims_for(now, iat=old)))["sub"] == "alice"
+
+
+@pytest.mark.parametrize("scoped", [True, False], ids=["scoped", "every-issuer"])
+def test_a_jti_revoked_under_one_issuer_both_ways(
+    verifier: RevocationVerifier, revocations: InMemoryRevocations, now: float, scoped: bool
+) -> None:
+    revocations.apply(
+        TokenRevoked(
+            issuer="auth",
+            occurred_at=_at(now),
+            jti="jti-1",
+            user_id="alice",
+            expires_at=_at(now + 600),
+            token_issuer="https://a" if scoped else None,
+        )
+    )
+
+    with pytest.raises(TokenRevokedError, match="token_revoked"):
+        verifier.verify(sign(claims_for(now, iss="https://a")))
+    other = sign(claims_for(now, iss="https://b"))
+    if scoped:
+        assert verifier.verify(other)["iss"] == "https://b"
+        assert verifier.verify(sign(claims_for(now)))["jti"] == "jti-1"  # no iss
+    else:
+        with pytest.raises(TokenRevokedError, match="token_revoked"):
+            verifier.verify(other)
+    assert verifier.is_revoked(jti="jti-1", token_issuer="https://b") == (
+        None if scoped else "token_revoked"
+    )
+
+
+@pytest.mark.parametrize(("claim", "value"), [("sid", 7), ("sid", ["a"]), ("iss", {"a": 1})])
+def test_a_session_or_issuer_claim_that_is_no_string_is_rejected(
+    verifier: RevocationVerifier, now: float, claim: str, value: object
+) -> None:
+    with pytest.raises(jwt.InvalidTokenError, match=f"{claim} claim must be a string"):
+        verifier.check_claims(claims_for(now, **{claim: value}))
 
 
 def test_user_claim_names_the_user(revocations: InMemoryRevocations, now: float) -> None:
