@@ -17,6 +17,13 @@
 #   scripts/services.sh keycloak-start   start Keycloak alone (admin/admin, dev mode, an empty
 #                                        master realm every start)
 #   scripts/services.sh keycloak-stop    stop it
+#   scripts/services.sh secured-start    the secured broker alone: SASL_SSL (SCRAM-SHA-512,
+#                                        OAUTHBEARER) on :29092, mutual TLS on :29093, ACLs
+#   scripts/services.sh cluster-start    the three-node KRaft cluster alone (:29192-29194)
+#   scripts/services.sh cluster-kill N   SIGKILL node N of the cluster; cluster-node-start N
+#                                        starts it again
+#   scripts/services.sh redis-tls-start  Redis with TLS and passwords alone (:6390)
+#   (each has its -stop; scripts/kafka/services-secured.sh says what they are)
 #
 # `start` and `install` also install the tools the tests run themselves, each on a port of their
 # own: Debian's nginx (forward-auth tests, started per test) and wrk (the HTTP benchmark).
@@ -59,6 +66,10 @@ KEYCLOAK_ADMIN=admin
 KEYCLOAK_HEAP="-Xms128m -Xmx512m"
 
 log() { printf 'services: %s\n' "$*" >&2; }
+
+# The secured broker, the three-node cluster and the TLS Redis (secured-*, cluster-*, redis-tls-*).
+# shellcheck source=kafka/services-secured.sh
+. "$ROOT/scripts/kafka/services-secured.sh"
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -290,8 +301,11 @@ keycloak_launch() { # home: start kc.sh in the background, its pid in $KEYCLOAK_
   local java_home
   java_home=$(keycloak_java)
   log "starting keycloak $KEYCLOAK_VERSION on $(keycloak_url)"
+  # On Java 24 and later, JBoss threads' thread-local reset needs java.lang opened; without it
+  # the first worker thread that uses it dies (IllegalAccessError in keycloak.log).
   JAVA_HOME=$java_home KC_BOOTSTRAP_ADMIN_USERNAME=$KEYCLOAK_ADMIN KC_BOOTSTRAP_ADMIN_PASSWORD=admin \
-    JAVA_OPTS_KC_HEAP=$KEYCLOAK_HEAP nohup "$1/bin/kc.sh" start-dev --http-port $KEYCLOAK_PORT \
+    JAVA_OPTS_KC_HEAP=$KEYCLOAK_HEAP JAVA_OPTS_APPEND="--add-opens=java.base/java.lang=ALL-UNNAMED" \
+    nohup "$1/bin/kc.sh" start-dev --http-port $KEYCLOAK_PORT \
     --http-host 127.0.0.1 >"$KEYCLOAK_LOG" 2>&1 &
   echo $! >"$KEYCLOAK_PID"
   local deadline=$((SECONDS + 180))
@@ -366,12 +380,13 @@ status() {
   if port_open $REDIS_PORT; then echo "redis: running on 127.0.0.1:$REDIS_PORT"; else echo "redis: stopped"; rc=1; fi
   if port_open $PG_PORT; then echo "postgres: running on 127.0.0.1:$PG_PORT"; else echo "postgres: stopped"; rc=1; fi
   if port_open $KEYCLOAK_PORT; then echo "keycloak: running on 127.0.0.1:$KEYCLOAK_PORT"; else echo "keycloak: stopped"; rc=1; fi
+  secured_status || rc=1
   return $rc
 }
 
 case "${1:-}" in
-  start) install_tools; redis_start; postgres_start; kafka_start; keycloak_start ;;
-  stop) kafka_stop; redis_stop; postgres_stop; keycloak_stop ;;
+  start) install_tools; redis_start; postgres_start; kafka_start; keycloak_start; redis_tls_start; secured_start; cluster_start ;;
+  stop) kafka_stop; redis_stop; postgres_stop; keycloak_stop; secured_stop; cluster_stop; redis_tls_stop ;;
   status) status ;;
   kafka-start) kafka_start ;;
   kafka-stop) kafka_stop ;;
@@ -382,6 +397,14 @@ case "${1:-}" in
   postgres-stop) postgres_stop ;;
   keycloak-start) keycloak_start ;;
   keycloak-stop) keycloak_stop ;;
+  secured-start) secured_start ;;
+  secured-stop) secured_stop ;;
+  cluster-start) cluster_start ;;
+  cluster-stop) cluster_stop ;;
+  cluster-kill) cluster_kill "${2:?cluster-kill NODE (1-3)}" ;;
+  cluster-node-start) cluster_node_start "${2:?cluster-node-start NODE (1-3)}" ;;
+  redis-tls-start) redis_tls_start ;;
+  redis-tls-stop) redis_tls_stop ;;
   install) install_tools; install_redis; install_postgres; install_kafka; mkdir -p "$DIR"; exec 9>"$DIR/keycloak.lock"; flock 9; install_keycloak ;;
-  *) echo "usage: $0 start|stop|status|install|kafka-start|kafka-stop|kafka-kill|kafka-pause|kafka-resume|postgres-start|postgres-stop|keycloak-start|keycloak-stop" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|install|kafka-start|kafka-stop|kafka-kill|kafka-pause|kafka-resume|postgres-start|postgres-stop|keycloak-start|keycloak-stop|secured-start|secured-stop|cluster-start|cluster-stop|cluster-kill N|cluster-node-start N|redis-tls-start|redis-tls-stop" >&2; exit 2 ;;
 esac
