@@ -23,7 +23,12 @@ import jwt
 
 from jwt_revocation.consumer import RevocationSidecar, RevocationVerifier
 from jwt_revocation.producer import RevocationPublisher
-from jwt_revocation.shared import RevocationError, RevocationSettings, ensure_topic
+from jwt_revocation.shared import (
+    KafkaConnection,
+    RevocationError,
+    RevocationSettings,
+    ensure_topic,
+)
 
 LIFETIME = timedelta(minutes=5)
 ISSUER = "demo-auth"
@@ -105,7 +110,12 @@ def run_demo(settings: RevocationSettings) -> int:
     """Run the whole story; return 0 when every service answered as expected."""
     key = secrets.token_bytes(32)  # a fresh signing key for each run; never printed
     print(f"Kafka {settings.bootstrap_servers}, topic {settings.topic}")
-    ensure_topic(settings.bootstrap_servers, settings.topic, max_token_lifetime=LIFETIME)
+    ensure_topic(
+        settings.bootstrap_servers,
+        settings.topic,
+        max_token_lifetime=LIFETIME,
+        connection=KafkaConnection.from_settings(settings),
+    )
     run = uuid.uuid4().hex[:6]
     users = {name: f"{name}-{run}" for name in ("alice", "bob", "carol")}
     services = [_service(name, settings, key) for name in ("orders", "billing", "search")]

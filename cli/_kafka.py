@@ -1,10 +1,14 @@
 """How the command line reaches Kafka: every client it builds honours the command's ``--timeout``.
 
-kafka-python's clients bootstrap in their constructors and wait 30 s for an unreachable broker
-by default; each client built here waits ``bootstrap_timeout_ms`` instead. A sidecar's start
-checks the topic first (:func:`check_topic`, with the same bound), so an unreachable broker or a
-missing topic is one :class:`~jwt_revocation.shared.TopicError` within the timeout, not a
-consumer thread that retries.
+Every client connects as the ``JWT_REVOCATION_KAFKA_*`` settings say
+(:meth:`KafkaConnection.from_settings`: TLS, client certificates, SASL), through the one builder
+in ``jwt_revocation.shared``. kafka-python's clients bootstrap in their constructors and wait
+30 s for an unreachable broker by default; each client built here bootstraps within its
+timeout, and one that cannot is one :class:`~jwt_revocation.shared.KafkaAccessError` saying why
+(unreachable, untrusted certificate, refused credentials...). A sidecar's start checks the topic
+first (:func:`check_topic`, with the same bound and the ``strict_replication`` setting), so an
+unreachable broker or a missing topic is one error within the timeout, not a consumer thread
+that retries.
 
 Commands whose work may outlast the time it takes to reach Kafka (``replay``, ``snapshot``:
 they read the whole topic) spend at most :data:`REACH_WITHIN` of their ``--timeout`` on
@@ -20,27 +24,41 @@ from typing import Any
 
 from jwt_revocation.consumer import RevocationSidecar
 from jwt_revocation.producer import RevocationPublisher
-from jwt_revocation.shared import RevocationSettings, check_topic
+from jwt_revocation.shared import (
+    BOOTSTRAP_SHARE,
+    KafkaConnection,
+    RevocationSettings,
+    TopicInfo,
+    check_topic,
+)
 
 REACH_WITHIN = 10.0
 """Seconds a one-shot command waits for an unreachable broker, when its timeout is longer."""
 
 
 def client_options(timeout: float) -> dict[str, Any]:
-    """kafka-python options that bound a client's bootstrap to ``timeout`` seconds."""
-    return {"bootstrap_timeout_ms": max(1, int(timeout * 1000))}
+    """kafka-python options that bound a client's bootstrap to ``timeout`` seconds (most of it:
+    a failure's diagnosis takes the rest)."""
+    return {"bootstrap_timeout_ms": max(1, int(timeout * 1000 * BOOTSTRAP_SHARE))}
+
+
+def checked_topic(settings: RevocationSettings, *, reach: float) -> TopicInfo:
+    """:func:`check_topic` as the settings say (connection, ``strict_replication``)."""
+    return check_topic(
+        settings.bootstrap_servers,
+        settings.topic,
+        max_token_lifetime=settings.max_token_lifetime,
+        timeout=reach,
+        connection=KafkaConnection.from_settings(settings),
+        strict_replication=settings.strict_replication,
+    )
 
 
 def checked_sidecar(
     settings: RevocationSettings, *, reach: float, **overrides: Any
 ) -> RevocationSidecar:
     """A sidecar, not started, for a topic checked within ``reach`` seconds."""
-    check_topic(
-        settings.bootstrap_servers,
-        settings.topic,
-        max_token_lifetime=settings.max_token_lifetime,
-        timeout=reach,
-    )
+    checked_topic(settings, reach=reach)
     return RevocationSidecar.from_settings(
         settings, verify_topic=False, consumer_config=client_options(reach), **overrides
     )
@@ -69,6 +87,6 @@ def publisher(
     (default ``JWT_REVOCATION_PUBLISH_TIMEOUT``)."""
     if timeout is not None:
         overrides["timeout"] = timeout
-    return RevocationPublisher.from_settings(
-        settings, producer_config=client_options(reach), **overrides
-    )
+    if timeout != reach:  # else the publisher bounds its bootstrap by its timeout itself
+        overrides["producer_config"] = client_options(reach)
+    return RevocationPublisher.from_settings(settings, **overrides)

@@ -18,11 +18,13 @@ from typing import Any, TextIO
 
 from jwt_revocation.consumer import RevocationSidecar, RevocationState
 from jwt_revocation.shared import (
+    ReplicationTooLowError,
     RetentionTooShortError,
     RevocationSettings,
     SidecarUnavailableError,
-    check_topic,
 )
+
+from ._kafka import checked_topic
 
 Progress = Callable[[int, int, float], None]
 """Called with records read, records to read, and seconds since the start."""
@@ -62,16 +64,12 @@ def replay(
 
     The reading is a sidecar's own (:class:`RevocationSidecar` with ``replay_window``), started
     without snapshots and stopped once caught up. A topic that keeps events for less than
-    ``max_token_lifetime`` can still be inspected; a missing one is an error.
+    ``max_token_lifetime``, or that one broker's loss could empty, can still be inspected; a
+    missing one is an error.
     """
     started = time.monotonic()
-    with contextlib.suppress(RetentionTooShortError):
-        check_topic(
-            settings.bootstrap_servers,
-            settings.topic,
-            max_token_lifetime=settings.max_token_lifetime,
-            timeout=min(timeout, 10.0),
-        )
+    with contextlib.suppress(RetentionTooShortError, ReplicationTooLowError):
+        checked_topic(settings, reach=min(timeout, 10.0))
     sidecar = RevocationSidecar.from_settings(
         settings,
         name="jwt-revocation-replay",

@@ -19,9 +19,17 @@ from datetime import timedelta
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import KafkaError
+from kafka.errors import AuthorizationError, KafkaError
 
-from jwt_revocation.shared import Clock, ConfigurationError, SnapshotError
+from jwt_revocation.shared import (
+    Clock,
+    ConfigurationError,
+    KafkaConnection,
+    SnapshotError,
+    authorization_detail,
+    client_config,
+    open_client,
+)
 
 from ._apply import RecordApplier
 from ._health import SidecarHealth
@@ -34,7 +42,8 @@ logger = logging.getLogger(__name__)
 
 
 class FatalError(Exception):
-    """An error the consumer thread does not retry (a missing or deleted topic)."""
+    """An error the consumer thread does not retry (a missing or deleted topic, a right that
+    an ACL denies)."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,7 @@ class TopicReader:
     clock: Clock
     timing: ReaderTiming = field(default_factory=ReaderTiming)
     consumer_config: Mapping[str, Any] = field(default_factory=dict)
+    connection: KafkaConnection | None = None
     mirror: MirrorFeed | None = None
     snapshots: RedisSnapshots | None = None
     snapshot_writer: SnapshotWriter | None = None
@@ -89,20 +99,33 @@ class TopicReader:
         return int(self.timing.poll_timeout * 1000)
 
     def consume(self, stopping: threading.Event) -> None:
-        """Build a consumer and read until ``stopping`` is set; raise what stops the loop."""
-        config: dict[str, Any] = {
-            "bootstrap_servers": self.bootstrap_servers,
-            "client_id": self.name,
-            "group_id": None,
-            "enable_auto_commit": False,
-            "request_timeout_ms": 5000,
-            "reconnect_backoff_max_ms": 1000,
-            "fetch_max_wait_ms": 100,
-        }
-        config.update(self.consumer_config)
-        consumer = KafkaConsumer(**config)
+        """Build a consumer and read until ``stopping`` is set; raise what stops the loop.
+
+        A right an ACL denies (READ or DESCRIBE on the topic) is a :class:`FatalError` naming
+        it: waiting would not grant it.
+        """
+        config = client_config(
+            "consumer",
+            self.bootstrap_servers,
+            self.connection,
+            client_id=self.name,
+            timeout=10.0,
+            defaults={
+                "group_id": None,
+                "enable_auto_commit": False,
+                "request_timeout_ms": 5000,
+                "fetch_max_wait_ms": 100,
+            },
+            overrides=self.consumer_config,
+        )
+        consumer = open_client("consumer", config, self.connection, timeout=10.0)
         try:
             self._loop(consumer, stopping)
+        except AuthorizationError as err:
+            detail = authorization_detail(
+                err, self.connection, operation=f"READ topic {self.topic!r}", role="sidecar"
+            )
+            raise FatalError(detail) from err
         finally:
             consumer.close(autocommit=False)
 

@@ -64,6 +64,7 @@ from jwt_revocation.shared import (
     Clock,
     ConfigurationError,
     DurationLike,
+    KafkaConnection,
     LifecycleError,
     RevocationSettings,
     SecurityEventVerifier,
@@ -128,6 +129,8 @@ class RevocationSidecar:
         mirror: RevocationMirror | None = None,
         security_events: SecurityEventVerifier | None = None,
         replay_window: ReplayWindow = None,
+        connection: KafkaConnection | None = None,
+        strict_replication: bool = False,
     ) -> None:
         lifetime = parse_duration(max_token_lifetime, name="max_token_lifetime")
         if lifetime.total_seconds() <= 0:
@@ -168,6 +171,8 @@ class RevocationSidecar:
         self._max_restarts = max_restarts
         self._restart_backoff = restart_backoff
         self._verify_topic = verify_topic
+        self.connection = connection or KafkaConnection()
+        self._strict_replication = strict_replication
 
         label = f"name={self.name} topic={topic}"
         self.progress = ReplayProgress()
@@ -234,6 +239,7 @@ class RevocationSidecar:
                 snapshot_interval=snapshot_interval,
             ),
             consumer_config=dict(consumer_config or {}),
+            connection=self.connection,
             mirror=None if mirror is None else MirrorFeed(mirror, topic, decode),
             snapshots=snapshots,
             snapshot_writer=self._snapshot_writer,
@@ -254,6 +260,8 @@ class RevocationSidecar:
             "max_staleness": settings.max_staleness,
             "on_stale": settings.on_stale,
             "max_entries": settings.max_entries,
+            "connection": KafkaConnection.from_settings(settings),
+            "strict_replication": settings.strict_replication,
         }
         if settings.redis_url is not None:
             key = settings.snapshot_key
@@ -287,6 +295,8 @@ class RevocationSidecar:
                         self.bootstrap_servers,
                         self.topic,
                         max_token_lifetime=self.max_token_lifetime,
+                        connection=self.connection,
+                        strict_replication=self._strict_replication,
                     )
                 sets = self.security_events
                 logger.info(

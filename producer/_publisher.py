@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
-from kafka import KafkaProducer
-from kafka.errors import KafkaConfigurationError, KafkaError
+from kafka.errors import KafkaError
 
 from jwt_revocation.shared import (
     SET_CONTENT_TYPE,
@@ -24,10 +23,14 @@ from jwt_revocation.shared import (
     ConfigurationError,
     DurationLike,
     Event,
+    KafkaConnection,
     PublishError,
     RevocationSettings,
     SecurityEventSigner,
+    authorization_detail,
+    client_config,
     encode_event,
+    open_client,
     parse_duration,
     record_key,
 )
@@ -59,9 +62,8 @@ class _PublisherBase:
         clock: Clock = time.time,
         producer_config: Mapping[str, Any] | None = None,
         security_events: SecurityEventSigner | None = None,
+        connection: KafkaConnection | None = None,
     ) -> None:
-        if not bootstrap_servers:
-            raise ConfigurationError("bootstrap_servers must name at least one broker")
         if not topic:
             raise ConfigurationError("topic must not be empty")
         if not issuer:
@@ -73,42 +75,44 @@ class _PublisherBase:
         if self.timeout <= 0:
             raise ConfigurationError("timeout must be positive")
         self.security_events = security_events
+        self.connection = connection or KafkaConnection()
         self._closed = False
         self._lock = threading.Lock()
         timeout_ms = int(self.timeout * 1000)
-        config: dict[str, Any] = {
-            "bootstrap_servers": bootstrap_servers,
-            "client_id": f"jwt-revocation-publisher-{issuer}",
-            "acks": "all",
-            "enable_idempotence": True,
-            # No lingering: a single publish goes out at once. Large batches instead make
-            # publish_many fast (256 KiB: +15 % events/s, single-publish latency unchanged).
-            "linger_ms": 0,
-            "batch_size": 256 * 1024,
-            "max_block_ms": timeout_ms,
-            "request_timeout_ms": min(timeout_ms, 30_000),
-            "reconnect_backoff_max_ms": 1000,
-        }
-        config.update(producer_config or {})
+        config = client_config(
+            "producer",
+            bootstrap_servers,
+            self.connection,
+            client_id=f"jwt-revocation-publisher-{issuer}",
+            timeout=self.timeout,
+            defaults={
+                "acks": "all",
+                "enable_idempotence": True,
+                # No lingering: a single publish goes out at once. Large batches instead make
+                # publish_many fast (256 KiB: +15 % events/s, single-publish latency unchanged).
+                "linger_ms": 0,
+                "batch_size": 256 * 1024,
+                "max_block_ms": timeout_ms,
+            },
+            overrides=producer_config,
+        )
         # kafka-python requires delivery_timeout_ms >= linger_ms + request_timeout_ms.
         config.setdefault(
             "delivery_timeout_ms",
             max(timeout_ms, config["linger_ms"] + config["request_timeout_ms"] + 1),
         )
-        try:
-            self._producer = KafkaProducer(**config)
-        except KafkaConfigurationError as err:
-            raise ConfigurationError(f"invalid producer_config: {err}") from err
-        except KafkaError as err:
-            raise PublishError(
-                f"cannot connect to Kafka at {bootstrap_servers}: {type(err).__name__}",
-                retriable=True,
-            ) from err
+        # An unreachable broker, or one that refuses the connection's TLS or credentials, is a
+        # KafkaAccessError saying which, within the timeout.
+        self._producer = open_client("producer", config, self.connection, timeout=self.timeout)
 
     @classmethod
     def from_settings(cls, settings: RevocationSettings, **overrides: Any) -> Self:
         """Build a publisher from :class:`RevocationSettings`; keyword arguments win."""
-        kwargs: dict[str, Any] = {"issuer": settings.issuer, "timeout": settings.publish_timeout}
+        kwargs: dict[str, Any] = {
+            "issuer": settings.issuer,
+            "timeout": settings.publish_timeout,
+            "connection": KafkaConnection.from_settings(settings),
+        }
         if settings.set_signing_key is not None:
             kwargs["security_events"] = SecurityEventSigner.from_settings(settings)
         kwargs.update(overrides)
@@ -144,6 +148,19 @@ class _PublisherBase:
         return Published(event=event, partition=meta.partition, offset=meta.offset)
 
     def _error(self, event: Event, err: KafkaError) -> PublishError:
+        refused = authorization_detail(
+            err, self.connection, operation=f"WRITE to topic {self.topic!r}", role="publisher"
+        )
+        if refused is not None:  # an ACL: trying again cannot help
+            logger.error(
+                "publish refused type=%s event_id=%s error=%s",
+                event.type,
+                event.event_id,
+                type(err).__name__,
+            )
+            return PublishError(
+                f"event {event.event_id} ({event.type}) was refused: {refused}", retriable=False
+            )
         retriable = bool(getattr(err, "retriable", False))
         logger.error(
             "publish failed type=%s event_id=%s key=%s error=%s retriable=%s",

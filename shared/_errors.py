@@ -12,9 +12,14 @@ Every error the package raises derives from :class:`RevocationError`::
     ├── RecordError                 a Kafka record is no event this package can apply (skipped)
     ├── SnapshotError               a snapshot cannot be used or written (the sidecar replays)
     ├── StoreError                  Redis did not answer or refused a read or a write
+    ├── KafkaAccessError            Kafka cannot be reached, refused this client's TLS or
+    │                               credentials, or denies it an operation (ACLs); ``reason``
+    │                               says which, ``retriable`` only for ``unreachable``
     ├── TopicError                  the revocation topic cannot serve a sidecar
     │   ├── TopicNotFoundError
-    │   └── RetentionTooShortError  a rebuilt sidecar would forget live revocations
+    │   ├── RetentionTooShortError  a rebuilt sidecar would forget live revocations
+    │   └── ReplicationTooLowError  one broker's loss could lose acknowledged revocations
+    │                               (refused only under ``strict_replication``)
     ├── SidecarUnavailableError     the local state cannot decide (not caught up, stale, failed,
     │                               full, stopped), or no verification key could ever be
     │                               fetched: answer 503, not 401
@@ -28,7 +33,7 @@ Every error the package raises derives from :class:`RevocationError`::
 
 Where an error says why in a word a program can branch on, that word is its ``reason``
 attribute, typed by a ``Literal`` (``RecordReason``, ``SnapshotReason``, ``UnavailableReason``,
-``RevocationReason``).
+``RevocationReason``, ``AccessReason``).
 
 ``TokenRevokedError`` subclasses ``jwt.InvalidTokenError``, so a service that already rejects
 invalid tokens with ``except jwt.InvalidTokenError`` rejects revoked ones too.
@@ -81,6 +86,17 @@ SnapshotReason = Literal[
     "forged",
 ]
 """Why a snapshot cannot be used; the sidecar then replays the whole window instead."""
+AccessReason = Literal[
+    "unreachable",
+    "untrusted_certificate",
+    "certificate_refused",
+    "authentication_failed",
+    "wrong_protocol",
+    "not_authorized",
+]
+"""Why a Kafka client cannot do its work: nothing answers, the broker's certificate does not
+verify, the broker refuses the client's certificate or credentials, the listener speaks another
+protocol, or an ACL denies the operation."""
 
 
 class RevocationError(Exception):
@@ -132,6 +148,16 @@ class StoreError(RevocationError):
     retriable = True
 
 
+class KafkaAccessError(RevocationError):
+    """Kafka cannot be reached, refuses this client's TLS or credentials, or denies it an
+    operation; ``reason`` says which. Messages name the user or certificate, never a secret."""
+
+    def __init__(self, message: str, *, reason: AccessReason) -> None:
+        super().__init__(message)
+        self.reason: AccessReason = reason
+        self.retriable = reason == "unreachable"
+
+
 class TopicError(RevocationError):
     """The revocation topic cannot serve a sidecar."""
 
@@ -142,6 +168,10 @@ class TopicNotFoundError(TopicError):
 
 class RetentionTooShortError(TopicError):
     """The topic keeps events for less time than a token lives."""
+
+
+class ReplicationTooLowError(TopicError):
+    """On a cluster of several brokers, the topic has one replica or ``min.insync.replicas=1``."""
 
 
 class SidecarUnavailableError(RevocationError):

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ._connection import SaslMechanism, SecurityProtocol
 from ._duration import Duration
 
 
@@ -40,6 +41,32 @@ class RevocationSettings(BaseSettings):
     """How long a publish call waits for the broker's acknowledgement."""
     partitions: int = Field(default=6, gt=0)
     """Partition count used when `jwt-revocation topic ensure` creates the topic."""
+    replication_factor: int | None = Field(default=None, gt=0)
+    """Replicas per partition for `topic ensure`: default 3 on three brokers or more, else 1."""
+    min_insync_replicas: int | None = Field(default=None, gt=0)
+    """The topic's ``min.insync.replicas`` for `topic ensure`: default 2 with 3 replicas or more."""
+    strict_replication: bool = False
+    """Refuse, rather than warn about, a topic that could lose acknowledged revocations
+    (replication factor 1 or ``min.insync.replicas`` 1 on a cluster of several brokers)."""
+    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
+    """PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."""
+    kafka_ssl_cafile: str | None = None
+    """The CA bundle the brokers' certificates are checked against (default: the system's)."""
+    kafka_ssl_certfile: str | None = None
+    """A client certificate (PEM), for mutual TLS."""
+    kafka_ssl_keyfile: str | None = None
+    """The client certificate's private key (PEM)."""
+    kafka_ssl_password: SecretStr | None = None
+    """The password of an encrypted key file."""
+    kafka_ssl_check_hostname: bool = True
+    """Check that the broker's certificate names the host connected to."""
+    kafka_sasl_mechanism: SaslMechanism | None = None
+    """PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER."""
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_sasl_oauth_token_file: str | None = None
+    """OAUTHBEARER: a file holding the current token, read again at every authentication (a
+    token that an agent or a projected volume keeps fresh)."""
     redis_url: SecretStr | None = None
     """Redis for snapshots and the blocklist sink, e.g. ``redis://127.0.0.1:6379/0``; kept out
     of reprs because it may hold a password."""
@@ -56,6 +83,10 @@ class RevocationSettings(BaseSettings):
     set_verify_key: SecretStr | None = None
     """With it, a sidecar accepts Security Event Tokens verified with this key (PEM, shared
     secret, a JWK or a JWKS as JSON)."""
+    jwks_url: str | None = None
+    """The identity provider's JWKS endpoint: tokens are verified with its keys, chosen by
+    ``kid`` (``check --token`` and the HTTP sidecar's ``/v1/check``), instead of
+    ``JWT_REVOCATION_VERIFY_KEY``."""
     set_algorithm: str = "ES256"
     """The JWS algorithm SETs are signed and verified with."""
     set_issuer: str | None = None

@@ -109,7 +109,15 @@ def test_topic_ensure_creates_a_topic_with_safe_retention() -> None:
     created = _json(
         _cli("--topic", name, "--max-token-lifetime", "2h", "topic", "ensure", "--partitions", "4")
     )
-    assert created == {"topic": name, "partitions": 4, "retention_ms": (2 * 3600 + 86400) * 1000}
+    assert created == {
+        "topic": name,
+        "partitions": 4,
+        "retention_ms": (2 * 3600 + 86400) * 1000,
+        "replication_factor": 1,  # one broker: nothing to warn about
+        "min_insync_replicas": 1,
+        "brokers": 1,
+        "warnings": [],
+    }
     refused = _cli("--topic", name, "--max-token-lifetime", "30d", "topic", "check")
     assert refused.returncode == 2
     assert "less than max_token_lifetime" in refused.stderr

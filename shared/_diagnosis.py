@@ -1,0 +1,285 @@
+"""Why a Kafka client could not bootstrap: one connection, step by step, after the client failed.
+
+kafka-python retries every failed connection until its bootstrap times out and then reports
+``Unable to bootstrap``, whatever went wrong: a wrong SASL password (the broker closes the
+connection after the last SASL message), an untrusted broker certificate, a client certificate
+the broker refuses, a listener of another protocol. :func:`diagnose` finds out which, with the
+standard library and a few hand-framed Kafka requests, in the time left of the client's
+timeout:
+
+1. TCP to each bootstrap server until one accepts (else ``unreachable``, with the reason);
+2. for SSL and SASL_SSL, the TLS handshake with the connection's CA, certificate and key
+   (``untrusted_certificate``: the broker's certificate does not verify; ``wrong_protocol``:
+   the port does not speak TLS);
+3. ``ApiVersions`` (v0): under TLS 1.3 a refused client certificate only shows here
+   (``certificate_refused``); no answer over PLAINTEXT means a TLS listener (``wrong_protocol``);
+4. for SASL, ``SaslHandshake`` (v1): the mechanism must be enabled on the listener
+   (``wrong_protocol`` otherwise), then the exchange itself (``SaslAuthenticate`` v1, with
+   kafka-python's own mechanism): an error or a closed connection is
+   ``authentication_failed``;
+5. without SASL, ``Metadata`` (v0): a SASL listener closes the connection instead
+   (``wrong_protocol``).
+
+It runs only after a client failed, so it never delays one that works, and it is only a
+diagnosis: any step it cannot take returns ``None`` and the caller reports kafka-python's own
+error. Nothing it returns holds a secret.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+import struct
+import time
+from typing import TYPE_CHECKING, Any
+
+from ._errors import AccessReason
+
+if TYPE_CHECKING:
+    from ._connection import KafkaConnection
+
+Finding = tuple[AccessReason, str]
+"""A reason and a sentence saying what failed and what to check."""
+
+_CLIENT_ID = b"jwt-revocation-diagnosis"
+_API_VERSIONS, _METADATA, _SASL_HANDSHAKE, _SASL_AUTHENTICATE = 18, 3, 17, 36
+_CERTIFICATE_REFUSED = (
+    "CERTIFICATE_UNKNOWN",
+    "BAD_CERTIFICATE",
+    "UNKNOWN_CA",
+    "CERTIFICATE_REQUIRED",
+    "HANDSHAKE_FAILURE",
+    "ACCESS_DENIED",
+)
+
+
+class _ClosedError(Exception):
+    """The broker closed the connection, or said nothing in time."""
+
+
+def diagnose(
+    bootstrap_servers: str, connection: KafkaConnection, *, timeout: float
+) -> Finding | None:
+    """What stops ``connection`` from reaching the brokers, or None when nothing was found."""
+    deadline = time.monotonic() + timeout
+    unreachable: list[str] = []
+    for server in [s.strip() for s in bootstrap_servers.split(",") if s.strip()]:
+        host, _, port_text = server.rpartition(":")
+        host = host.strip("[]") or "localhost"
+        try:
+            port = int(port_text)
+        except ValueError:
+            return "unreachable", f"{server!r} is not host:port"
+        try:
+            sock = socket.create_connection((host, port), timeout=_left(deadline))
+        except OSError as err:
+            unreachable.append(f"{server} ({_os_reason(err)})")
+            continue
+        try:
+            return _diagnose_socket(sock, host, port, connection, deadline)
+        except Exception:  # noqa: BLE001 - a diagnosis that cannot decide says nothing
+            return None
+        finally:
+            with contextlib.suppress(OSError):
+                sock.close()
+    if not unreachable:
+        return None
+    return "unreachable", "nothing accepts connections at " + ", ".join(unreachable)
+
+
+def _diagnose_socket(
+    raw: socket.socket, host: str, port: int, connection: KafkaConnection, deadline: float
+) -> Finding | None:
+    where = f"{host}:{port}"
+    sock: socket.socket = raw
+    if connection.uses_tls:
+        context = ssl.create_default_context(cafile=connection.ssl_cafile)
+        context.check_hostname = connection.ssl_check_hostname
+        if connection.ssl_certfile is not None:
+            password = connection.ssl_password
+            context.load_cert_chain(
+                connection.ssl_certfile,
+                connection.ssl_keyfile,
+                password=None if password is None else _secret(password),
+            )
+        try:
+            sock = context.wrap_socket(raw, server_hostname=host)
+        except ssl.SSLCertVerificationError as err:
+            return "untrusted_certificate", (
+                f"the broker's certificate at {where} does not verify ({err.verify_message}): "
+                f"check ssl_cafile ({connection.ssl_cafile or 'the system CAs'})"
+                + (
+                    " and that the certificate names the host"
+                    if "hostname" in str(err).lower() or "ip address" in str(err).lower()
+                    else ""
+                )
+            )
+        except ssl.SSLError as err:
+            return _tls_refusal(err, where, connection) or (
+                "wrong_protocol",
+                f"no TLS handshake with {where} ({err.reason}): is it a "
+                f"{'SASL_PLAINTEXT' if connection.uses_sasl else 'PLAINTEXT'} listener? "
+                "check security_protocol",
+            )
+        except (OSError, TimeoutError):
+            return "wrong_protocol", (
+                f"{where} closed the connection during the TLS handshake: is it a TLS "
+                "listener? check security_protocol"
+            )
+    try:
+        _request(sock, _API_VERSIONS, 0, b"", deadline)
+    except ssl.SSLError as err:
+        return _tls_refusal(err, where, connection)
+    except _ClosedError:
+        if connection.uses_tls:
+            return _tls_refusal(None, where, connection)
+        return "wrong_protocol", (
+            f"{where} did not answer a Kafka request over {connection.security_protocol}: is it "
+            "a TLS listener? check security_protocol"
+        )
+    if connection.uses_sasl:
+        return _diagnose_sasl(sock, host, where, connection, deadline)
+    try:
+        _request(sock, _METADATA, 0, struct.pack(">i", 0), deadline)
+    except (_ClosedError, ssl.SSLError):
+        return "wrong_protocol", (
+            f"{where} closed the connection before authentication: it expects SASL; set "
+            f"security_protocol to {'SASL_SSL' if connection.uses_tls else 'SASL_PLAINTEXT'} "
+            "and a sasl_mechanism"
+        )
+    return None
+
+
+def _diagnose_sasl(
+    sock: socket.socket, host: str, where: str, connection: KafkaConnection, deadline: float
+) -> Finding | None:
+    mechanism = connection.sasl_mechanism or ""
+    try:
+        body = _request(sock, _SASL_HANDSHAKE, 1, _string(mechanism.encode()), deadline)
+    except (_ClosedError, ssl.SSLError):
+        return "wrong_protocol", (
+            f"{where} closed the connection at the SASL handshake: is it a SASL listener? "
+            "check security_protocol"
+        )
+    error, offered = _handshake_answer(body)
+    if error:
+        return "wrong_protocol", (
+            f"the listener at {where} does not offer {mechanism} (it offers "
+            f"{', '.join(offered) or 'no SASL mechanism'}): check sasl_mechanism"
+        )
+    refused = _authenticate(sock, host, connection, deadline)
+    if refused is None:
+        return None
+    secret = "the token" if mechanism == "OAUTHBEARER" else "the username and password"
+    return "authentication_failed", (
+        f"the broker at {where} refused {connection.principal} ({refused}): check {secret}"
+    )
+
+
+def _authenticate(
+    sock: socket.socket, host: str, connection: KafkaConnection, deadline: float
+) -> str | None:
+    """Run the SASL exchange with kafka-python's mechanism; why it was refused, or None."""
+    from kafka.net.sasl import get_sasl_mechanism
+
+    options = connection.kafka_options()
+    mechanism: Any = get_sasl_mechanism(options["sasl_mechanism"])(host=host, **options)
+    while not mechanism.is_done():
+        try:
+            body = _request(sock, _SASL_AUTHENTICATE, 1, _bytes(mechanism.auth_bytes()), deadline)
+        except (_ClosedError, ssl.SSLError):
+            return "the broker closed the connection during authentication"
+        (error,) = struct.unpack_from(">h", body, 0)
+        message, offset = _read_nullable_string(body, 2)
+        if error:
+            return f"error {error}: {message}" if message else f"error {error}"
+        (length,) = struct.unpack_from(">i", body, offset)
+        mechanism.receive(body[offset + 4 : offset + 4 + max(length, 0)])
+    return None if mechanism.is_authenticated() else "the exchange did not authenticate"
+
+
+def _tls_refusal(
+    err: ssl.SSLError | None, where: str, connection: KafkaConnection
+) -> Finding | None:
+    if err is not None and not any(name in str(err.reason) for name in _CERTIFICATE_REFUSED):
+        return None
+    if connection.ssl_certfile is None:
+        return "certificate_refused", (
+            f"the broker at {where} requires a client certificate: set ssl_certfile and ssl_keyfile"
+        )
+    return "certificate_refused", (
+        f"the broker at {where} refused the client certificate "
+        f"{connection.principal.removeprefix('the certificate ')} "
+        f"({'closed the connection' if err is None else err.reason}): it must be signed by a "
+        "CA the broker trusts"
+    )
+
+
+# -- Kafka's framing, for the few requests above ------------------------------------------------
+
+
+def _request(
+    sock: socket.socket, api_key: int, version: int, body: bytes, deadline: float
+) -> bytes:
+    """Send one request (header v1) and return the response's body after its correlation id."""
+    header = struct.pack(">hhi", api_key, version, api_key) + _string(_CLIENT_ID)
+    frame = header + body
+    sock.settimeout(_left(deadline))
+    try:
+        sock.sendall(struct.pack(">i", len(frame)) + frame)
+        (size,) = struct.unpack(">i", _read(sock, 4))
+        response = _read(sock, size)
+    except (TimeoutError, ConnectionError) as err:
+        raise _ClosedError from err
+    return response[4:]
+
+
+def _read(sock: socket.socket, count: int) -> bytes:
+    chunks = bytearray()
+    while len(chunks) < count:
+        chunk = sock.recv(count - len(chunks))
+        if not chunk:
+            raise _ClosedError
+        chunks += chunk
+    return bytes(chunks)
+
+
+def _string(value: bytes) -> bytes:
+    return struct.pack(">h", len(value)) + value
+
+
+def _bytes(value: bytes) -> bytes:
+    return struct.pack(">i", len(value)) + value
+
+
+def _read_nullable_string(body: bytes, offset: int) -> tuple[str, int]:
+    (length,) = struct.unpack_from(">h", body, offset)
+    if length < 0:
+        return "", offset + 2
+    return body[offset + 2 : offset + 2 + length].decode(errors="replace"), offset + 2 + length
+
+
+def _handshake_answer(body: bytes) -> tuple[int, list[str]]:
+    (error, count) = struct.unpack_from(">hi", body, 0)
+    offset, offered = 6, []
+    for _ in range(max(count, 0)):
+        name, offset = _read_nullable_string(body, offset)
+        offered.append(name)
+    return error, offered
+
+
+def _left(deadline: float) -> float:
+    return max(0.05, deadline - time.monotonic())
+
+
+def _os_reason(err: OSError) -> str:
+    if isinstance(err, socket.gaierror):
+        return f"cannot resolve the host: {err.strerror}"
+    if isinstance(err, TimeoutError):
+        return "no answer in time"
+    return err.strerror or type(err).__name__
+
+
+def _secret(value: Any) -> str:
+    return str(value.get_secret_value() if hasattr(value, "get_secret_value") else value)
