@@ -306,7 +306,7 @@ keycloak_launch() { # home: start kc.sh in the background, its pid in $KEYCLOAK_
   JAVA_HOME=$java_home KC_BOOTSTRAP_ADMIN_USERNAME=$KEYCLOAK_ADMIN KC_BOOTSTRAP_ADMIN_PASSWORD=admin \
     JAVA_OPTS_KC_HEAP=$KEYCLOAK_HEAP JAVA_OPTS_APPEND="--add-opens=java.base/java.lang=ALL-UNNAMED" \
     nohup "$1/bin/kc.sh" start-dev --http-port $KEYCLOAK_PORT \
-    --http-host 127.0.0.1 >"$KEYCLOAK_LOG" 2>&1 &
+    --http-host 127.0.0.1 >"$KEYCLOAK_LOG" 2>&1 9>&- &
   echo $! >"$KEYCLOAK_PID"
   local deadline=$((SECONDS + 180))
   until keycloak_ready; do
@@ -344,8 +344,9 @@ install_keycloak() {
 keycloak_start() {
   # Two callers at once (make test in two shells) would unpack and start into the same home.
   mkdir -p "$DIR"
+  # Keycloak itself must not inherit the lock (9>&- where it is launched).
   exec 9>"$DIR/keycloak.lock"
-  flock 9
+  flock -w 600 9
   if keycloak_running && keycloak_ready; then
     log "keycloak already running (pid $(cat "$KEYCLOAK_PID"))"
     return
