@@ -48,13 +48,14 @@ secret() { cat "$PKI_DIR/$1.password"; }
 
 pid_running() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
-# launch_kafka PROPS LOGS PIDFILE: one broker JVM in the background.
+# launch_kafka PROPS LOGS PIDFILE: one broker JVM in the background. It must not inherit the
+# start locks (fds 7 and 8): it would hold them as long as it runs.
 launch_kafka() {
   mkdir -p "$2"
   # shellcheck disable=SC2086 # the heap flags are two words
   nohup java $KAFKA_TEST_HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
     -Dkafka.logs.dir="$2" -Dlog4j.configuration="file:$ROOT/scripts/kafka/log4j.properties" \
-    -cp "$JARS/*" kafka.Kafka "$1" >"$2/stdout.log" 2>&1 &
+    -cp "$JARS/*" kafka.Kafka "$1" >"$2/stdout.log" 2>&1 7>&- 8>&- &
   echo $! >"$3"
 }
 
@@ -245,7 +246,7 @@ user checker on >$(secret redis-checker) ~jwt-revocation:* +@read +evalsha +eval
 EOF
   )
   log "starting tls redis on 127.0.0.1:$REDIS_TLS_PORT"
-  redis-server "$REDIS_TLS_DIR/redis.conf"
+  redis-server "$REDIS_TLS_DIR/redis.conf" 7>&- 8>&-
   wait_port $REDIS_TLS_PORT 20 "tls redis"
 }
 
