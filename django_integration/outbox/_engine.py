@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import connections
 from sqlalchemy import URL, Engine, create_engine, make_url
 
-from django_integration._settings import revocation_settings
+from jwt_revocation.django._settings import revocation_settings
 from jwt_revocation.shared import ConfigurationError
 
 # Keys of a PostgreSQL alias's OPTIONS that Django consumes itself rather than libpq.

@@ -45,7 +45,7 @@ def check_outbox(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) 
     """The databases and simplejwt's settings, as the outbox needs them."""
     from rest_framework_simplejwt.settings import api_settings
 
-    from django_integration.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
+    from jwt_revocation.django.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
 
     problems: list[Any] = []
     for alias in connections:

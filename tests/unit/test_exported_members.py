@@ -193,3 +193,5 @@ def test_the_django_integration_imports_producer_consumer_and_shared_only() -> N
         jwt_revocation.django
     )
     assert sorted(m for m in ours if m.split(".")[1] not in allowed) == []
+    # The folder's own name is no module users have: it would import a second copy.
+    assert sorted(m for m in imports if m.split(".")[0] == "django_integration") == []

@@ -14,8 +14,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from django_integration._settings import revocation_settings
 from jwt_revocation.consumer import RevocationSidecar
+from jwt_revocation.django._settings import revocation_settings
 from jwt_revocation.shared import RevocationError, check_topic
 
 

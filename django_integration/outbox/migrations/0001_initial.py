@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from django.db import migrations
 
-from django_integration.outbox._writer import SUPPORTED_VENDORS
+from jwt_revocation.django.outbox._writer import SUPPORTED_VENDORS
 from jwt_revocation.producer.outbox import TABLE_NAME, outbox_statements
 
 

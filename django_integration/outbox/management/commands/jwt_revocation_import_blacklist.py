@@ -24,8 +24,13 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections, transaction
 from django.utils import timezone
 
-from django_integration.outbox._receivers import BLACKLIST_APP, aware, outbox_for, unverified_claims
 from jwt_revocation.django._sessions import session_of
+from jwt_revocation.django.outbox._receivers import (
+    BLACKLIST_APP,
+    aware,
+    outbox_for,
+    unverified_claims,
+)
 from jwt_revocation.producer.outbox import TABLE_NAME
 
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from django_integration.outbox._engine import relay_engine
 from jwt_revocation.django._settings import revocation_settings
+from jwt_revocation.django.outbox._engine import relay_engine
 from jwt_revocation.producer import RevocationPublisher
 from jwt_revocation.producer.outbox import OutboxRelay, masked_url
 from jwt_revocation.shared import RevocationError, parse_duration
