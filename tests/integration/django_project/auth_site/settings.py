@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from tests.integration.django_project.common import KEY, jwt_revocation
 
@@ -26,14 +28,26 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
 ]
-DATABASES = {
+# A SQLite file, or PostgreSQL given as postgresql://user:password@host:port/db?schema=name.
+_DATABASE = urlsplit(os.environ.get("TEST_AUTH_DB", "auth-site.sqlite3"))
+DATABASES: dict[str, dict[str, Any]] = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
-        "NAME": os.environ.get("TEST_AUTH_DB", "auth-site.sqlite3"),
+        "NAME": _DATABASE.path,
         # Every request is one transaction: the outbox row commits or rolls back with it.
         "ATOMIC_REQUESTS": True,
     }
 }
+if _DATABASE.scheme == "postgresql":
+    DATABASES["default"] |= {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": _DATABASE.path.lstrip("/"),
+        "USER": _DATABASE.username,
+        "PASSWORD": _DATABASE.password,
+        "HOST": _DATABASE.hostname,
+        "PORT": _DATABASE.port,
+        "OPTIONS": {"options": f"-c search_path={parse_qs(_DATABASE.query)['schema'][0]}"},
+    }
 # Hashing with the default PBKDF2 takes a quarter of a second per login on this machine.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 REST_FRAMEWORK = {
