@@ -54,7 +54,7 @@ def _check(args: argparse.Namespace, settings: RevocationSettings) -> int:
         return say_error(args, "give --token, --jti or --user")
     token = sys.stdin.readline().strip() if args.token == "-" else args.token  # noqa: S105 - "-" means stdin
     with started_sidecar(settings, args.timeout) as sidecar:
-        verifier, signed = verifier_for(args, sidecar)
+        verifier, signed = verifier_for(args, sidecar, settings)
         verdict = _verdict(args, verifier, token, signed)
     if args.json:
         print_json(_rendered(verdict, None if token is None else signed))

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from jwt_revocation.consumer import RevocationSource, RevocationVerifier
-from jwt_revocation.shared import parse_duration
+from jwt_revocation.shared import RevocationSettings, parse_duration
 
 
 def instant(text: str) -> float:
@@ -55,18 +55,26 @@ def add_verify_key(parser: argparse.ArgumentParser, *, used_for: str, without: s
         "--key-env",
         default="JWT_REVOCATION_VERIFY_KEY",
         metavar="NAME",
-        help=f"environment variable holding the key {used_for} (default %(default)s); "
-        f"without it {without}",
+        help=f"environment variable holding the key {used_for} (default %(default)s; "
+        f"JWT_REVOCATION_JWKS_URL takes the keys from a JWKS endpoint instead); without either "
+        f"{without}",
     )
     parser.add_argument(
-        "--algorithm", action="append", metavar="ALG", help="accepted algorithm (default HS256)"
+        "--algorithm",
+        action="append",
+        metavar="ALG",
+        help="accepted algorithm (default HS256; RS256 with JWT_REVOCATION_JWKS_URL)",
     )
 
 
 def verifier_for(
-    args: argparse.Namespace, source: RevocationSource
+    args: argparse.Namespace, source: RevocationSource, settings: RevocationSettings
 ) -> tuple[RevocationVerifier, bool]:
-    """A verifier with ``--key-env``'s key and ``--algorithm``; True when a key was given."""
+    """A verifier with the keys of ``JWT_REVOCATION_JWKS_URL`` (default algorithm RS256), else
+    ``--key-env``'s key (default HS256), and ``--algorithm``; True when it has keys."""
+    if settings.jwks_url:
+        algorithms = args.algorithm or ["RS256"]
+        return RevocationVerifier(source, jwks_url=settings.jwks_url, algorithms=algorithms), True
     key = os.environ.get(args.key_env) or ""
     return RevocationVerifier(source, key=key, algorithms=args.algorithm or ["HS256"]), bool(key)
 

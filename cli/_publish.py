@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from jwt_revocation.producer import Published, RevocationPublisher, SecurityEventReceiver
 from jwt_revocation.shared import RevocationSettings, SecurityEventVerifier, parse_address
 
 from ._command import (
+    EXIT_ERROR,
     EXIT_OK,
     Arguments,
     Command,
     Handler,
     foreground,
     print_json,
+    say_error,
     stop_on_signals,
 )
 from ._kafka import publisher
@@ -80,6 +84,50 @@ def _user_wide(method: UserWide) -> Handler:
     return run
 
 
+def _session_arguments(parser: argparse.ArgumentParser, _settings: RevocationSettings) -> None:
+    parser.add_argument("--user", required=True, help="the session's user id")
+    parser.add_argument("--session", required=True, help="the session id: the tokens' sid claim")
+    parser.add_argument("--at", type=instant, default=None, help="default: now")
+
+
+def _session_logout(args: argparse.Namespace, settings: RevocationSettings) -> int:
+    with _publisher(args, settings) as sent:
+        return _printed(sent.logout_session(user_id=args.user, session_id=args.session, at=args.at))
+
+
+CONFIRMATION = "revoke all"
+"""What ``publish revoke-all`` asks its operator to type."""
+
+
+def _revoke_all_arguments(parser: argparse.ArgumentParser, _settings: RevocationSettings) -> None:
+    parser.add_argument(
+        "--token-issuer", help="only the tokens whose iss is this (default: every issuer's)"
+    )
+    parser.add_argument("--at", type=instant, default=None, help="default: now")
+    parser.add_argument(
+        "--yes", action="store_true", help="do not ask for confirmation (scripts must say it)"
+    )
+
+
+def _revoke_all(args: argparse.Namespace, settings: RevocationSettings) -> int:
+    at = datetime.now(UTC) if args.at is None else datetime.fromtimestamp(args.at, UTC)
+    scope = "every issuer" if args.token_issuer is None else f"issuer {args.token_issuer!r}"
+    if not args.yes:
+        if sys.stdin is None or not sys.stdin.isatty():
+            return say_error(args, "refusing to revoke every token without confirmation: add --yes")
+        print(
+            f"This logs out everyone: every token of {scope} issued before {at.isoformat()}.",
+            file=sys.stderr,
+        )
+        print(f"Type {CONFIRMATION!r} to publish it: ", end="", file=sys.stderr, flush=True)
+        answer = sys.stdin.readline()  # the prompt on stderr keeps stdout the event's JSON
+        if answer.strip() != CONFIRMATION:
+            print("not confirmed; nothing published", file=sys.stderr)
+            return EXIT_ERROR
+    with _publisher(args, settings) as sent:
+        return _printed(sent.revoke_all(at=at, token_issuer=args.token_issuer))
+
+
 def _publish_timeout(settings: RevocationSettings) -> float:
     return settings.publish_timeout.total_seconds()
 
@@ -126,6 +174,18 @@ PUBLISH = Command(
             "user-deleted",
             "revoke every token of a deleted user issued before --at",
             lambda p: p.user_deleted,
+        ),
+        _event(
+            "session-logout",
+            "revoke every token of one session (its sid) issued before --at",
+            _session_logout,
+            _session_arguments,
+        ),
+        _event(
+            "revoke-all",
+            "revoke every token issued before --at, of one issuer or all (asks first)",
+            _revoke_all,
+            _revoke_all_arguments,
         ),
     ),
 )

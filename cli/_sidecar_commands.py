@@ -125,7 +125,9 @@ def _http_server(
     args: argparse.Namespace, sidecar: RevocationSidecar, settings: RevocationSettings
 ) -> SidecarHTTPServer:
     host, port = parse_address(args.http)
-    verifier, signed = verifier_for(args, sidecar)
+    verifier, signed = verifier_for(args, sidecar, settings)
+    if signed and not verifier.load_keys():
+        logger.warning("the key set is not at hand yet; /v1/check answers 503 until it is")
     token = settings.http_token
     return SidecarHTTPServer(
         sidecar,

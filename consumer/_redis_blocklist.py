@@ -84,14 +84,18 @@ CHECK_SCRIPT = """
 local iat = tonumber(ARGV[1])
 local heartbeat = redis.call('GET', KEYS[4])
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'token_revoked', heartbeat} end
-if KEYS[5] and redis.call('EXISTS', KEYS[5]) == 1 then return {'token_revoked', heartbeat} end
-local rules = {{2, 'user_deleted'}, {3, 'user_tokens_revoked'}, {6, 'session_revoked'},
-               {7, 'all_tokens_revoked'}, {8, 'all_tokens_revoked'}}
+-- The sidecar's order: user rules, then the jti of one issuer, the session, everyone.
+local rules = {{2, 'user_deleted'}, {3, 'user_tokens_revoked'}, {5, 'token_revoked'},
+               {6, 'session_revoked'}, {7, 'all_tokens_revoked'}, {8, 'all_tokens_revoked'}}
 for _, rule in ipairs(rules) do
   local key = KEYS[rule[1]]
-  local at = key and tonumber(redis.call('GET', key))
-  if at ~= nil and (iat == nil or iat < at or iat == math.floor(at)) then
-    return {rule[2], heartbeat}
+  if key and rule[1] == 5 then
+    if redis.call('EXISTS', key) == 1 then return {rule[2], heartbeat} end
+  elseif key then
+    local at = tonumber(redis.call('GET', key))
+    if at ~= nil and (iat == nil or iat < at or iat == math.floor(at)) then
+      return {rule[2], heartbeat}
+    end
   end
 end
 return {false, heartbeat}

@@ -30,9 +30,10 @@ Merge rules (they make the state independent of event order and of duplicates):
 5. Everyone's cutoff, per token issuer and for every issuer, is the latest ``not_before`` seen;
    the two scopes are held apart.
 
-A token is revoked when any rule matches: its jti (in every scope, or in its ``iss``'s), its
-user's deletion or cutoff, its session's cutoff, or everyone's cutoff for every issuer or for
-its ``iss``. :meth:`check` names the first of these that matches, in that order.
+A token is revoked when any rule matches. :meth:`check` names the first that matches, in this
+order: its jti revoked for every issuer, its user's deletion, its user's cutoff, its jti revoked
+for its ``iss``, its session's cutoff, everyone's cutoff (every issuer, then its ``iss``). The
+Redis check (``CHECK_SCRIPT``) keeps the same order.
 
 One-second resolution of ``iat``: a cutoff at instant ``t`` (of a user, a session or everyone)
 revokes a token when ``iat < t``, or when ``iat == floor(t)``. A token whose ``iat`` is a whole

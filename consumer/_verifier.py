@@ -2,6 +2,11 @@
 
 :meth:`RevocationVerifier.verify` raises; :meth:`RevocationVerifier.decide` returns the same
 decision as a :class:`Verdict` for front ends that render it (see ``_verdict``).
+
+The signature is checked with one static ``key``, or with the key a resolver picks from the
+token's header: ``jwks_url`` builds a :class:`~jwt_revocation.shared.JWKSKeys` (fetched once,
+cached, refetched at most once per interval for an unknown ``kid``, so a known kid opens no
+socket), and ``key_resolver`` takes any other source.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from jwt_revocation.shared import (
     DurationLike,
     Event,
     Instant,
+    JWKSKeys,
+    KeyResolver,
     RevocationReason,
     SidecarUnavailableError,
     TokenLifetimeExceededError,
@@ -120,8 +127,10 @@ class RevocationVerifier:
         self,
         source: RevocationSource,
         *,
-        key: Any,
+        key: Any = None,
         algorithms: Sequence[str],
+        jwks_url: str | None = None,
+        key_resolver: KeyResolver | None = None,
         issuer: str | Sequence[str] | None = None,
         audience: str | Iterable[str] | None = None,
         leeway: DurationLike = 0,
@@ -133,6 +142,8 @@ class RevocationVerifier:
         clock: Clock = time.time,
         options: Mapping[str, Any] | None = None,
     ) -> None:
+        if sum(x is not None for x in (key, jwks_url, key_resolver)) != 1:
+            raise ConfigurationError("give exactly one of key, jwks_url and key_resolver")
         if not algorithms:
             raise ConfigurationError("algorithms must name at least one algorithm, e.g. ['HS256']")
         if isinstance(algorithms, str):
@@ -173,6 +184,11 @@ class RevocationVerifier:
         self._session_claim: Any = session_claim
         self.max_token_bytes = max_token_bytes
         self._key = key
+        self.keys: KeyResolver | None = JWKSKeys(jwks_url) if jwks_url is not None else key_resolver
+        """The key resolver (a :class:`JWKSKeys` with ``jwks_url``); None with a static key."""
+        # Bumped whenever the keys change: a token decoded under an older generation is not
+        # remembered (set_key, or a key set that changed while it was being decoded).
+        self._generation = 0
         self._issuer = issuer
         self._audience = audience
         self._clock = clock
@@ -189,6 +205,9 @@ class RevocationVerifier:
         self._cache: dict[str | bytes, _Verified] = {}
         self._cache_lock = threading.Lock()
         _VERIFIERS.add(self)
+        add_listener = getattr(self.keys, "add_listener", None)
+        if add_listener is not None:  # a key set that forgets a key forgets its tokens too
+            add_listener(self._forget_verified)
 
     def __repr__(self) -> str:  # the key stays out of reprs and logs
         return f"RevocationVerifier(algorithms={self.algorithms!r}, issuer={self._issuer!r})"
@@ -199,10 +218,17 @@ class RevocationVerifier:
             raise jwt.DecodeError(
                 f"token is {len(token)} characters, more than max_token_bytes={self.max_token_bytes}"
             )
+        key = self._key
+        if self.keys is not None:
+            try:
+                header = jwt.get_unverified_header(token)
+            except UnicodeError as err:
+                raise jwt.DecodeError("the token is not valid UTF-8") from err
+            key = self.keys(header)
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
-                self._key,
+                key,
                 algorithms=self.algorithms,
                 issuer=self._issuer,
                 audience=self._audience,
@@ -214,10 +240,26 @@ class RevocationVerifier:
         return claims
 
     def set_key(self, key: Any) -> None:
-        """Verify signatures with ``key`` from now on; forgets every token verified before."""
+        """Verify signatures with ``key`` from now on (a resolver is dropped); forgets every
+        token verified before."""
         with self._cache_lock:
             self._key = key
+            self.keys = None
+            self._generation += 1
             self._cache = {}
+
+    def _forget_verified(self) -> None:
+        with self._cache_lock:
+            self._generation += 1
+            self._cache = {}
+
+    def load_keys(self) -> bool:
+        """Fetch the key set now (with ``jwks_url``), so the first request does not wait for
+        it; True when keys are at hand (always with a static key). Never raises."""
+        refresh = getattr(self.keys, "refresh", None)
+        if refresh is None:
+            return True
+        return bool(refresh())
 
     def verify(self, token: str | bytes) -> dict[str, Any]:
         """Return the token's claims, or raise ``jwt.InvalidTokenError`` (revoked included).
@@ -233,10 +275,10 @@ class RevocationVerifier:
         try:
             seen = self._cache.get(token) if self.cache_size else None
             if seen is None:
-                key = self._key
+                generation = self._generation
                 claims = self.decode(token)
                 if self.cache_size:
-                    self._remember(token, claims, key)
+                    self._remember(token, claims, generation)
                 self.check_claims(claims)
                 self.accepted += 1
                 return claims
@@ -280,7 +322,7 @@ class RevocationVerifier:
         self.check_claims(claims)
         return claims
 
-    def _remember(self, token: str | bytes, claims: dict[str, Any], key: Any) -> None:
+    def _remember(self, token: str | bytes, claims: dict[str, Any], generation: int) -> None:
         # decode() has parsed these claims, so int() succeeds, as it did inside PyJWT.
         exp = int(claims["exp"])
         nbf = int(claims["nbf"]) if "nbf" in claims else None
@@ -288,8 +330,8 @@ class RevocationVerifier:
         nested = any(type(v) is dict or type(v) is list for v in claims.values())
         entry = _Verified(_copy_json(claims), exp, nbf, iat, nested)
         with self._cache_lock:
-            if key is not self._key:
-                return  # the key changed while this token was being decoded
+            if generation != self._generation:
+                return  # the keys changed while this token was being decoded
             cache = self._cache
             while len(cache) >= self.cache_size:
                 del cache[next(iter(cache))]  # the oldest entry

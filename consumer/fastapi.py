@@ -17,7 +17,7 @@ sidecar that cannot decide (loading, stale, failed) gets 503.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncIterator, Callable, Collection, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -79,12 +79,23 @@ class RevocationMiddleware:
 
 
 def sidecar_lifespan(
-    sidecar: RevocationSidecar, *, timeout: float = 60.0
+    sidecar: RevocationSidecar,
+    *,
+    timeout: float = 60.0,
+    verifiers: Iterable[RevocationVerifier] = (),
 ) -> Callable[[Any], AbstractAsyncContextManager[None]]:
-    """A lifespan that starts the sidecar (caught up) before serving and stops it after."""
+    """A lifespan that starts the sidecar (caught up) before serving and stops it after.
+
+    The key sets of ``verifiers`` built with ``jwks_url`` are fetched before serving too: a
+    verify runs on the event loop, and only a token with an unknown ``kid`` (at most once per
+    refetch interval) then waits for the provider.
+    """
+    listed = list(verifiers)
 
     @asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
+        for verifier in listed:
+            await asyncio.to_thread(verifier.load_keys)
         await asyncio.to_thread(sidecar.start, timeout)
         try:
             yield

@@ -49,6 +49,7 @@ class FlaskRevocation:
     def init_app(self, app: Flask) -> None:
         """Register with ``app`` and start the sidecar, caught up, before it serves."""
         app.extensions["jwt_revocation"] = self
+        self.verifier.load_keys()  # a JWKS is fetched before the first request, not during it
         source = self.verifier.source
         if isinstance(source, RevocationSidecar):
             source.start(timeout=self.start_timeout)

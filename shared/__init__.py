@@ -72,6 +72,7 @@ from ._http import (
     parse_address,
     read_body,
 )
+from ._jwks import JWKSKeys, KeyResolver
 from ._security_events import (
     ACCOUNT_DISABLED,
     ACCOUNT_PURGED,
@@ -115,8 +116,10 @@ __all__ = [
     "Event",
     "Instant",
     "InvalidEventError",
+    "JWKSKeys",
     "KafkaAccessError",
     "KafkaConnection",
+    "KeyResolver",
     "LifecycleError",
     "OutboxError",
     "PublishError",

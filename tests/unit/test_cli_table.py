@@ -21,6 +21,8 @@ REACHES_KAFKA = {
     ("publish", "logout-everywhere"),
     ("publish", "account-disabled"),
     ("publish", "user-deleted"),
+    ("publish", "session-logout"),
+    ("publish", "revoke-all"),
     ("replay",),
     ("check",),
     ("sidecar",),

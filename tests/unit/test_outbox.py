@@ -28,11 +28,13 @@ from jwt_revocation.producer.outbox import (
     render_relay_metrics,
 )
 from jwt_revocation.shared import (
+    AllTokensRevoked,
     ConfigurationError,
     Event,
     InvalidEventError,
     LifecycleError,
     PublishError,
+    SessionRevoked,
     TokenRevoked,
     UserDeleted,
     UserTokensRevoked,
@@ -141,7 +143,7 @@ def test_every_method_writes_the_event_the_publisher_would_publish(
     publisher = RevocationPublisher.__new__(RevocationPublisher)
     publisher.issuer, publisher._clock = "auth", clock
     publisher._emit = built.append  # type: ignore[assignment,method-assign]
-    claims = {"jti": "j2", "sub": "bob", "exp": 2_000_000_000}
+    claims = {"jti": "j2", "sub": "bob", "exp": 2_000_000_000, "iss": "https://idp"}
     with outbox.engine.begin() as c:
         written = [
             outbox.logout(c, jti="j1", user_id="alice", expires_at=2_000_000_000),
@@ -150,6 +152,8 @@ def test_every_method_writes_the_event_the_publisher_would_publish(
             outbox.account_disabled(c, user_id="dan"),
             outbox.user_deleted(c, user_id="carol"),
             outbox.revoke_token(c, claims),
+            outbox.logout_session(c, user_id="erin", session_id="laptop"),
+            outbox.revoke_all(c, token_issuer="https://idp"),
         ]
     publisher.logout(jti="j1", user_id="alice", expires_at=2_000_000_000)
     publisher.password_changed(user_id="bob")
@@ -157,6 +161,8 @@ def test_every_method_writes_the_event_the_publisher_would_publish(
     publisher.account_disabled(user_id="dan")
     publisher.user_deleted(user_id="carol")
     publisher.revoke_token(claims)
+    publisher.logout_session(user_id="erin", session_id="laptop")
+    publisher.revoke_all(token_issuer="https://idp")
 
     ignore = {"event_id"}
     assert [e.model_dump(exclude=ignore) for e in written] == [
@@ -169,8 +175,12 @@ def test_every_method_writes_the_event_the_publisher_would_publish(
         UserTokensRevoked,
         UserDeleted,
         TokenRevoked,
+        SessionRevoked,
+        AllTokensRevoked,
     ]
     assert [decode_event(str(r["payload"]).encode()) for r in rows(outbox.engine)] == written
+    assert [r["key"] for r in rows(outbox.engine)][-2:] == ["erin", "*"]
+    assert written[5].model_dump()["token_issuer"] == "https://idp"  # revoke_token scopes by iss
 
 
 def test_invalid_arguments_raise_before_anything_is_written(outbox: RevocationOutbox) -> None:
