@@ -21,7 +21,7 @@ package can be named in ``INSTALLED_APPS``. Imports producer, consumer and share
 those imports it.
 """
 
-from ._check import SESSION_REVOKED, revocation_verdict
+from ._check import revocation_verdict
 from ._process import process_sidecar, process_verifier, stop_process_sidecar
 from ._sessions import add_session, is_rotating, new_session_id, rotating, session_of
 from ._settings import (
@@ -33,7 +33,6 @@ from ._settings import (
 
 __all__ = [
     "DJANGO_DEFAULTS",
-    "SESSION_REVOKED",
     "SETTING_NAMES",
     "DjangoRevocationSettings",
     "add_session",

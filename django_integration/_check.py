@@ -1,11 +1,11 @@
 """The revocation decision on claims simplejwt has already verified, for the DRF
 authentication classes and the middleware alike.
 
-:func:`revocation_verdict` returns a :class:`~jwt_revocation.consumer.Verdict`: the verifier's
-decision on the claims (``jti``, the user claim, ``iat``), then the token's session, checked as
-a revoked id (``TokenRevoked`` with the session id in its ``jti``: see
-:mod:`jwt_revocation.django.outbox`). A sidecar that cannot decide is an ``unavailable``
-verdict, never an exception.
+:func:`revocation_verdict` returns this process's verifier's
+:class:`~jwt_revocation.consumer.Verdict` on the claims: ``jti``, the user claim
+(``USER_ID_CLAIM``), ``iat``, the session claim (``SESSION_CLAIM``, ``sid``) and ``iss``. A
+sidecar that cannot decide, or could not start, is an ``unavailable`` verdict, never an
+exception.
 """
 
 from __future__ import annotations
@@ -18,9 +18,6 @@ from jwt_revocation.shared import SidecarUnavailableError
 
 from ._process import ready_process
 
-SESSION_REVOKED = "session_revoked"
-"""The verdict's reason when the token's login session was ended."""
-
 
 def revocation_verdict(claims: Mapping[str, Any]) -> Verdict:
     """Accepted, revoked (with why) or unavailable, for claims whose signature has been checked."""
@@ -28,17 +25,4 @@ def revocation_verdict(claims: Mapping[str, Any]) -> Verdict:
         process = ready_process()
     except SidecarUnavailableError as err:
         return Verdict("unavailable", err.reason, str(err))
-    verifier = process.verifier
-    verdict = verifier.decide_claims(claims)
-    if not verdict.accepted:
-        return verdict
-    session = claims.get(process.session_claim)
-    if not isinstance(session, str) or not session:
-        return verdict
-    try:
-        revoked = verifier.is_revoked(jti=session)
-    except SidecarUnavailableError as err:
-        return Verdict("unavailable", err.reason, str(err))
-    if revoked is not None:
-        return Verdict("revoked", SESSION_REVOKED, f"session revoked sid={session}")
-    return verdict
+    return process.verifier.decide_claims(claims)

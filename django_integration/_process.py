@@ -42,12 +42,11 @@ RETRY_AFTER = 5.0
 
 @dataclass
 class ProcessSidecar:
-    """This process's sidecar and verifier, and what was read once with them."""
+    """This process's sidecar and verifier."""
 
     pid: int
     sidecar: RevocationSidecar
     verifier: RevocationVerifier
-    session_claim: str
     started: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -68,7 +67,7 @@ def process_verifier() -> RevocationVerifier:
 
 
 def ready_process() -> ProcessSidecar:
-    """:func:`process_verifier`, with what else was read once for this process."""
+    """:func:`process_verifier`, with the sidecar it reads."""
     current = _current
     if current is None or current.pid != os.getpid():
         current = _build()
@@ -121,9 +120,10 @@ def _build() -> ProcessSidecar:
             algorithms=[api_settings.ALGORITHM],
             leeway=api_settings.LEEWAY,
             user_claim=api_settings.USER_ID_CLAIM,
+            session_claim=config.session_claim,
             cache_size=0,
         )
-        current = ProcessSidecar(pid, sidecar, verifier, config.session_claim)
+        current = ProcessSidecar(pid, sidecar, verifier)
         _current = current
         atexit.register(_stop_at_exit, current)
         return current

@@ -10,7 +10,8 @@ user ``post_save``, password hash changed  ``password_changed`` (every token iss
 user ``post_save``, ``is_active`` turned   ``account_disabled`` (every token issued before now)
 off
 user ``post_delete``                       ``user_deleted`` (inside Django's delete transaction)
-``user_logged_out`` with a bearer token    the token's session (``sid``), or the token alone
+``user_logged_out`` with a bearer token    its session (``logout_session`` of the ``sid``), or
+                                           the token alone
 simplejwt ``BlacklistedToken`` created     the refresh token, and its session everywhere; not
                                            when a refresh rotates it (see ``_sessions``)
 ========================================== ==================================================
@@ -22,9 +23,9 @@ A change is seen by comparing the fields with what they were when the instance w
 
 With simplejwt's ``token_blacklist`` app, a password change, a deactivation and a deletion also
 blacklist the user's outstanding refresh tokens, and an ended session blacklists its own, so the
-auth service mints no new token for them; a session's revocation then needs to last only as
-long as an access token (``ACCESS_TOKEN_LIFETIME``); without the app, as long as a refresh token
-and its last access token. Those blacklistings are bulk inserts, which send no signal.
+auth service mints no new token for them: every revocation above covers the tokens issued
+before it, and no later one of theirs can exist. Those blacklistings are bulk inserts, which
+send no signal.
 
 Logs name user ids, jtis and event ids; never a token.
 """
@@ -32,7 +33,7 @@ Logs name user ids, jtis and event ids; never a token.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt
@@ -212,13 +213,10 @@ def _blacklisted(
 
 
 def end_session(outbox: DjangoRevocationOutbox, *, user_id: str, session: str) -> None:
-    """Revoke a login session everywhere, and blacklist its refresh tokens here."""
-    from rest_framework_simplejwt.settings import api_settings
-
-    lasts: timedelta = api_settings.ACCESS_TOKEN_LIFETIME
-    if not _blacklist_refresh_tokens(user_id, outbox.using, session=session):
-        lasts += api_settings.REFRESH_TOKEN_LIFETIME
-    event = outbox.end_session(session_id=session, user_id=user_id, lasts=lasts)
+    """Revoke a login session everywhere (``session_revoked``), and blacklist its refresh
+    tokens here, so that it mints no token after the revocation."""
+    _blacklist_refresh_tokens(user_id, outbox.using, session=session)
+    event = outbox.logout_session(user_id=user_id, session_id=session)
     logger.info("session end revokes user_id=%s event_id=%s", user_id, event.event_id)
 
 

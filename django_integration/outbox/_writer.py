@@ -1,9 +1,9 @@
 """The outbox written through Django's own database connection.
 
-:class:`DjangoRevocationOutbox` has the publisher's methods (``logout``, ``password_changed``,
-``logout_everywhere``, ``account_disabled``, ``user_deleted``, ``revoke_token``), built by the
-producer's :class:`~jwt_revocation.producer.outbox.RevocationMethods`, and one more,
-:meth:`~DjangoRevocationOutbox.end_session`. Each inserts one row into ``jwt_revocation_outbox``
+:class:`DjangoRevocationOutbox` has the publisher's methods (``logout``, ``logout_session``,
+``password_changed``, ``logout_everywhere``, ``account_disabled``, ``user_deleted``,
+``revoke_token``...), built by the producer's
+:class:`~jwt_revocation.producer.outbox.RevocationMethods`. Each inserts one row into ``jwt_revocation_outbox``
 with ``connections[using].cursor()``, the SQL and parameters coming from
 :func:`~jwt_revocation.producer.outbox.outbox_insert`: the same row and payload as the
 SQLAlchemy outbox, which the relay reads. The row is part of whatever transaction Django has
@@ -14,7 +14,6 @@ with it; in autocommit it commits at once, as every other statement does.
 from __future__ import annotations
 
 import time
-from datetime import timedelta
 
 from django.db import connections
 
@@ -51,14 +50,3 @@ class DjangoRevocationOutbox(RevocationMethods[Event]):
 
     def _emit(self, event: Event) -> Event:
         return self.write(event)
-
-    def end_session(self, *, session_id: str, user_id: str, lasts: timedelta) -> Event:
-        """Revoke every token of a login session, for ``lasts`` from now.
-
-        Written as a token revocation whose ``jti`` is the session id, which the Django
-        authentication classes check against the token's session claim; ``lasts`` must cover
-        the access tokens the session has minted (simplejwt's ``ACCESS_TOKEN_LIFETIME``).
-        """
-        return self.logout(
-            jti=session_id, user_id=user_id, expires_at=self._clock() + lasts.total_seconds()
-        )

@@ -237,8 +237,11 @@ def last_row() -> int:
 
 
 def kinds(events: list[Event]) -> list[tuple[str, str, str | None]]:
-    """(type, user id, jti or None) of each event."""
-    return [(e.type, getattr(e, "user_id", ""), getattr(e, "jti", None)) for e in events]
+    """(type, user id, jti or session id or None) of each event."""
+    return [
+        (e.type, getattr(e, "user_id", ""), getattr(e, "jti", getattr(e, "session_id", None)))
+        for e in events
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -287,7 +290,7 @@ def test_logout_revokes_that_session_only(site: Service, bystander: dict[str, st
     assert answer.status_code == 200
     session = claims(laptop["access"])["sid"]
     user_id = claims(laptop["access"])["user_id"]
-    assert kinds(outbox_after(before)) == [("token_revoked", user_id, session)]
+    assert kinds(outbox_after(before)) == [("session_revoked", user_id, session)]
     seconds = site.refused_everywhere(laptop["access"])
     refused = _get(site.url + "/api/whoami", laptop["access"])
     assert refused.body["detail"] == "Token is revoked"
@@ -418,7 +421,7 @@ def test_the_blacklist_view_revokes_the_refresh_token_and_its_access_tokens_ever
     refresh = claims(newer["refresh"])
     assert kinds(outbox_after(before)) == [
         ("token_revoked", refresh["user_id"], refresh["jti"]),
-        ("token_revoked", refresh["user_id"], refresh["sid"]),
+        ("session_revoked", refresh["user_id"], refresh["sid"]),
     ]
     site.refused_everywhere(newer["access"])
     site.refused_everywhere(tokens["access"])  # minted from the rotated-away refresh token
@@ -450,7 +453,7 @@ def test_the_migration_command_carries_blacklist_entries_over(
     assert report["tokens"] >= 1
     assert report["sessions"] >= 1
     assert ("token_revoked", refresh["user_id"], refresh["jti"]) in kinds(outbox_after(before))
-    assert ("token_revoked", refresh["user_id"], refresh["sid"]) in kinds(outbox_after(before))
+    assert ("session_revoked", refresh["user_id"], refresh["sid"]) in kinds(outbox_after(before))
     site.refused_everywhere(tokens["access"])
     assert site.accepted(kept["access"])
     _bystander_accepted(site, bystander)

@@ -3,7 +3,8 @@ switching, so no blacklisted token works again in between.
 
 Every ``BlacklistedToken`` whose refresh token has not expired becomes a revocation of its jti
 and, when the token carries a session claim and an access token minted from it may still be
-alive (blacklisted less than ``ACCESS_TOKEN_LIFETIME`` ago), of its session. They are written
+alive (blacklisted less than ``ACCESS_TOKEN_LIFETIME`` ago), of its session (every token of it
+issued before now). They are written
 into the outbox in one transaction, as the receivers write, and the command then waits (at most
 ``--wait`` seconds) until the relay has published every one of them: its success means they
 are on the topic. Running it again writes the same revocations again, which the sidecars' merge
@@ -86,7 +87,7 @@ class Command(BaseCommand):
                     continue
                 outbox.logout(jti=token.jti, user_id=user_id, expires_at=aware(token.expires_at))
                 if session is not None and minted_until > now:
-                    outbox.logout(jti=session, user_id=user_id, expires_at=minted_until)
+                    outbox.logout_session(user_id=user_id, session_id=session)
             last_row = None if options["dry_run"] else _last_row(using)
         waited = 0.0
         if last_row is not None and options["wait"] > 0:
