@@ -11,13 +11,15 @@ INSTALLED := $(VENV)/.installed
 CONSTRAINTS := constraints.txt
 PYTEST_ARGS ?=
 
-.PHONY: help lock install services stop status demo test bench lint typecheck unit integration format clean
+.PHONY: help lock install services stop status demo demo-keycloak test bench lint typecheck unit integration format clean
 
 help:
 	@echo "make demo        set everything up, then run the end-to-end demo"
+	@echo "make demo-keycloak  the same story with Keycloak as the identity provider"
 	@echo "make test        set everything up, then lint, type-check and run the whole suite"
-	@echo "make services    install and start Kafka (127.0.0.1:9092) and Redis (127.0.0.1:6379)"
-	@echo "make stop        stop both"
+	@echo "make services    install and start Kafka (127.0.0.1:9092), Redis (127.0.0.1:6379),"
+	@echo "                 PostgreSQL (127.0.0.1:55432) and Keycloak (127.0.0.1:8180)"
+	@echo "make stop        stop them"
 	@echo "make bench       measure against the alternatives; writes BENCHMARKS.md"
 	@echo "make unit        unit tests only (no broker needed)"
 	@echo "make format      apply ruff's formatting and fixes"
@@ -51,6 +53,9 @@ status:
 
 demo: install services
 	$(BIN)/jwt-revocation demo
+
+demo-keycloak: install services
+	$(BIN)/jwt-revocation demo --keycloak
 
 bench: install services
 	$(BIN)/python -m bench

@@ -1,8 +1,12 @@
-"""The commands that publish revocations: ``publish EVENT`` by hand, ``receive`` pushed SETs.
+"""The commands that publish revocations: ``publish EVENT`` by hand, ``receive`` what an
+identity provider pushes.
 
 ``publish`` prints the event it published with its partition and offset, as JSON. ``receive``
-runs an RFC 8935 push endpoint in the foreground until SIGINT or SIGTERM; the bearer token it
-asks of pushers comes from ``JWT_REVOCATION_RECEIVER_TOKEN`` and is never printed.
+runs in the foreground until SIGINT or SIGTERM: an RFC 8935 SET push endpoint when a SET key is
+set (``JWT_REVOCATION_SET_VERIFY_KEY``; the bearer token it asks of pushers comes from
+``JWT_REVOCATION_RECEIVER_TOKEN`` and is never printed), an OIDC Back-Channel Logout endpoint
+for one client with ``--oidc-issuer`` and ``--oidc-client-id``, and Keycloak's admin messages
+with ``--keycloak-admin-path`` too.
 """
 
 from __future__ import annotations
@@ -13,8 +17,18 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from jwt_revocation.producer import Published, RevocationPublisher, SecurityEventReceiver
-from jwt_revocation.shared import RevocationSettings, SecurityEventVerifier, parse_address
+from jwt_revocation.producer import (
+    LogoutTokenVerifier,
+    Published,
+    RevocationPublisher,
+    SecurityEventReceiver,
+)
+from jwt_revocation.shared import (
+    ConfigurationError,
+    RevocationSettings,
+    SecurityEventVerifier,
+    parse_address,
+)
 
 from ._command import (
     EXIT_ERROR,
@@ -198,12 +212,55 @@ def _receive_arguments(parser: argparse.ArgumentParser, _settings: RevocationSet
         listen="where to listen (default %(default)s; loopback only unless allowed)",
         remote="allow a non-loopback address (terminate TLS in a proxy in front)",
     )
-    parser.add_argument("--path", default="/v1/events", help="the push endpoint's path")
+    parser.add_argument("--path", default="/v1/events", help="the SET push endpoint's path")
+    oidc = parser.add_argument_group(
+        "OpenID Connect Back-Channel Logout (one client of one provider)"
+    )
+    oidc.add_argument("--oidc-issuer", help="the provider's iss; turns the endpoint on")
+    oidc.add_argument("--oidc-client-id", help="this client's id: the logout tokens' aud")
+    oidc.add_argument(
+        "--oidc-jwks-url", help="the provider's JWKS (default: the jwks_uri it advertises)"
+    )
+    oidc.add_argument(
+        "--backchannel-path", default="/backchannel-logout", help="default %(default)s"
+    )
+    oidc.add_argument(
+        "--logout-scope",
+        choices=("session", "user"),
+        default="session",
+        help="what a logout token naming a session and a user revokes: the session's tokens "
+        "(default), or every token of the user (for Keycloak's admin logout of a user, which "
+        "names one session of several)",
+    )
+    oidc.add_argument(
+        "--keycloak-admin-path",
+        help="also take Keycloak's k_push_not_before and k_logout under this path (the "
+        "client's admin URL), e.g. /keycloak",
+    )
+
+
+def _logout_verifier(args: argparse.Namespace) -> LogoutTokenVerifier | None:
+    if args.oidc_issuer is None and args.oidc_client_id is None:
+        if args.keycloak_admin_path is not None:
+            raise ConfigurationError(
+                "--keycloak-admin-path needs --oidc-issuer and --oidc-client-id"
+            )
+        return None
+    if args.oidc_issuer is None or args.oidc_client_id is None:
+        raise ConfigurationError("--oidc-issuer and --oidc-client-id go together")
+    return LogoutTokenVerifier(
+        issuer=args.oidc_issuer, client_id=args.oidc_client_id, jwks_url=args.oidc_jwks_url
+    )
 
 
 def _receive(args: argparse.Namespace, settings: RevocationSettings) -> int:
     stop = stop_on_signals()
-    verifier = SecurityEventVerifier.from_settings(settings)
+    logout = _logout_verifier(args)
+    verifier = (
+        None
+        if logout is not None and settings.set_verify_key is None
+        else SecurityEventVerifier.from_settings(settings)
+    )
     host, port = parse_address(args.http)
     token = settings.receiver_token
     with publisher(settings, reach=args.timeout) as sent:
@@ -216,20 +273,37 @@ def _receive(args: argparse.Namespace, settings: RevocationSettings) -> int:
             path=args.path,
             auth_token=None if token is None else token.get_secret_value(),
             allow_remote=args.http_allow_remote,
+            logout=logout,
+            logout_path=args.backchannel_path,
+            logout_scope=args.logout_scope,
+            keycloak_admin_path=args.keycloak_admin_path,
         )
         receiver.start()
-        print("receiving SETs on http://{}:{}{}".format(*receiver.address, args.path), flush=True)
+        base = "http://{}:{}".format(*receiver.address)
+        if verifier is not None:
+            print(f"receiving SETs on {base}{args.path}", flush=True)
+        if logout is not None:
+            print(f"receiving logout tokens on {base}{args.backchannel_path}", flush=True)
+        if args.keycloak_admin_path is not None:
+            print(
+                f"receiving Keycloak admin messages under {base}{args.keycloak_admin_path}",
+                flush=True,
+            )
         try:
             stop.wait()
         finally:
             receiver.stop()
-            logger.info("receiver stopped counts=%s", dict(receiver.counts))
+            logger.info(
+                "receiver stopped counts=%s logouts=%s",
+                dict(receiver.counts),
+                {"/".join(key): n for key, n in receiver.logout_counts.items()},
+            )
     return EXIT_OK
 
 
 RECEIVE = foreground(
     "receive",
-    "receive pushed Security Event Tokens (RFC 8935) and publish their revocations",
+    "receive pushed SETs (RFC 8935) and OIDC back-channel logouts; publish their revocations",
     _receive,
     _receive_arguments,
 )

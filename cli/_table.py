@@ -26,12 +26,25 @@ from ._topic_commands import TOPIC
 
 def _demo_arguments(parser: argparse.ArgumentParser, _settings: RevocationSettings) -> None:
     parser.add_argument("--topic-name", default="jwt-revocation.demo", help="the demo's topic")
+    parser.add_argument(
+        "--keycloak",
+        nargs="?",
+        const="http://127.0.0.1:8180",
+        metavar="URL",
+        help="the same story with Keycloak as the identity provider (default URL %(const)s, "
+        "admin/admin: scripts/services.sh keycloak-start)",
+    )
 
 
 def _demo(args: argparse.Namespace, settings: RevocationSettings) -> int:
+    settings = settings.model_copy(update={"topic": args.topic_name})
+    if args.keycloak is not None:
+        from ._demo_keycloak import run_keycloak_demo
+
+        return run_keycloak_demo(settings, args.keycloak)
     from ._demo import run_demo
 
-    return run_demo(settings.model_copy(update={"topic": args.topic_name}))
+    return run_demo(settings)
 
 
 DEMO = Command(
