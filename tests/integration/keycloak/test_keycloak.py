@@ -354,12 +354,42 @@ def test_forged_replayed_expired_and_wrong_audience_logout_tokens_publish_nothin
             assert event.type == "session_revoked"
             assert event.event_id == claims["jti"]
             assert mirror.logout_counts[("backchannel", "duplicate")] == 1
+            metrics = urllib.request.urlopen(
+                "http://{}:{}/metrics".format(*mirror.address), timeout=10
+            ).read()
+            assert (
+                b'jwt_revocation_receiver_logouts_total{kind="backchannel",outcome="duplicate"} 1.0'
+                in metrics
+            )
 
             status, _, body = _post_logout(url.format(*mirror.address), mirror_token, "text/plain")
             assert status == 400
         finally:
             for server in (mirror, later, orders):
                 server.stop()
+
+
+def test_a_logout_the_broker_does_not_acknowledge_gets_a_503_to_retry(
+    realm: Realm, topic: str, mirror_token: str
+) -> None:
+    client = jwt.decode(mirror_token, options={"verify_signature": False})["aud"]
+    verifier = LogoutTokenVerifier(issuer=realm.issuer, client_id=client, jwks_url=realm.jwks_url)
+    publisher = RevocationPublisher(BOOTSTRAP, topic, issuer="tests")
+    server = SecurityEventReceiver(
+        publisher, None, max_token_lifetime="1h", port=0, logout=verifier
+    )
+    server.start()
+    try:
+        publisher.close()  # nothing can be acknowledged any more
+        url = "http://{}:{}/backchannel-logout".format(*server.address)
+        status, headers, body = _post_logout(url, mirror_token)
+        assert status == 503
+        assert body["error"] == "temporarily_unavailable"
+        assert headers["Retry-After"] == "5"
+        assert headers["Cache-Control"] == "no-store"
+        assert server.logout_counts == {("backchannel", "unavailable"): 1}
+    finally:
+        server.stop()
 
 
 def _tampered(token: str, **changes: Any) -> str:
