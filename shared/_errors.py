@@ -28,12 +28,15 @@ Every error the package raises derives from :class:`RevocationError`::
     │                               set has the token's ``kid``, even after a refetch
     ├── TokenLifetimeExceededError  (also jwt.InvalidTokenError) the token lives longer than
     │                               ``max_token_lifetime``, so its revocations may be forgotten
-    └── OutboxError                 the relay cannot read or mark the outbox table; ``retriable``
-                                    says whether waiting may help (a database that is down)
+    ├── OutboxError                 the relay cannot read or mark the outbox table; ``retriable``
+    │                               says whether waiting may help (a database that is down)
+    └── LogoutTokenError            (in ``jwt_revocation.producer``) a back-channel logout token
+                                    or Keycloak admin message is refused: the receiver's 400,
+                                    or 503 for ``keys_unavailable`` (``retriable``)
 
 Where an error says why in a word a program can branch on, that word is its ``reason``
 attribute, typed by a ``Literal`` (``RecordReason``, ``SnapshotReason``, ``UnavailableReason``,
-``RevocationReason``, ``AccessReason``).
+``RevocationReason``, ``AccessReason``, ``LogoutTokenReason``).
 
 ``TokenRevokedError`` subclasses ``jwt.InvalidTokenError``, so a service that already rejects
 invalid tokens with ``except jwt.InvalidTokenError`` rejects revoked ones too.
