@@ -27,7 +27,18 @@ from typing import Any, Generic, TypeVar
 from bench.fixtures import Bench
 from bench.harness import Report, Row
 
-from . import load, memory, outbox, propagation, publish, replay, security_events, verify
+from . import (
+    failover,
+    load,
+    memory,
+    outbox,
+    propagation,
+    publish,
+    replay,
+    secured,
+    security_events,
+    verify,
+)
 
 F = TypeVar("F")
 
@@ -96,6 +107,18 @@ GROUPS: dict[str, Group[Any]] = {
         {10: "transactional outbox: write, relay, commit to enforced (PostgreSQL, SQLite)"},
         outbox.measure,
         outbox.report,
+    ),
+    "secured": Group(
+        {13: "publish to enforced by 3 sidecars over SASL_SSL (SCRAM-SHA-512)"},
+        secured.measure,
+        secured.report,
+    ),
+    "failover": Group(
+        {
+            14: "three-node cluster: publishes acknowledged again after SIGKILL of a partition leader"
+        },
+        failover.measure,
+        failover.report,
     ),
 }
 """Groups of rows by the name ``--only`` takes, in the order they run."""
