@@ -2,7 +2,7 @@
 
 With a key (``--key-env``), the token is judged by :meth:`RevocationVerifier.decide`; without
 one, its claims are read unverified and judged by :meth:`RevocationVerifier.decide_claims` (a
-malformed token is ``rejected``). ``--jti`` / ``--user`` ask
+malformed token is ``rejected``). ``--jti``, ``--user``, ``--session``, ``--token-issuer`` and ``--issued-at`` ask
 :meth:`RevocationVerifier.is_revoked` instead. The exit status follows the verdict's outcome:
 0 accepted, 1 revoked or rejected, 3 unavailable. The token and the key are never printed.
 """
@@ -42,7 +42,13 @@ def _arguments(parser: argparse.ArgumentParser, _settings: RevocationSettings) -
     parser.add_argument("--token", help="the token, or - to read it from standard input")
     parser.add_argument("--jti")
     parser.add_argument("--user")
-    parser.add_argument("--issued-at", type=instant, help="with --user: the token's iat")
+    parser.add_argument("--session", help="the token's session (its sid claim)")
+    parser.add_argument("--token-issuer", help="the token's iss")
+    parser.add_argument(
+        "--issued-at",
+        type=instant,
+        help="with --user, --session or --token-issuer: the token's iat",
+    )
     add_verify_key(
         parser, used_for="to verify --token with", without="a token's signature is not checked"
     )
@@ -50,8 +56,8 @@ def _arguments(parser: argparse.ArgumentParser, _settings: RevocationSettings) -
 
 
 def _check(args: argparse.Namespace, settings: RevocationSettings) -> int:
-    if not (args.token or args.jti or args.user):
-        return say_error(args, "give --token, --jti or --user")
+    if not (args.token or args.jti or args.user or args.session or args.issued_at is not None):
+        return say_error(args, "give --token, --jti, --user, --session or --issued-at")
     token = sys.stdin.readline().strip() if args.token == "-" else args.token  # noqa: S105 - "-" means stdin
     with started_sidecar(settings, args.timeout) as sidecar:
         verifier, signed = verifier_for(args, sidecar, settings)
@@ -80,7 +86,13 @@ def _verdict(
 def _by_ids(args: argparse.Namespace, verifier: RevocationVerifier) -> Verdict:
     """:meth:`RevocationVerifier.is_revoked` as a verdict."""
     try:
-        reason = verifier.is_revoked(jti=args.jti, user_id=args.user, issued_at=args.issued_at)
+        reason = verifier.is_revoked(
+            jti=args.jti,
+            user_id=args.user,
+            issued_at=args.issued_at,
+            session_id=args.session,
+            token_issuer=args.token_issuer,
+        )
     except SidecarUnavailableError as err:
         return Verdict("unavailable", err.reason, str(err))
     if reason is not None:

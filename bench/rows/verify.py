@@ -224,7 +224,8 @@ def _fresh_report(f: Fresh) -> Report:
         f"the per-round difference of medians), against {f.entries:,} live revoked jtis",
         f"of that, the jti's dict lookup alone takes {us(lookup)}: at {f.entries:,} "
         "entries the table is tens of MB, so a lookup of a fresh jti misses the CPU caches; "
-        f"the rest of the check (readiness gate, claim types, lifetime, user entries) takes "
+        f"the rest of the check (readiness gate, claim types, lifetime, user, session and "
+        f"everyone's entries) takes "
         f"{us(added - lookup)}",
         f"a Redis round trip costs {us(remote.median - base.median)} per request, "
         f"{(remote.median - base.median) / max(added, 1e-9):.0f}x the local check",

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Any
 
 import jwt
 import pytest
 
 from jwt_revocation.cli._check import EXIT_STATUS, _rendered, _verdict
 from jwt_revocation.consumer import InMemoryRevocations, RevocationVerifier, Verdict
-from jwt_revocation.shared import SidecarUnavailableError, TokenRevoked, to_datetime
+from jwt_revocation.shared import (
+    AllTokensRevoked,
+    SessionRevoked,
+    SidecarUnavailableError,
+    TokenRevoked,
+    to_datetime,
+)
 
 KEY = "cli-check-test-signing-key-0123456789abcdef"
 
@@ -41,8 +48,9 @@ def _token(jti: str) -> str:
     return jwt.encode(claims, KEY, algorithm="HS256")
 
 
-def _args(jti: str | None = None, user: str | None = None) -> argparse.Namespace:
-    return argparse.Namespace(jti=jti, user=user, issued_at=None)
+def _args(jti: str | None = None, user: str | None = None, **more: Any) -> argparse.Namespace:
+    fields: dict[str, Any] = {"issued_at": None, "session": None, "token_issuer": None, **more}
+    return argparse.Namespace(jti=jti, user=user, **fields)
 
 
 def _judged(
@@ -87,6 +95,25 @@ def test_ids_are_judged_by_is_revoked() -> None:
 
     assert (revoked.outcome, revoked.reason) == ("revoked", "token_revoked")
     assert _rendered(accepted, None) == {"verdict": "accepted", "jti": "kept", "sub": "bob"}
+
+
+def test_a_session_and_an_issuers_cutoff_are_judged_by_ids() -> None:
+    source = _source()
+    now = time.time()
+    at = to_datetime(now, name="t")
+    source.apply(
+        SessionRevoked(issuer="t", occurred_at=at, user_id="alice", session_id="s1", not_before=at),
+        AllTokensRevoked(issuer="t", occurred_at=at, not_before=at, token_issuer="https://a"),
+    )
+    verifier = RevocationVerifier(source, key=KEY, algorithms=["HS256"])
+
+    def reason(**ids: Any) -> str | None:
+        return _verdict(_args(**ids), verifier, None, False).reason
+
+    assert reason(session="s1", issued_at=now - 10) == "session_revoked"
+    assert reason(session="s1", issued_at=now + 10) is None
+    assert reason(token_issuer="https://a", issued_at=now - 10) == "all_tokens_revoked"
+    assert reason(token_issuer="https://b", issued_at=now - 10) is None
 
 
 @pytest.mark.parametrize("token", [None, "a-token"])
