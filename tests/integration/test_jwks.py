@@ -47,6 +47,12 @@ def revocations() -> InMemoryRevocations:
     return InMemoryRevocations(max_token_lifetime="1h")
 
 
+@pytest.fixture
+def keys(server: JWKSServer, clock: FakeClock) -> JWKSKeys:
+    """The server's key set, refetched for an unknown kid at most every 30 s of ``clock``."""
+    return JWKSKeys(server.url, refetch_interval=30, clock=clock)
+
+
 def _verifier(
     revocations: InMemoryRevocations, keys: JWKSKeys, **kwargs: object
 ) -> RevocationVerifier:
@@ -71,9 +77,8 @@ def test_a_known_kid_is_verified_without_a_socket_after_the_first_fetch(
 
 
 def test_a_rotation_at_the_provider_is_followed_without_a_restart(
-    server: JWKSServer, revocations: InMemoryRevocations, clock: FakeClock
+    server: JWKSServer, revocations: InMemoryRevocations, clock: FakeClock, keys: JWKSKeys
 ) -> None:
-    keys = JWKSKeys(server.url, refetch_interval=30, clock=clock)
     verifier = _verifier(revocations, keys)
     old = K1.sign(claims())
     assert verifier.verify(old)["sub"] == "alice"  # and now cached as verified
@@ -96,9 +101,8 @@ def test_a_rotation_at_the_provider_is_followed_without_a_restart(
 
 
 def test_a_flood_of_made_up_kids_costs_one_fetch_per_interval(
-    server: JWKSServer, revocations: InMemoryRevocations, clock: FakeClock
+    server: JWKSServer, revocations: InMemoryRevocations, clock: FakeClock, keys: JWKSKeys
 ) -> None:
-    keys = JWKSKeys(server.url, refetch_interval=30, clock=clock)
     verifier = _verifier(revocations, keys)
     verifier.verify(K1.sign(claims()))
     forged = [K1.sign(claims(), kid=uuid.uuid4().hex) for _ in range(300)]
@@ -117,10 +121,9 @@ def test_a_flood_of_made_up_kids_costs_one_fetch_per_interval(
 
 
 def test_without_any_key_set_verification_is_unavailable_not_a_rejection(
-    server: JWKSServer, revocations: InMemoryRevocations, clock: FakeClock
+    server: JWKSServer, revocations: InMemoryRevocations, clock: FakeClock, keys: JWKSKeys
 ) -> None:
     server.failing = True
-    keys = JWKSKeys(server.url, refetch_interval=30, clock=clock)
     verifier = _verifier(revocations, keys)
     token = K1.sign(claims())
 
@@ -138,9 +141,8 @@ def test_without_any_key_set_verification_is_unavailable_not_a_rejection(
 
 
 def test_a_failed_refetch_keeps_the_keys_it_had(
-    server: JWKSServer, revocations: InMemoryRevocations, clock: FakeClock
+    server: JWKSServer, revocations: InMemoryRevocations, clock: FakeClock, keys: JWKSKeys
 ) -> None:
-    keys = JWKSKeys(server.url, refetch_interval=30, clock=clock)
     verifier = _verifier(revocations, keys, cache_size=0)
     verifier.verify(K1.sign(claims()))
     server.failing = True
