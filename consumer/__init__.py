@@ -12,6 +12,7 @@ from jwt_revocation.shared import (
     SnapshotError,
     TokenLifetimeExceededError,
     TokenRevokedError,
+    UnknownKeyError,
 )
 
 from ._health import SidecarStatus
@@ -53,6 +54,7 @@ __all__ = [
     "StateSnapshot",
     "TokenLifetimeExceededError",
     "TokenRevokedError",
+    "UnknownKeyError",
     "Verdict",
     "render_metrics",
 ]
