@@ -335,6 +335,10 @@ install_keycloak() {
   mkdir -p "$DIR"
   unzip -q "$zip" -d "$DIR"
   mv "$DIR/keycloak-$KEYCLOAK_VERSION" "$KEYCLOAK_TEMPLATE"
+  if port_open $KEYCLOAK_PORT; then
+    log "127.0.0.1:$KEYCLOAK_PORT is taken: stop that server, then install Keycloak"
+    return 1
+  fi
   log "starting keycloak once to build it and create its database (about 25 s)"
   keycloak_launch "$KEYCLOAK_TEMPLATE"
   keycloak_stop
