@@ -205,7 +205,7 @@ PUBLISH = Command(
 )
 
 
-def _receive_arguments(parser: argparse.ArgumentParser, _settings: RevocationSettings) -> None:
+def _receive_arguments(parser: argparse.ArgumentParser, settings: RevocationSettings) -> None:
     add_http(
         parser,
         default="127.0.0.1:8081",
@@ -216,10 +216,21 @@ def _receive_arguments(parser: argparse.ArgumentParser, _settings: RevocationSet
     oidc = parser.add_argument_group(
         "OpenID Connect Back-Channel Logout (one client of one provider)"
     )
-    oidc.add_argument("--oidc-issuer", help="the provider's iss; turns the endpoint on")
-    oidc.add_argument("--oidc-client-id", help="this client's id: the logout tokens' aud")
     oidc.add_argument(
-        "--oidc-jwks-url", help="the provider's JWKS (default: the jwks_uri it advertises)"
+        "--oidc-issuer",
+        default=settings.oidc_issuer,
+        help="the provider's iss; turns the endpoint on [JWT_REVOCATION_OIDC_ISSUER]",
+    )
+    oidc.add_argument(
+        "--oidc-client-id",
+        default=settings.oidc_client_id,
+        help="this client's id: the logout tokens' aud [JWT_REVOCATION_OIDC_CLIENT_ID]",
+    )
+    oidc.add_argument(
+        "--oidc-jwks-url",
+        default=settings.oidc_jwks_url,
+        help="the provider's JWKS (default: the jwks_uri it advertises) "
+        "[JWT_REVOCATION_OIDC_JWKS_URL]",
     )
     oidc.add_argument(
         "--backchannel-path", default="/backchannel-logout", help="default %(default)s"
@@ -227,15 +238,16 @@ def _receive_arguments(parser: argparse.ArgumentParser, _settings: RevocationSet
     oidc.add_argument(
         "--logout-scope",
         choices=("session", "user"),
-        default="session",
+        default=settings.logout_scope,
         help="what a logout token naming a session and a user revokes: the session's tokens "
         "(default), or every token of the user (for Keycloak's admin logout of a user, which "
-        "names one session of several)",
+        "names one session of several) [JWT_REVOCATION_LOGOUT_SCOPE]",
     )
     oidc.add_argument(
         "--keycloak-admin-path",
+        default=settings.keycloak_admin_path,
         help="also take Keycloak's k_push_not_before and k_logout under this path (the "
-        "client's admin URL), e.g. /keycloak",
+        "client's admin URL), e.g. /keycloak [JWT_REVOCATION_KEYCLOAK_ADMIN_PATH]",
     )
 
 

@@ -101,6 +101,18 @@ class RevocationSettings(BaseSettings):
     """With it, `jwt-revocation receive` requires ``Authorization: Bearer <token>`` of pushers."""
     http_token: SecretStr | None = None
     """With it, the HTTP sidecar's ``POST /v1/check`` requires ``Authorization: Bearer <token>``."""
+    oidc_issuer: str | None = None
+    """`jwt-revocation receive`: the OpenID provider (its ``iss``) whose back-channel logout
+    tokens it takes, with ``oidc_client_id``."""
+    oidc_client_id: str | None = None
+    """`receive`: this client's id at the provider, the ``aud`` of its logout tokens."""
+    oidc_jwks_url: str | None = None
+    """`receive`: the provider's JWKS; by default the ``jwks_uri`` of its discovery document."""
+    logout_scope: Literal["session", "user"] = "session"
+    """`receive`: what a logout token naming a session and a user revokes."""
+    keycloak_admin_path: str | None = None
+    """`receive`: the path under which it takes Keycloak's admin messages (the client's admin
+    URL), e.g. ``/keycloak``; None: not served."""
     database_url: SecretStr | None = None
     """The outbox's database for `jwt-revocation outbox init` and `relay`, as a SQLAlchemy URL
     (``sqlite:///auth.db``, ``postgresql+psycopg://user:password@host/db``); kept out of reprs

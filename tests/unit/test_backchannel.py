@@ -11,11 +11,13 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from jwt_revocation.cli._table import build_parser
 from jwt_revocation.producer import LogoutTokenError, LogoutTokenVerifier
 from jwt_revocation.producer._backchannel import admin_event, logout_event
 from jwt_revocation.shared import (
     AllTokensRevoked,
     ConfigurationError,
+    RevocationSettings,
     SessionRevoked,
     UnknownKeyError,
     UserTokensRevoked,
@@ -277,3 +279,25 @@ def test_a_verifier_that_could_not_check_logout_tokens_is_refused(kwargs: dict[s
     arguments: dict[str, Any] = {"issuer": ISSUER, "client_id": CLIENT, "keys": _keys, **kwargs}
     with pytest.raises(ConfigurationError):
         LogoutTokenVerifier(**arguments)
+
+
+def test_receive_takes_its_back_channel_options_from_the_settings() -> None:
+    settings = RevocationSettings(
+        oidc_issuer=ISSUER,
+        oidc_client_id=CLIENT,
+        logout_scope="user",
+        keycloak_admin_path="/keycloak",
+    )
+
+    args = build_parser(settings).parse_args(["receive"])
+    flags = build_parser(RevocationSettings()).parse_args(
+        ["receive", "--oidc-issuer", ISSUER, "--oidc-client-id", CLIENT]
+    )
+
+    assert (args.oidc_issuer, args.oidc_client_id, args.oidc_jwks_url) == (ISSUER, CLIENT, None)
+    assert (args.logout_scope, args.keycloak_admin_path) == ("user", "/keycloak")
+    assert (flags.oidc_issuer, flags.logout_scope, flags.keycloak_admin_path) == (
+        ISSUER,
+        "session",
+        None,
+    )
