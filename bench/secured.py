@@ -305,15 +305,15 @@ class Cluster:
         return int(quorum["topics"][0]["partitions"][0]["leader_id"])
 
     def wait_healthy(self, client: Any, topics: Iterable[str] = (), timeout: float = 120) -> None:
-        """Wait until all three brokers are registered and every replica of ``topics`` is in
-        sync again."""
+        """Wait until all three brokers are registered and every replica of ``topics`` (known
+        to the cluster's metadata, with a leader) is in sync."""
         topics = list(topics)
         deadline = time.monotonic() + timeout
         while True:
             try:
                 brokers = client.describe_cluster()["brokers"]
                 described = client.describe_topics(topics) if topics else []
-                synced = all(
+                synced = all(topic["partitions"] for topic in described) and all(
                     len(p["isr_nodes"]) == len(p["replica_nodes"]) and p["leader_id"] >= 0
                     for topic in described
                     for p in topic["partitions"]

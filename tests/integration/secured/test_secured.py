@@ -7,6 +7,7 @@ user, and the StandardAuthorizer with nothing allowed unless an ACL says so.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -22,12 +23,13 @@ from bench.secured import (
     grant,
     mtls,
     oauth,
+    password,
     pki,
     scram,
     topic_name,
 )
 from jwt_revocation.consumer import RevocationSidecar
-from jwt_revocation.producer import RevocationPublisher
+from jwt_revocation.producer import AsyncRevocationPublisher, RevocationPublisher
 from jwt_revocation.shared import (
     KafkaAccessError,
     KafkaConnection,
@@ -186,6 +188,26 @@ def test_a_sidecar_that_may_not_read_the_topic_fails_clearly(secured: Broker) ->
             "refused the client certificate 'CN=publisher,O=jwt-revocation tests'",
         ),
         (
+            "a mechanism the listener does not offer",
+            SASL_SSL,
+            lambda: KafkaConnection(
+                security_protocol="SASL_SSL",
+                sasl_mechanism="PLAIN",
+                sasl_username="publisher",
+                sasl_password=password("publisher"),
+                ssl_cafile=_ca(),
+            ),
+            "wrong_protocol",
+            "does not offer PLAIN (it offers SCRAM-SHA-512, OAUTHBEARER)",
+        ),
+        (
+            "PLAINTEXT at a TLS listener",
+            SASL_SSL,
+            KafkaConnection,
+            "wrong_protocol",
+            "is it a TLS listener? check security_protocol",
+        ),
+        (
             "no client certificate",
             MTLS,
             lambda: KafkaConnection(security_protocol="SSL", ssl_cafile=_ca()),
@@ -243,6 +265,25 @@ def test_mutual_tls_works_for_each_role(secured_topic: str) -> None:
             ),
         ):
             wrong.user_deleted(user_id="carol")
+    finally:
+        sidecar.stop()
+
+
+def test_the_async_publisher_takes_the_same_connection(secured_topic: str) -> None:
+    sidecar = _sidecar(secured_topic, scram("sidecar"))
+    sidecar.start(timeout=30)
+
+    async def publish() -> str:
+        async with AsyncRevocationPublisher(
+            SASL_SSL, secured_topic, issuer="tests", connection=scram("publisher")
+        ) as publisher:
+            jti = uuid.uuid4().hex
+            await publisher.logout(jti=jti, user_id="oscar", expires_at=time.time() + 600)
+            return issue("oscar", jti=jti)
+
+    try:
+        token = asyncio.run(publish())
+        wait_for(lambda: revocation_reason(sidecar, token) == "token_revoked", timeout=10)
     finally:
         sidecar.stop()
 
