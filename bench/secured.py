@@ -251,6 +251,30 @@ def topic_name(label: str) -> str:
 # -- the three-node cluster ---------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class LeaderKill:
+    """A node SIGKILLed while it led partitions of a topic."""
+
+    node: int
+    partitions: frozenset[int]
+    """The partitions it led."""
+    controller: int
+    """The active controller then (another node, unless every leader was the controller)."""
+    at: float
+    """When, in monotonic seconds."""
+
+    def resumed(self, acknowledged: Iterable[tuple[int, float, float]]) -> float | None:
+        """Seconds from the kill until every partition it led acknowledged a publish sent after
+        it, from ``(partition, sent, acknowledged)`` in monotonic seconds; None until then."""
+        first: dict[int, float] = {}
+        for partition, sent, acked in acknowledged:
+            if sent > self.at and partition in self.partitions:
+                first[partition] = min(acked, first.get(partition, acked))
+        if set(first) != self.partitions:
+            return None
+        return max(first.values()) - self.at
+
+
 @dataclass
 class Cluster:
     """The three-node cluster: its nodes, who leads what, kills and restarts."""
@@ -298,6 +322,17 @@ class Cluster:
         """Partition -> the node leading it."""
         described = client.describe_topics([topic])[0]
         return {p["partition_index"]: p["leader_id"] for p in described["partitions"]}
+
+    def kill_a_leader(self, client: Any, topic: str) -> LeaderKill:
+        """SIGKILL a node leading partitions of ``topic`` that is not the active controller (the
+        usual case, measured apart from an election of the controller itself)."""
+        leaders = self.leaders(client, topic)
+        controller = self.controller(client)
+        victim = next((n for n in leaders.values() if n != controller), leaders[0])
+        led = frozenset(p for p, n in leaders.items() if n == victim)
+        killed = time.monotonic()
+        self.kill(victim)
+        return LeaderKill(victim, led, controller, killed)
 
     def controller(self, client: Any) -> int:
         """The active KRaft controller (describe_cluster names a random broker in KRaft)."""

@@ -76,23 +76,29 @@ def diagnose(
         except OSError as err:
             unreachable.append(f"{server} ({_os_reason(err)})")
             continue
+        opened = [sock]  # and the TLS socket wrapped around it: both are closed here
         try:
-            return _diagnose_socket(sock, host, port, connection, deadline)
+            return _diagnose_socket(opened, host, port, connection, deadline)
         except Exception:  # noqa: BLE001 - a diagnosis that cannot decide says nothing
             return None
         finally:
-            with contextlib.suppress(OSError):
-                sock.close()
+            for each in reversed(opened):
+                with contextlib.suppress(OSError):
+                    each.close()
     if not unreachable:
         return None
     return "unreachable", "nothing accepts connections at " + ", ".join(unreachable)
 
 
 def _diagnose_socket(
-    raw: socket.socket, host: str, port: int, connection: KafkaConnection, deadline: float
+    opened: list[socket.socket],
+    host: str,
+    port: int,
+    connection: KafkaConnection,
+    deadline: float,
 ) -> Finding | None:
     where = f"{host}:{port}"
-    sock: socket.socket = raw
+    raw = sock = opened[0]
     if connection.uses_tls:
         context = ssl.create_default_context(cafile=connection.ssl_cafile)
         context.check_hostname = connection.ssl_check_hostname
@@ -104,7 +110,10 @@ def _diagnose_socket(
                 password=None if password is None else _secret(password),
             )
         try:
-            sock = context.wrap_socket(raw, server_hostname=host)
+            sock = context.wrap_socket(raw, server_hostname=host, do_handshake_on_connect=False)
+            opened.append(sock)
+            sock.settimeout(_left(deadline))
+            sock.do_handshake()
         except ssl.SSLCertVerificationError as err:
             return "untrusted_certificate", (
                 f"the broker's certificate at {where} does not verify ({err.verify_message}): "

@@ -80,23 +80,16 @@ def _kill_once(cluster: Cluster, client: Any, topic: str, options: dict[str, Any
     writer.start()
     try:
         _until(lambda: len(acked) >= 20, 30)
-        leaders = cluster.leaders(client, topic)
-        controller = cluster.controller(client)
-        victim = next((n for n in leaders.values() if n != controller), leaders[0])
-        led = {p for p, n in leaders.items() if n == victim}
-        killed = time.monotonic()
-        cluster.kill(victim)
-        _until(lambda: led <= {p for p, sent, _ in acked if sent > killed}, 90)
-        recovery = max(
-            min(a for p, s, a in acked if p == partition and s > killed) for partition in led
-        )
-        cluster.start(victim)
+        kill = cluster.kill_a_leader(client, topic)
+        _until(lambda: kill.resumed(acked) is not None, 90)
+        recovery = kill.resumed(acked) or 0.0
+        cluster.start(kill.node)
     finally:
         stop.set()
         writer.join(60)
         publisher.close()
     cluster.wait_healthy(client, [topic])
-    return Kill(recovery - killed, max(a - s for _, s, a in acked), len(failed))
+    return Kill(recovery, max(a - s for _, s, a in acked), len(failed))
 
 
 def _until(condition: Any, timeout: float) -> None:

@@ -145,24 +145,10 @@ def test_a_leader_kill_loses_no_acknowledged_revocation(
         for thread in threads:
             thread.start()
         wait_for(lambda: len(traffic.acknowledged) >= 20, timeout=20)
-        leaders = cluster_faults.leaders(client, topic)
-        controller = cluster_faults.controller(client)
-        # A leader that is not the active controller: the usual case, measured apart from an
-        # election of the controller itself.
-        victim = next((n for n in leaders.values() if n != controller), leaders[0])
-        led = {p for p, n in leaders.items() if n == victim}
-        killed = time.monotonic()
-        cluster_faults.kill(victim)
-
-        def resumed() -> float | None:
-            after = [(p, acked) for _, p, sent, acked in traffic.acknowledged if sent > killed]
-            if {p for p, _ in after} >= led:
-                return min(acked for p, acked in after if p in led) - killed
-            return None
-
-        recovery = wait_for(resumed, timeout=60)
+        kill = cluster_faults.kill_a_leader(client, topic)
+        recovery = wait_for(lambda: kill.resumed(a[1:] for a in traffic.acknowledged), 60)
         stall = max(acked - sent for _, _, sent, acked in traffic.acknowledged)
-        cluster_faults.start(victim)
+        cluster_faults.start(kill.node)
         cluster_faults.wait_healthy(client, [topic])
         wait_for(lambda: len(traffic.acknowledged) >= 20 + 50, timeout=30)
     finally:
@@ -186,8 +172,8 @@ def test_a_leader_kill_loses_no_acknowledged_revocation(
     assert traffic.failed == []  # within the publish timeout (30 s), every publish succeeded
     assert not_ready == []  # an outage shorter than max_staleness (30 s) keeps them ready
     FIGURES.append(
-        f"leader kill (node {victim}, leading partitions {sorted(led)}, controller node "
-        f"{controller}): publishes to its partitions acknowledged again {recovery:.2f} s after "
+        f"leader kill (node {kill.node}, leading partitions {sorted(kill.partitions)}, "
+        f"controller node {kill.controller}): publishes to its partitions acknowledged again {recovery:.2f} s after "
         f"the SIGKILL; the longest publish took {stall:.2f} s; "
         f"{len(traffic.acknowledged)} acknowledged, none lost, both sidecars ready throughout"
     )
