@@ -51,10 +51,14 @@ stop:
 status:
 	scripts/services.sh status
 
-demo: install services
+# The demo needs only the plain broker and Redis, not the test suite's secured and clustered ones.
+demo: install
+	scripts/services.sh start-core
 	$(BIN)/jwt-revocation demo
 
-demo-keycloak: install services
+demo-keycloak: install
+	scripts/services.sh start-core
+	scripts/services.sh keycloak-start
 	$(BIN)/jwt-revocation demo --keycloak
 
 bench: install services

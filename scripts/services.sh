@@ -5,7 +5,8 @@
 # outbox; a port of its own so that it never meets a system cluster on 5432), and Keycloak on
 # 127.0.0.1:8180 (the identity provider of the back-channel logout tests and the demo).
 #
-#   scripts/services.sh start            install what is missing, start all three (a second call finds them running)
+#   scripts/services.sh start            install what is missing, start every service (a second call finds them running)
+#   scripts/services.sh start-core       only the plain broker and Redis: what `make demo` needs
 #   scripts/services.sh stop             stop all three (Kafka with SIGTERM: a clean shutdown)
 #   scripts/services.sh status           say which are running
 #   scripts/services.sh kafka-start      start the broker alone
@@ -391,6 +392,7 @@ status() {
 
 case "${1:-}" in
   start) install_tools; redis_start; postgres_start; kafka_start; keycloak_start; redis_tls_start; secured_start; cluster_start ;;
+  start-core) redis_start; kafka_start ;;
   stop) kafka_stop; redis_stop; postgres_stop; keycloak_stop; secured_stop; cluster_stop; redis_tls_stop ;;
   status) status ;;
   kafka-start) kafka_start ;;
@@ -411,5 +413,5 @@ case "${1:-}" in
   redis-tls-start) redis_tls_start ;;
   redis-tls-stop) redis_tls_stop ;;
   install) install_tools; install_redis; install_postgres; install_kafka; mkdir -p "$DIR"; exec 9>"$DIR/keycloak.lock"; flock 9; install_keycloak ;;
-  *) echo "usage: $0 start|stop|status|install|kafka-start|kafka-stop|kafka-kill|kafka-pause|kafka-resume|postgres-start|postgres-stop|keycloak-start|keycloak-stop|secured-start|secured-stop|cluster-start|cluster-stop|cluster-kill N|cluster-node-start N|redis-tls-start|redis-tls-stop" >&2; exit 2 ;;
+  *) echo "usage: $0 start|start-core|stop|status|install|kafka-start|kafka-stop|kafka-kill|kafka-pause|kafka-resume|postgres-start|postgres-stop|keycloak-start|keycloak-stop|secured-start|secured-stop|cluster-start|cluster-stop|cluster-kill N|cluster-node-start N|redis-tls-start|redis-tls-stop" >&2; exit 2 ;;
 esac
