@@ -7,11 +7,13 @@ like typical access tokens; events are mostly logouts, as on a real topic.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -65,6 +67,23 @@ class Bench:
         )
         sidecar.start(timeout=600)
         return sidecar
+
+    def broker_pid(self) -> int | None:
+        """The local broker's process id, when ``scripts/services.sh`` started it; else None.
+
+        Read from ``kafka.pid`` in ``$JWT_REVOCATION_SERVICES_DIR`` (default ``.services/``),
+        where the script keeps it, and only for a broker on this machine.
+        """
+        if not self.bootstrap.startswith(("127.0.0.1:", "localhost:")):
+            return None
+        root = Path(__file__).resolve().parents[1]
+        folder = Path(os.environ.get("JWT_REVOCATION_SERVICES_DIR", root / ".services"))
+        try:
+            pid = int((folder / "kafka.pid").read_text(encoding="ascii"))
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            return None
+        return pid if b"kafka.Kafka" in command else None
 
     def cleanup(self) -> None:
         """Delete this run's topics and Redis keys."""

@@ -34,6 +34,16 @@ class Sizes:
     publish_events: int
     load_seconds: float
     """Length of each quiet or loaded round of the verify-under-load row."""
+    http_seconds: int
+    """Length of each wrk run of the HTTP row."""
+    redis_requests: int
+    """``GET`` requests of each redis-benchmark run of the HTTP row."""
+    fanout: tuple[int, ...]
+    """The numbers of sidecar processes the fan-out row runs, in turn."""
+    fanout_events: int
+    """Logouts published to each number of sidecars."""
+    quiet_seconds: float
+    """Length of the fan-out row's quiet intervals, over which idle CPU is read."""
 
 
 FULL = Sizes(
@@ -44,6 +54,11 @@ FULL = Sizes(
     replay_events=1_000_000,
     publish_events=50_000,
     load_seconds=3.0,
+    http_seconds=5,
+    redis_requests=200_000,
+    fanout=(1, 8, 32),
+    fanout_events=1_000,
+    quiet_seconds=10.0,
 )
 QUICK = Sizes(
     rounds=2,
@@ -53,6 +68,11 @@ QUICK = Sizes(
     replay_events=10_000,
     publish_events=2_000,
     load_seconds=0.5,
+    http_seconds=1,
+    redis_requests=5_000,
+    fanout=(1, 2),
+    fanout_events=20,
+    quiet_seconds=1.0,
 )
 
 
@@ -114,6 +134,11 @@ def timer_overhead() -> float:
         start = clock()
         reads.append(clock() - start)
     return statistics.median(reads) / 1e9
+
+
+def load_average() -> float:
+    """The machine's 1-minute load average: what else shares the cores while a row runs."""
+    return os.getloadavg()[0]
 
 
 def us(seconds: float) -> str:

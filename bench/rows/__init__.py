@@ -29,6 +29,8 @@ from bench.harness import Report, Row
 
 from . import (
     failover,
+    fanout,
+    http_sidecar,
     load,
     memory,
     outbox,
@@ -107,6 +109,18 @@ GROUPS: dict[str, Group[Any]] = {
         {10: "transactional outbox: write, relay, commit to enforced (PostgreSQL, SQLite)"},
         outbox.measure,
         outbox.report,
+    ),
+    "http": Group(
+        {
+            11: "`POST /v1/check` over HTTP, 16 kept-alive connections (wrk), sidecar in its own process"
+        },
+        http_sidecar.measure,
+        http_sidecar.report,
+    ),
+    "fanout": Group(
+        {12: "fan-out: one topic, sidecars in processes of their own (1, 8, 32 in full mode)"},
+        fanout.measure,
+        fanout.report,
     ),
     "secured": Group(
         {13: "publish to enforced by 3 sidecars over SASL_SSL (SCRAM-SHA-512)"},
