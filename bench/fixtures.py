@@ -86,7 +86,12 @@ class Bench:
         return pid if b"kafka.Kafka" in command else None
 
     def cleanup(self) -> None:
-        """Delete this run's topics and Redis keys."""
+        """Delete this run's Redis keys and topics (the keys first: they need no broker)."""
+        prefix = f"{self.prefix}:*"
+        batch = list(self.redis.scan_iter(match=prefix, count=10_000))
+        while batch:
+            self.redis.unlink(*batch[:10_000])
+            batch = batch[10_000:] or list(self.redis.scan_iter(match=prefix, count=10_000))
         if self.topics:
             admin = KafkaAdminClient(bootstrap_servers=self.bootstrap)
             try:
@@ -95,11 +100,6 @@ class Bench:
                 pass  # the others are deleted; one already gone is what cleaning up wants
             finally:
                 admin.close()
-        prefix = f"{self.prefix}:*"
-        batch = list(self.redis.scan_iter(match=prefix, count=10_000))
-        while batch:
-            self.redis.unlink(*batch[:10_000])
-            batch = batch[10_000:] or list(self.redis.scan_iter(match=prefix, count=10_000))
 
 
 # -- tokens and events ----------------------------------------------------------------------
