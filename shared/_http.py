@@ -146,9 +146,13 @@ class BackgroundHTTPServer:
                 "or pass allow_remote=True (--http-allow-remote)"
             )
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted sockets only for it, and
+        # without it a JSON answer (headers, then body) waits about 40 ms for a delayed ACK
+        # (Nagle): 358 requests/s on 16 kept-alive connections, against about 9,500 with it.
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.bind((host, port))
             sock.listen(1024)
         except OSError as err:
