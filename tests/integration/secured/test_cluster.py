@@ -57,6 +57,15 @@ def test_a_topic_one_broker_can_empty_is_reported_and_refused_when_strict(
         ensure_topic(
             CLUSTER, weak, max_token_lifetime=LIFETIME, replication_factor=3, min_insync_replicas=1
         )
+        # Right after creation a broker may still describe the cluster's default for the new
+        # topic; a check a moment later reads the topic's own setting.
+        wait_for(
+            lambda: (
+                "min.insync.replicas=1"
+                in " ".join(check_topic(CLUSTER, weak, max_token_lifetime=LIFETIME).warnings)
+            ),
+            timeout=30,
+        )
         started = RevocationSidecar(CLUSTER, single, max_token_lifetime=LIFETIME)
         started.start(timeout=30)
         started.stop()
