@@ -108,7 +108,7 @@ def bearer_answer(verdict: Verdict) -> BearerAnswer:
         headers["Retry-After"] = "1"
         description = f"revocations cannot be checked ({verdict.reason})"
         return BearerAnswer(503, headers, _body("temporarily_unavailable", description))
-    if verdict is MISSING_TOKEN or verdict.reason == "missing_token":
+    if verdict.reason == "missing_token":
         headers["WWW-Authenticate"] = 'Bearer realm="api"'
         return BearerAnswer(401, headers, _body("missing_token", verdict.detail))
     if verdict.outcome == "revoked":

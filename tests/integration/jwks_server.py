@@ -43,6 +43,15 @@ def claims(user: str = "alice", **extra: Any) -> dict[str, Any]:
     return {"sub": user, "jti": uuid.uuid4().hex, "iat": now, "exp": int(now) + 600, **extra}
 
 
+def send_json(handler: BaseHTTPRequestHandler, body: bytes) -> None:
+    """Answer 200 with a JSON body from an ``http.server`` handler."""
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
 class JWKSServer:
     """Serves ``keys`` as a JWKS at ``url``; counts requests; can answer 500 instead."""
 
@@ -58,12 +67,7 @@ class JWKSServer:
                 if server.failing:
                     self.send_error(500)
                     return
-                body = json.dumps({"keys": [k.jwk() for k in server.keys]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                send_json(self, json.dumps({"keys": [k.jwk() for k in server.keys]}).encode())
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

@@ -22,7 +22,7 @@ import pytest
 
 from jwt_revocation.consumer import RevocationSidecar, SidecarHTTPServer
 from jwt_revocation.producer import RevocationPublisher
-from tests.integration.conftest import KEY, SidecarFactory, issue, verifier_for
+from tests.integration.conftest import KEY, SidecarFactory, free_port, issue, verifier_for
 from tests.support import wait_for
 
 
@@ -195,12 +195,6 @@ def test_unknown_paths_and_methods_answer_json(
 # -- behind a real nginx -------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class _Upstream(BaseHTTPRequestHandler):
     """The protected service: it answers with the subject nginx passed on."""
 
@@ -263,7 +257,7 @@ def nginx(
     server, sidecar = sidecar_http
     upstream = ThreadingHTTPServer(("127.0.0.1", 0), _Upstream)
     threading.Thread(target=upstream.serve_forever, daemon=True).start()
-    port = _free_port()
+    port = free_port()
     conf = tmp_path / "nginx.conf"
     conf.write_text(
         NGINX_CONF.format(

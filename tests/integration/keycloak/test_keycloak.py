@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt_revocation.producer import LogoutTokenVerifier, RevocationPublisher, SecurityEventReceiver
 from jwt_revocation.shared import JWKSKeys
 from tests.integration.conftest import BOOTSTRAP, CliRun
+from tests.integration.jwks_server import send_json
 from tests.integration.keycloak.conftest import (
     CLIENT,
     SECRET,
@@ -154,12 +155,7 @@ class _CountingProxy:
             def do_GET(self) -> None:
                 proxy.fetches += 1
                 with urllib.request.urlopen(upstream, timeout=10) as answer:
-                    body = answer.read()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                    send_json(self, answer.read())
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
