@@ -23,6 +23,7 @@ from jwt_revocation.producer import RevocationPublisher
 from jwt_revocation.shared import (
     PublishError,
     ReplicationTooLowError,
+    TopicInfo,
     check_topic,
     ensure_topic,
 )
@@ -37,11 +38,18 @@ def test_topic_ensure_replicates_on_three_brokers(cluster: Cluster, cluster_brok
     cluster_broker.forget(name)
 
     info = ensure_topic(CLUSTER, name, max_token_lifetime=LIFETIME, partitions=3)
-    checked = check_topic(CLUSTER, name, max_token_lifetime=LIFETIME, strict_replication=True)
 
-    assert (info.brokers, info.replication_factor, info.min_insync_replicas) == (3, 3, 2)
-    assert info.warnings == ()
-    assert checked == info
+    def settled() -> TopicInfo | None:
+        # Right after creation a broker may still describe the cluster's defaults for the
+        # topic; a strict check a moment later reads the topic's own settings.
+        found = check_topic(CLUSTER, name, max_token_lifetime=LIFETIME, strict_replication=True)
+        return found if found.min_insync_replicas == 2 else None
+
+    checked = wait_for(settled, timeout=30)
+    assert checked is not None
+    assert (info.brokers, info.replication_factor) == (3, 3)
+    assert (checked.brokers, checked.replication_factor, checked.min_insync_replicas) == (3, 3, 2)
+    assert checked.warnings == ()
 
 
 def test_a_topic_one_broker_can_empty_is_reported_and_refused_when_strict(
