@@ -24,6 +24,7 @@ from jwt_revocation.shared import (
     PublishError,
     ReplicationTooLowError,
     TopicInfo,
+    TopicNotFoundError,
     check_topic,
     ensure_topic,
 )
@@ -42,7 +43,10 @@ def test_topic_ensure_replicates_on_three_brokers(cluster: Cluster, cluster_brok
     def settled() -> TopicInfo | None:
         # Right after creation a broker may still describe the cluster's defaults for the
         # topic; a strict check a moment later reads the topic's own settings.
-        found = check_topic(CLUSTER, name, max_token_lifetime=LIFETIME, strict_replication=True)
+        try:
+            found = check_topic(CLUSTER, name, max_token_lifetime=LIFETIME, strict_replication=True)
+        except TopicNotFoundError:  # a broker whose metadata has not caught up yet
+            return None
         return found if found.min_insync_replicas == 2 else None
 
     checked = wait_for(settled, timeout=30)
