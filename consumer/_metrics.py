@@ -18,9 +18,10 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from jwt_revocation.shared import EVENT_TYPES
+
 from ._health import SidecarStatus
 from ._sidecar import RevocationSidecar
-from ._state import EVENT_TYPES
 from ._verifier import RevocationVerifier
 
 
@@ -59,8 +60,8 @@ class SidecarCollector(Collector):
             "Events applied, by type (duplicates included)",
             labels=[*labels, "type"],
         )
-        for kind in EVENT_TYPES:
-            applied.add_metric([name, kind], float(stats.applied.get(kind, 0)))
+        for event_type in EVENT_TYPES:
+            applied.add_metric([name, event_type], float(stats.applied.get(event_type, 0)))
         yield applied
 
         skipped = CounterMetricFamily(
