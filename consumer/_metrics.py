@@ -73,6 +73,16 @@ class SidecarCollector(Collector):
             skipped.add_metric([name, kind], float(count))
         yield skipped
 
+        failed = CounterMetricFamily(
+            "jwt_revocation_record_failures",
+            "Records whose decoding raised an unexpected error (a bug), by error type; never "
+            "skipped: the consumer restarts at them and fails closed if it keeps failing",
+            labels=[*labels, "error"],
+        )
+        for error, count in sorted(stats.failed.items()):
+            failed.add_metric([name, error], float(count))
+        yield failed
+
         entries = GaugeMetricFamily(
             "jwt_revocation_entries", "Live entries, by kind", labels=[*labels, "kind"]
         )

@@ -13,8 +13,12 @@ Consistency contract:
    duplicates.
 4. The sidecar records when it last heard from the broker. After ``max_staleness`` without
    contact, verification fails closed (or, with ``on_stale="allow"``, accepts and logs loudly).
-5. A record that is not a valid event is skipped, counted by kind and logged with its
-   partition and offset; it never stops the sidecar. A valid event whose Kafka key is not its
+5. Each record is decoded once, mirror or not. A record that is not a valid event is
+   skipped, counted by kind and logged with its partition and offset; it never stops the
+   sidecar. A decoder that raises anything else has met a bug, not a bad record: the error is
+   counted in ``failed`` by its type and the record is not skipped; the consumer crashes on it
+   (rule 8: logged at ERROR with its traceback, status ``degraded``, and ``failed``, failing
+   closed, if it keeps happening), so a bug never silently drops a revocation. A valid event whose Kafka key is not its
    user id is applied (the merge rules need no order) and counted as ``key_mismatch``.
    With ``security_events``, a record that is a Security Event Token is applied only when its
    signature, ``typ``, issuer and audience verify; an unsigned or badly signed one is skipped
@@ -244,7 +248,7 @@ class RevocationSidecar:
             ),
             consumer_config=dict(consumer_config or {}),
             connection=self.connection,
-            mirror=None if mirror is None else MirrorFeed(mirror, topic, decode),
+            mirror=None if mirror is None else MirrorFeed(mirror, topic),
             snapshots=snapshots,
             snapshot_writer=self._snapshot_writer,
             on_caught_up=lambda: self._ready_event.set(),
@@ -418,6 +422,7 @@ class RevocationSidecar:
             mirrored=0 if self._reader.mirror is None else self._reader.mirror.mirrored,
             apply_delay=self.delays.cumulative(),
             apply_delay_sum=self.delays.sum,
+            failed=dict(counts.failed),
         )
 
     def applied_through(self, partition: int, offset: int) -> bool:
