@@ -15,11 +15,12 @@ Consistency contract:
    contact, verification fails closed (or, with ``on_stale="allow"``, accepts and logs loudly).
 5. Each record is decoded once, mirror or not. A record that is not a valid event is
    skipped, counted by kind and logged with its partition and offset; it never stops the
-   sidecar. A decoder that raises anything else has met a bug, not a bad record: the error is
-   counted in ``failed`` by its type and the record is not skipped; the consumer crashes on it
-   (rule 8: logged at ERROR with its traceback, status ``degraded``, and ``failed``, failing
-   closed, if it keeps happening), so a bug never silently drops a revocation. A valid event whose Kafka key is not its
-   user id is applied (the merge rules need no order) and counted as ``key_mismatch``.
+   sidecar. A decoder that raises anything else has met a bug, not a bad record: the error
+   is counted by type in ``stats().failed`` and the record is not skipped. The consumer
+   crashes on it (rule 8: logged at ERROR with its traceback, status ``degraded``; status
+   ``failed``, verification failing closed, if it keeps happening), so a bug never silently
+   drops a revocation. A valid event whose Kafka key is not its user id is applied (the
+   merge rules need no order) and counted as ``key_mismatch``.
    With ``security_events``, a record that is a Security Event Token is applied only when its
    signature, ``typ``, issuer and audience verify; an unsigned or badly signed one is skipped
    as ``unsigned`` or ``bad_signature`` and logged as an error. Without it, every SET is

@@ -39,9 +39,10 @@ ignores ``key_id`` and ``mac``: it trusts whoever can write to Redis.
 :meth:`RedisSnapshots.load` refuses, with a :class:`SnapshotError` naming the reason, a
 snapshot that is missing, unsigned or forged (with keys), corrupt (unreadable, or an instant,
 duration or offset that is no finite number: an infinite cutoff would make every check of its
-user raise), of another topic or format, or older than the caller's ``max_token_lifetime``; :func:`resumable` then checks its offsets
-against the broker's. :class:`SnapshotWriter` writes a sidecar's snapshots, on request or in
-the background. Keys never appear in a repr, a log line or an error.
+user raise), of another topic or format, or older than the caller's ``max_token_lifetime``;
+:func:`resumable` then checks its offsets against the broker's. :class:`SnapshotWriter` writes
+a sidecar's snapshots, on request or in the background. Keys never appear in a repr, a log line
+or an error.
 """
 
 from __future__ import annotations

@@ -38,8 +38,8 @@ Redis check (``CHECK_SCRIPT``) keeps the same order.
 One-second resolution of ``iat`` (:func:`issued_before`, the rule's one Python copy): a cutoff
 at instant ``t`` (of a user, a session or everyone) revokes a token when ``iat < t``, or when
 ``iat == floor(t)``. A token whose ``iat`` is a whole second, in the same second as a password
-change, therefore counts as issued before it (fail closed). An issuer that writes ``iat`` with sub-second precision gets the exact rule: revoked
-when ``iat < t``.
+change, therefore counts as issued before it (fail closed). An issuer that writes ``iat`` with
+sub-second precision gets the exact rule: revoked when ``iat < t``.
 
 Threads: one thread writes (the sidecar's consumer thread). Lookups (:meth:`check`) take no
 lock: each is a few dict reads, each atomic in CPython. Writers and whole-state readers
