@@ -1,4 +1,4 @@
-"""Applying polled records to the state: decode, capacity, key check, counts and delays.
+"""Applying polled records to the state: decode once, capacity, key check, counts and delays.
 
 :class:`RecordApplier` is what the sidecar's consumer thread does with each partition's records
 of a poll, and what ``jwt-revocation replay`` does through the sidecar. It needs no broker: it
@@ -6,10 +6,21 @@ takes anything shaped like a Kafka record (:class:`Record`), so tests feed it pl
 
 Rules (the sidecar's contract, rules 3, 5 and 6):
 
+- Each record is decoded once, by :meth:`RecordApplier.decode_records`, before the state's lock
+  is taken; the mirror (``_mirror``) and :meth:`RecordApplier.apply` both read that one result,
+  so a signed SET's signature is checked once per record, mirror or not.
 - Records are applied in offset order; the partition's position moves past each record applied
   or skipped, under the state's lock the caller holds.
-- A record that is not a valid event is skipped, counted by reason and logged with partition and
-  offset (a forged or unsigned SET at ERROR).
+- A record that is not a valid event (the decoder raised :class:`RecordError`) is skipped,
+  counted by reason and logged with partition and offset (a forged or unsigned SET at ERROR).
+- Any other exception from the decoder is a bug, not a bad record: it is counted in
+  ``counts.failed`` by its type (the ``jwt_revocation_record_failures`` metric), noted with
+  the record's topic, partition and offset, and raised before anything of the poll is mirrored
+  or applied. The record is NOT skipped: the consumer thread logs the error at ERROR with its
+  traceback and restarts at the applied offsets, so it meets the record again. While that
+  repeats the status is ``degraded``; after ``max_restarts`` consecutive failures the sidecar
+  is ``failed`` and verification fails closed. A bug never silently drops a revocation; the
+  price is that a record which trips one stops every sidecar until the bug is fixed.
 - An event whose Kafka key is not its :func:`~jwt_revocation.shared.record_key` (the user id, or
   ``*`` for ``all_tokens_revoked``) is applied and counted as ``key_mismatch``.
 - At ``max_entries``, an event that would add an entry is not applied: :meth:`RecordApplier.apply`
@@ -20,7 +31,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from jwt_revocation.shared import Event, RecordError, record_key
 
@@ -51,6 +62,13 @@ class Record(Protocol):
         """Milliseconds since the epoch: when the record was published."""
 
 
+class Decoded(NamedTuple):
+    """A record and what decoding it gave: its event, or why it is skipped."""
+
+    record: Record
+    outcome: Event | RecordError
+
+
 class RecordApplier:
     """Applies each partition's polled records to a state, counting what it did."""
 
@@ -73,26 +91,48 @@ class RecordApplier:
         self.counts = counts if counts is not None else RecordCounts()
         self.delays = delays if delays is not None else DelayHistogram()
 
+    def decode_records(self, partition: int, records: Sequence[Record]) -> list[Decoded]:
+        """Decode each record of ``partition`` once; raise what is not a :class:`RecordError`.
+
+        Takes no lock. An unexpected exception is counted and raised with a note naming the
+        record (see the module's rules).
+        """
+        decode = self.decode
+        decoded: list[Decoded] = []
+        for record in records:
+            try:
+                outcome: Event | RecordError = decode(record.value)
+            except RecordError as err:
+                outcome = err
+            except Exception as err:
+                self.counts.failed[type(err).__name__] += 1
+                err.add_note(
+                    f"raised while decoding the record at topic={self.topic} "
+                    f"partition={partition} offset={record.offset}: not skipped, the consumer "
+                    "restarts at it (a bug, not a bad record)"
+                )
+                raise
+            decoded.append(Decoded(record, outcome))
+        return decoded
+
     def apply(
-        self, partition: int, records: Sequence[Record], now: float, *, timed: bool = False
+        self, partition: int, decoded: Sequence[Decoded], now: float, *, timed: bool = False
     ) -> int | None:
-        """Apply ``records`` of ``partition`` in order; hold ``state.lock`` while calling.
+        """Apply ``decoded`` records of ``partition`` in order; hold ``state.lock`` while calling.
 
         With ``timed``, each applied record's publish-to-apply delay is counted. Returns None
         when every record was applied or skipped, or the offset of the first record refused for
         want of room.
         """
-        state, decode, applied = self.state, self.decode, self.counts.applied
+        state, applied = self.state, self.counts.applied
         ceiling = self.max_entries
         # With room for every record of the list, no record needs the capacity check.
-        roomy = ceiling is None or len(state) + len(records) < ceiling
+        roomy = ceiling is None or len(state) + len(decoded) < ceiling
         position = self.progress.position(partition)
         stopped_at: int | None = None
-        for record in records:
-            try:
-                event = decode(record.value)
-            except RecordError as err:
-                self._skip(partition, record.offset, err)
+        for record, event in decoded:
+            if isinstance(event, RecordError):
+                self._skip(partition, record.offset, event)
                 position = record.offset + 1
                 continue
             if (

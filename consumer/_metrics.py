@@ -18,9 +18,10 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from jwt_revocation.shared import EVENT_TYPES
+
 from ._health import SidecarStatus
 from ._sidecar import RevocationSidecar
-from ._state import EVENT_TYPES
 from ._verifier import RevocationVerifier
 
 
@@ -59,8 +60,8 @@ class SidecarCollector(Collector):
             "Events applied, by type (duplicates included)",
             labels=[*labels, "type"],
         )
-        for kind in EVENT_TYPES:
-            applied.add_metric([name, kind], float(stats.applied.get(kind, 0)))
+        for event_type in EVENT_TYPES:
+            applied.add_metric([name, event_type], float(stats.applied.get(event_type, 0)))
         yield applied
 
         skipped = CounterMetricFamily(
@@ -71,6 +72,16 @@ class SidecarCollector(Collector):
         for kind, count in sorted(stats.skipped.items()):
             skipped.add_metric([name, kind], float(count))
         yield skipped
+
+        failed = CounterMetricFamily(
+            "jwt_revocation_record_failures",
+            "Records whose decoding raised an unexpected error (a bug), by error type; never "
+            "skipped: the consumer restarts at them and fails closed if it keeps failing",
+            labels=[*labels, "error"],
+        )
+        for error, count in sorted(stats.failed.items()):
+            failed.add_metric([name, error], float(count))
+        yield failed
 
         entries = GaugeMetricFamily(
             "jwt_revocation_entries", "Live entries, by kind", labels=[*labels, "kind"]

@@ -4,18 +4,21 @@ A mirror keeps its own offsets; on start the feed asks for them and hands over o
 or past them, so a mirror restarted with its sidecar neither misses nor needs to re-read events.
 If the mirror raises, the sidecar applies nothing of the batch and its consumer restarts at the
 applied offsets, so the mirror is asked again: it never misses an event.
+
+The feed decodes nothing: it reads the records the applier decoded once for the whole poll
+(:meth:`RecordApplier.decode_records`), and passes over those that are no event (the applier
+counts and logs them when it applies the batch).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
 from jwt_revocation.shared import Event, RecordError
 
-from ._apply import Record
+from ._apply import Decoded
 
 logger = logging.getLogger(__name__)
 
@@ -38,12 +41,9 @@ class RevocationMirror(Protocol):
 class MirrorFeed:
     """Hands a mirror the events past its own offsets, batch by batch."""
 
-    def __init__(
-        self, mirror: RevocationMirror, topic: str, decode: Callable[[bytes | None], Event]
-    ) -> None:
+    def __init__(self, mirror: RevocationMirror, topic: str) -> None:
         self.mirror = mirror
         self.topic = topic
-        self.decode = decode
         self.floor: dict[int, int] | None = None
         """Per partition, the mirror's next offset; None until :meth:`resume`."""
         self.mirrored = 0
@@ -55,20 +55,20 @@ class MirrorFeed:
             self.floor = dict(self.mirror.resume_offsets(self.topic))
             logger.info("mirror resumes %s offsets=%s", label, self.floor)
 
-    def feed(self, batch: Iterable[tuple[int, Sequence[Record]]], now: float) -> None:
+    def feed(self, batch: Iterable[tuple[int, Sequence[Decoded]]], now: float) -> None:
         """Hand the batch's events past the mirror's offsets to it, or raise what it raised."""
         floor = self.floor
         if floor is None:
             return
         events: list[Event] = []
         ends: dict[int, int] = {}
-        for partition, records in batch:
+        for partition, decoded in batch:
             start = floor.get(partition, 0)
-            for record in records:
+            for record, outcome in decoded:
                 if record.offset < start:
                     continue
-                with contextlib.suppress(RecordError):  # counted when the batch is applied
-                    events.append(self.decode(record.value))
+                if not isinstance(outcome, RecordError):  # counted when the batch is applied
+                    events.append(outcome)
                 ends[partition] = record.offset + 1
         if ends:
             self.mirror.write(self.topic, events, ends, now)

@@ -173,17 +173,20 @@ class TopicReader:
                 next_snapshot = tick() + self.timing.snapshot_interval
 
     def _apply_batch(self, consumer: KafkaConsumer, batch: Mapping[Any, list[Any]]) -> None:
-        """Mirror the batch, then apply it under the state's lock, pausing where it is full."""
+        """Decode the batch once, mirror it, then apply it under the state's lock, pausing
+        where it is full."""
+        applier = self.applier
+        decoded = [
+            (tp, applier.decode_records(tp.partition, records)) for tp, records in batch.items()
+        ]
         if self.mirror is not None:
-            self.mirror.feed(
-                ((tp.partition, records) for tp, records in batch.items()), self.clock()
-            )
+            self.mirror.feed(((tp.partition, items) for tp, items in decoded), self.clock())
         now = self.clock()
         # The delay from publish (the record's timestamp) to apply, once replay is over.
         timed = self.health.is_caught_up
         with self.state.lock:
-            for tp, records in batch.items():
-                full_at = self.applier.apply(tp.partition, records, now, timed=timed)
+            for tp, items in decoded:
+                full_at = applier.apply(tp.partition, items, now, timed=timed)
                 if full_at is not None:
                     consumer.seek(tp, full_at)
                     consumer.pause(tp)

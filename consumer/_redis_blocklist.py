@@ -35,6 +35,7 @@ from typing import Any
 import redis
 
 from jwt_revocation.shared import (
+    EVENT_TYPES,
     Clock,
     ConfigurationError,
     DurationLike,
@@ -79,9 +80,13 @@ CHECK_SCRIPT = """
 -- KEYS[7] {prefix}:all_tokens, KEYS[8] {prefix}:all_tokens:{iss}.
 -- ARGV[1] the token's iat ('' when it has none).
 -- Returns {reason or false, heartbeat or false}; reason is token_revoked, user_deleted,
--- user_tokens_revoked, session_revoked or all_tokens_revoked. An entry at t (a user's, a
--- session's, everyone's) revokes tokens with iat < t, or iat == floor(t).
+-- user_tokens_revoked, session_revoked or all_tokens_revoked.
 local iat = tonumber(ARGV[1])
+-- The one-second rule: the mirror of issued_before in consumer/_state.py, the one Python
+-- copy; change both together (a property test holds them to the same answers).
+local function issued_before(at)
+  return iat == nil or iat < at or iat == math.floor(at)
+end
 local heartbeat = redis.call('GET', KEYS[4])
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'token_revoked', heartbeat} end
 -- The sidecar's order: user rules, then the jti of one issuer, the session, everyone.
@@ -93,7 +98,7 @@ for _, rule in ipairs(rules) do
     if redis.call('EXISTS', key) == 1 then return {rule[2], heartbeat} end
   elseif key then
     local at = tonumber(redis.call('GET', key))
-    if at ~= nil and (iat == nil or iat < at or iat == math.floor(at)) then
+    if at ~= nil and issued_before(at) then
       return {rule[2], heartbeat}
     end
   end
@@ -286,16 +291,7 @@ class RedisBlocklist:
         return _reason(reason)
 
 
-_REASONS: dict[str, RevocationReason] = {
-    reason: reason
-    for reason in (
-        "token_revoked",
-        "user_deleted",
-        "user_tokens_revoked",
-        "session_revoked",
-        "all_tokens_revoked",
-    )
-}
+_REASONS: dict[str, RevocationReason] = {reason: reason for reason in EVENT_TYPES}
 
 
 def _reason(value: Any) -> RevocationReason | None:

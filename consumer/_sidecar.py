@@ -13,9 +13,14 @@ Consistency contract:
    duplicates.
 4. The sidecar records when it last heard from the broker. After ``max_staleness`` without
    contact, verification fails closed (or, with ``on_stale="allow"``, accepts and logs loudly).
-5. A record that is not a valid event is skipped, counted by kind and logged with its
-   partition and offset; it never stops the sidecar. A valid event whose Kafka key is not its
-   user id is applied (the merge rules need no order) and counted as ``key_mismatch``.
+5. Each record is decoded once, mirror or not. A record that is not a valid event is
+   skipped, counted by kind and logged with its partition and offset; it never stops the
+   sidecar. A decoder that raises anything else has met a bug, not a bad record: the error
+   is counted by type in ``stats().failed`` and the record is not skipped. The consumer
+   crashes on it (rule 8: logged at ERROR with its traceback, status ``degraded``; status
+   ``failed``, verification failing closed, if it keeps happening), so a bug never silently
+   drops a revocation. A valid event whose Kafka key is not its user id is applied (the
+   merge rules need no order) and counted as ``key_mismatch``.
    With ``security_events``, a record that is a Security Event Token is applied only when its
    signature, ``typ``, issuer and audience verify; an unsigned or badly signed one is skipped
    as ``unsigned`` or ``bad_signature`` and logged as an error. Without it, every SET is
@@ -32,9 +37,12 @@ Consistency contract:
    every event up to the end offsets seen at start, as after a full replay. A caught-up sidecar
    writes a snapshot every ``snapshot_interval`` seconds.
 8. An unexpected error in the consumer thread is logged with its traceback and the thread
-   starts a new consumer after a backoff, resuming at the offsets it had applied. After
-   ``max_restarts`` consecutive failures, or a fatal error such as a deleted topic, the
-   status is ``failed`` and verification fails closed.
+   starts a new consumer after a backoff (``restart_backoff``, doubling up to 30 s), resuming
+   at the offsets it had applied. After ``max_restarts`` consecutive failures, or a fatal
+   error such as a deleted topic, the status is ``failed`` and verification fails closed.
+   Failures are consecutive while each consumer crashes within 60 s of its start; one that
+   ran 60 s was healthy, and the count starts again from zero (:class:`RestartBudget`, which
+   gives the reasons for the bound), so crashes far apart never fail the sidecar.
 9. A process forked from one with a started sidecar (gunicorn ``--preload``, uWSGI without
    ``lazy-apps``, ``multiprocessing`` with fork) gets a sidecar that is ``loading`` until a new
    consumer thread, started in the child at the fork, has read from the positions the child
@@ -44,9 +52,10 @@ Consistency contract:
 
 The class is a facade that owns the consumer thread and its loop (poll, mirror, apply, contact,
 sweep). What the loop decides lives in small parts that need no broker: :class:`SidecarHealth`
-(the status), :class:`ReplayProgress` (positions and replay targets), :class:`RecordApplier`
-(records into the state), :class:`MirrorFeed` (the Redis sink), the snapshot store's
-:func:`resumable` check and :class:`SnapshotWriter`.
+(the status), :class:`RestartBudget` (backoff and giving up), :class:`ReplayProgress`
+(positions and replay targets), :class:`RecordApplier` (records into the state),
+:class:`MirrorFeed` (the Redis sink), the snapshot store's :func:`resumable` check and
+:class:`SnapshotWriter`.
 """
 
 from __future__ import annotations
@@ -80,6 +89,7 @@ from ._health import SidecarHealth, SidecarStatus
 from ._mirror import MirrorFeed, RevocationMirror
 from ._progress import ReplayProgress
 from ._reader import FatalError, ReaderTiming, TopicReader
+from ._restart import RestartBudget
 from ._snapshot import RedisSnapshots, SnapshotWriter
 from ._state import RevocationState, StateSnapshot
 from ._stats import DelayHistogram, RecordCounts, SidecarStats
@@ -168,8 +178,7 @@ class RevocationSidecar:
         self.mirror = mirror
         self.security_events = security_events
         self._clock = clock
-        self._max_restarts = max_restarts
-        self._restart_backoff = restart_backoff
+        self._restarts = RestartBudget(max_restarts=max_restarts, backoff=restart_backoff)
         self._verify_topic = verify_topic
         self.connection = connection or KafkaConnection()
         self._strict_replication = strict_replication
@@ -240,7 +249,7 @@ class RevocationSidecar:
             ),
             consumer_config=dict(consumer_config or {}),
             connection=self.connection,
-            mirror=None if mirror is None else MirrorFeed(mirror, topic, decode),
+            mirror=None if mirror is None else MirrorFeed(mirror, topic),
             snapshots=snapshots,
             snapshot_writer=self._snapshot_writer,
             on_caught_up=lambda: self._ready_event.set(),
@@ -414,6 +423,7 @@ class RevocationSidecar:
             mirrored=0 if self._reader.mirror is None else self._reader.mirror.mirrored,
             apply_delay=self.delays.cumulative(),
             apply_delay_sum=self.delays.sum,
+            failed=dict(counts.failed),
         )
 
     def applied_through(self, partition: int, offset: int) -> bool:
@@ -446,9 +456,10 @@ class RevocationSidecar:
 
     def _run(self) -> None:
         """Run the reader; after a crash start a new consumer, backing off (rule 8)."""
-        failures = 0
+        budget = self._restarts
         health = self.health
         while not self._stopping.is_set():
+            budget.started()
             try:
                 self._reader.consume(self._stopping)
                 break
@@ -457,28 +468,25 @@ class RevocationSidecar:
                 logger.error("sidecar failed name=%s topic=%s error=%s", self.name, self.topic, err)
                 break
             except Exception as err:
-                failures += 1
                 health.crashed(f"{type(err).__name__}: {err}")
-                if failures > self._max_restarts:
+                backoff = budget.crashed()
+                if backoff is None:
                     health.fail()
                     logger.exception(
                         "sidecar FAILED after %d consecutive errors name=%s topic=%s; "
                         "verification fails closed",
-                        failures,
+                        budget.failures,
                         self.name,
                         self.topic,
                     )
                     break
-                backoff = min(self._restart_backoff * 2 ** (failures - 1), 30.0)
                 logger.exception(
                     "sidecar consumer loop crashed name=%s topic=%s attempt=%d restart_in_s=%.1f",
                     self.name,
                     self.topic,
-                    failures,
+                    budget.failures,
                     backoff,
                 )
                 self._stopping.wait(backoff)
-            else:
-                failures = 0
         self._ready_event.set()
         logger.info("sidecar stopped name=%s topic=%s", self.name, self.topic)

@@ -37,10 +37,12 @@ key first and the old one after it until the old snapshots have expired. A reade
 ignores ``key_id`` and ``mac``: it trusts whoever can write to Redis.
 
 :meth:`RedisSnapshots.load` refuses, with a :class:`SnapshotError` naming the reason, a
-snapshot that is missing, unsigned or forged (with keys), corrupt, of another topic or format,
-or older than the caller's ``max_token_lifetime``; :func:`resumable` then checks its offsets
-against the broker's. :class:`SnapshotWriter` writes a sidecar's snapshots, on request or in
-the background. Keys never appear in a repr, a log line or an error.
+snapshot that is missing, unsigned or forged (with keys), corrupt (unreadable, or an instant,
+duration or offset that is no finite number: an infinite cutoff would make every check of its
+user raise), of another topic or format, or older than the caller's ``max_token_lifetime``;
+:func:`resumable` then checks its offsets against the broker's. :class:`SnapshotWriter` writes
+a sidecar's snapshots, on request or in the background. Keys never appear in a repr, a log line
+or an error.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ from jwt_revocation.shared import (
     ConfigurationError,
     DurationLike,
     SnapshotError,
+    numeric_date,
     parse_duration,
 )
 
@@ -361,10 +364,10 @@ class RedisSnapshots:
                 reason="other_topic",
             )
         try:
-            created_at = float(header["created_at"])
-            window = float(header["max_token_lifetime"]) + float(header["max_clock_skew"])
+            created_at = _seconds(header["created_at"])
+            window = _seconds(header["max_token_lifetime"]) + _seconds(header["max_clock_skew"])
             offsets = {int(p): int(o) for p, o in header["offsets"].items()}
-        except (KeyError, TypeError, ValueError, AttributeError) as err:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as err:
             raise SnapshotError(
                 f"snapshot {snapshot_id} has a malformed header: {err!r}", reason="corrupt"
             ) from None
@@ -387,8 +390,8 @@ class RedisSnapshots:
             topic=topic,
             offsets=offsets,
             created_at=created_at,
-            max_token_lifetime=float(header["max_token_lifetime"]),
-            max_clock_skew=float(header["max_clock_skew"]),
+            max_token_lifetime=_seconds(header["max_token_lifetime"]),
+            max_clock_skew=_seconds(header["max_clock_skew"]),
             state=state,
         )
 
@@ -421,13 +424,22 @@ def _body(fields: dict[bytes, bytes], header: dict[str, Any], snapshot_id: str) 
         data = json.loads(zlib.decompress(body))
         state = StateSnapshot(
             _jtis(data["jtis"]),
-            {str(u): float(t) for u, t in data["cutoffs"].items()},
-            {str(u): float(t) for u, t in data["deletions"].items()},
+            {str(u): _seconds(t) for u, t in data["cutoffs"].items()},
+            {str(u): _seconds(t) for u, t in data["deletions"].items()},
             {str(i): _jtis(held) for i, held in data.get("issuer_jtis", {}).items()},
-            {str(s): float(t) for s, t in data.get("sessions", {}).items()},
-            {None if i is None else str(i): float(t) for i, t in data.get("all_tokens", [])},
+            {str(s): _seconds(t) for s, t in data.get("sessions", {}).items()},
+            {None if i is None else str(i): _seconds(t) for i, t in data.get("all_tokens", [])},
         )
-    except (zlib.error, ValueError, KeyError, TypeError, AttributeError, RecursionError) as err:
+    # What a damaged or hand-made body raises; OverflowError: int(Infinity) or float(10**400).
+    except (
+        zlib.error,
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        RecursionError,
+        OverflowError,
+    ) as err:
         raise SnapshotError(
             f"snapshot {snapshot_id} body is unreadable: {type(err).__name__}", reason="corrupt"
         ) from None
@@ -447,6 +459,16 @@ def _by_exp(jtis: Mapping[str, int]) -> list[tuple[int, list[str]]]:
     for jti, exp in jtis.items():
         grouped[exp].append(jti)
     return sorted(grouped.items())
+
+
+def _seconds(value: Any) -> float:
+    """An instant or duration of a snapshot: a finite number (``numeric_date``), or ValueError,
+    which the reader turns into ``corrupt``. An infinite cutoff would make every check of its
+    user raise, not answer."""
+    seconds = numeric_date(value)
+    if seconds is None:
+        raise ValueError(f"{type(value).__name__} {value!r:.20} is no finite number of seconds")
+    return seconds
 
 
 def _jtis(groups: Any) -> dict[str, int]:

@@ -35,11 +35,11 @@ order: its jti revoked for every issuer, its user's deletion, its user's cutoff,
 for its ``iss``, its session's cutoff, everyone's cutoff (every issuer, then its ``iss``). The
 Redis check (``CHECK_SCRIPT``) keeps the same order.
 
-One-second resolution of ``iat``: a cutoff at instant ``t`` (of a user, a session or everyone)
-revokes a token when ``iat < t``, or when ``iat == floor(t)``. A token whose ``iat`` is a whole
-second, in the same second as a password change, therefore counts as issued before it (fail
-closed). An issuer that writes ``iat`` with sub-second precision gets the exact rule: revoked
-when ``iat < t``.
+One-second resolution of ``iat`` (:func:`issued_before`, the rule's one Python copy): a cutoff
+at instant ``t`` (of a user, a session or everyone) revokes a token when ``iat < t``, or when
+``iat == floor(t)``. A token whose ``iat`` is a whole second, in the same second as a password
+change, therefore counts as issued before it (fail closed). An issuer that writes ``iat`` with
+sub-second precision gets the exact rule: revoked when ``iat < t``.
 
 Threads: one thread writes (the sidecar's consumer thread). Lookups (:meth:`check`) take no
 lock: each is a few dict reads, each atomic in CPython. Writers and whole-state readers
@@ -64,15 +64,6 @@ from jwt_revocation.shared import (
     UserDeleted,
     UserTokensRevoked,
 )
-
-EVENT_TYPES = (
-    "token_revoked",
-    "user_tokens_revoked",
-    "user_deleted",
-    "session_revoked",
-    "all_tokens_revoked",
-)
-"""Every event type, in the order :meth:`RevocationState.counts` and the metrics list them."""
 
 
 @dataclass(frozen=True)
@@ -103,8 +94,13 @@ class StateSnapshot:
         )
 
 
-def _before(iat: float | None, instant: float) -> bool:
-    """The one-second rule: a token issued at ``iat`` counts as issued before ``instant``."""
+def issued_before(iat: float | None, instant: float) -> bool:
+    """The one-second rule: True when a token issued at ``iat`` counts as issued before
+    ``instant`` (``iat < instant``, or ``iat == floor(instant)``; no ``iat``: long ago).
+
+    The only copy in Python; ``CHECK_SCRIPT`` (the Redis check, in Lua) mirrors it, and a
+    property test holds the two to the same answers.
+    """
     return iat is None or iat < instant or iat == math.floor(instant)
 
 
@@ -157,11 +153,14 @@ class RevocationState:
         if jti is not None and jti in self.jtis:
             return "token_revoked"
         if user_id is not None:
+            # One rule, one copy: only a user with an entry pays for the call, about 45 ns
+            # (207 ns per check against 162 ns inlined; 96 ns either way for a user without
+            # one; timeit, min of 15 rounds, 10,000 users held).
             deleted = self.deletions.get(user_id)
-            if deleted is not None and (iat is None or iat < deleted or iat == math.floor(deleted)):
+            if deleted is not None and issued_before(iat, deleted):
                 return "user_deleted"
             cutoff = self.cutoffs.get(user_id)
-            if cutoff is not None and (iat is None or iat < cutoff or iat == math.floor(cutoff)):
+            if cutoff is not None and issued_before(iat, cutoff):
                 return "user_tokens_revoked"
         # One test while no scoped jti, session or everyone's cutoff is held (the usual case):
         # 127 ns per check, against 154 ns testing the three dicts one by one (timeit, min of
@@ -179,14 +178,14 @@ class RevocationState:
                 return "token_revoked"
         if session_id is not None:
             ended = self.sessions.get(session_id)
-            if ended is not None and _before(iat, ended):
+            if ended is not None and issued_before(iat, ended):
                 return "session_revoked"
         everyone = self.all_tokens.get(None)
-        if everyone is not None and _before(iat, everyone):
+        if everyone is not None and issued_before(iat, everyone):
             return "all_tokens_revoked"
         if issuer is not None:
             issuers = self.all_tokens.get(issuer)
-            if issuers is not None and _before(iat, issuers):
+            if issuers is not None and issued_before(iat, issuers):
                 return "all_tokens_revoked"
         return None
 

@@ -43,7 +43,8 @@ class DelayHistogram:
 
 @dataclass
 class RecordCounts:
-    """Events applied by type, records skipped by reason, odd events applied by kind."""
+    """Events applied by type, records skipped by reason, odd events applied by kind, records
+    that failed by error type."""
 
     applied: Counter[str] = field(default_factory=Counter)
     """Events applied, by type (duplicates and moot events included)."""
@@ -51,6 +52,9 @@ class RecordCounts:
     """Records skipped, by reason."""
     anomalies: Counter[str] = field(default_factory=Counter)
     """Events applied despite something odd, by kind (``key_mismatch``)."""
+    failed: Counter[str] = field(default_factory=Counter)
+    """Records whose decoding raised an unexpected error (a bug), by the error's type; never
+    skipped: each count is one attempt, and the consumer restarts at the record."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,9 @@ class SidecarStats:
     apply_delay: tuple[tuple[float, int], ...] = ()
     """Cumulative histogram of publish-to-apply delays once caught up: (upper bound s, count)."""
     apply_delay_sum: float = 0.0
+    failed: dict[str, int] = field(default_factory=dict)
+    """Records whose decoding raised an unexpected error (a bug), by the error's type: not
+    skipped, the consumer restarts at them (see ``restarts`` and ``last_error``)."""
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -91,6 +98,7 @@ class SidecarStats:
             "applied": self.applied,
             "skipped": self.skipped,
             "anomalies": self.anomalies,
+            "failed": self.failed,
             "partitions": {
                 str(p): {"position": s.position, "end_offset": s.end_offset, "lag": s.lag}
                 for p, s in sorted(self.partitions.items())

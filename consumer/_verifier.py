@@ -12,7 +12,6 @@ socket), and ``key_resolver`` takes any other source.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import threading
 import time
@@ -24,6 +23,7 @@ from typing import Any, NamedTuple, Protocol
 import jwt
 
 from jwt_revocation.shared import (
+    EXACT_SECONDS_LIMIT,
     Clock,
     ConfigurationError,
     DurationLike,
@@ -35,6 +35,7 @@ from jwt_revocation.shared import (
     SidecarUnavailableError,
     TokenLifetimeExceededError,
     TokenRevokedError,
+    numeric_date,
     parse_duration,
     to_datetime,
 )
@@ -358,11 +359,12 @@ class RevocationVerifier:
             raise jwt.InvalidTokenError("the iss claim must be a string")
         if exp is None:
             raise jwt.MissingRequiredClaimError("exp")
-        # Whole seconds within 2**53 are the usual case; _seconds handles every other value.
-        if type(exp) is not int or not -_EXACT_INT_LIMIT < exp < _EXACT_INT_LIMIT:
+        # Whole seconds within 2**53 are the usual case, taken as they are without a call;
+        # numeric_date (through _seconds) decides every other value.
+        if type(exp) is not int or not -EXACT_SECONDS_LIMIT < exp < EXACT_SECONDS_LIMIT:
             exp = _seconds(exp, "exp")
         if iat is not None:
-            if type(iat) is not int or not -_EXACT_INT_LIMIT < iat < _EXACT_INT_LIMIT:
+            if type(iat) is not int or not -EXACT_SECONDS_LIMIT < iat < EXACT_SECONDS_LIMIT:
                 iat = _seconds(iat, "iat")
             if exp - iat > self._max_lifetime:
                 raise TokenLifetimeExceededError(
@@ -417,23 +419,9 @@ def _copy_json(value: Any) -> Any:
     return value
 
 
-_EXACT_INT_LIMIT = 2**53
-
-
 def _seconds(value: Any, claim: str) -> float:
     """A NumericDate claim as a finite number, or ``jwt.InvalidTokenError``."""
-    kind = type(value)
-    if kind is int:
-        if -_EXACT_INT_LIMIT < value < _EXACT_INT_LIMIT:
-            return value  # type: ignore[no-any-return]
-    elif kind is float and value - value == 0.0:  # false for inf and nan
-        return value  # type: ignore[no-any-return]
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise jwt.InvalidTokenError(f"the {claim} claim must be a number")
-    try:
-        seconds = float(value)
-    except OverflowError:
-        raise jwt.InvalidTokenError(f"the {claim} claim is out of range") from None
-    if not math.isfinite(seconds):
-        raise jwt.InvalidTokenError(f"the {claim} claim is out of range")
+    seconds = numeric_date(value)
+    if seconds is None:
+        raise jwt.InvalidTokenError(f"the {claim} claim must be a finite number (a NumericDate)")
     return seconds

@@ -56,6 +56,7 @@ from jwt_revocation.shared import (
     SidecarUnavailableError,
     UnknownKeyError,
     UserTokensRevoked,
+    numeric_date,
 )
 
 logger = logging.getLogger(__name__)
@@ -378,7 +379,7 @@ class LogoutTokenVerifier:
 
 def _numeric(claims: dict[str, Any], name: str) -> float:
     value = claims[name]
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+    if numeric_date(value) is None:
         raise LogoutTokenError("invalid_claims", f"{name} must be a NumericDate")
     return float(value)
 

@@ -1,5 +1,6 @@
 """What the publisher and the sidecar share: the event schema, Security Event Tokens, errors,
-settings, durations, the clock, the topic, and the small HTTP server both serve endpoints with.
+settings, durations, timestamp claims, the clock, the topic, and the small HTTP server both
+serve endpoints with.
 
 Imports neither :mod:`jwt_revocation.producer` nor :mod:`jwt_revocation.consumer`.
 """
@@ -46,6 +47,7 @@ from ._errors import (
 )
 from ._events import (
     ALL_TOKENS_KEY,
+    EVENT_TYPES,
     MAX_RECORD_BYTES,
     SCHEMA_VERSION,
     AllTokensRevoked,
@@ -73,6 +75,7 @@ from ._http import (
     read_body,
 )
 from ._jwks import JWKSKeys, KeyResolver
+from ._numeric_date import EXACT_SECONDS_LIMIT, numeric_date
 from ._security_events import (
     ACCOUNT_DISABLED,
     ACCOUNT_PURGED,
@@ -100,6 +103,8 @@ __all__ = [
     "BOOTSTRAP_SHARE",
     "CREDENTIAL_CHANGE",
     "DEFAULT_RETENTION_MARGIN",
+    "EVENT_TYPES",
+    "EXACT_SECONDS_LIMIT",
     "MAX_RECORD_BYTES",
     "SCHEMA_VERSION",
     "SESSION_REVOKED",
@@ -162,6 +167,7 @@ __all__ = [
     "json_app",
     "json_response",
     "looks_like_set",
+    "numeric_date",
     "open_client",
     "parse_address",
     "parse_duration",

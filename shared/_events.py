@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import (
     AwareDatetime,
@@ -38,7 +38,8 @@ from pydantic import (
     ValidationError,
 )
 
-from ._errors import InvalidEventError, RecordError, RecordReason
+from ._errors import InvalidEventError, RecordError, RecordReason, RevocationReason
+from ._numeric_date import numeric_date
 
 SCHEMA_VERSION: Literal[1] = 1
 """The schema version this package writes and reads."""
@@ -122,6 +123,13 @@ class AllTokensRevoked(_Envelope):
 Event = TokenRevoked | UserTokensRevoked | UserDeleted | SessionRevoked | AllTokensRevoked
 """Any revocation event, as a type: what decoding returns and what a state applies."""
 
+EVENT_TYPES: tuple[RevocationReason, ...] = tuple(
+    model.model_fields["type"].default for model in get_args(Event)
+)
+"""Every event type, read from the models of :data:`Event` in its order: what
+:meth:`RevocationState.counts`, the metrics and the Redis check list. The same words are the
+:data:`RevocationReason` a revoked token is refused with (a unit test keeps the two equal)."""
+
 RevocationEvent = Annotated[
     TokenRevoked | UserTokensRevoked | UserDeleted | SessionRevoked | AllTokensRevoked,
     Field(discriminator="type"),
@@ -204,11 +212,13 @@ def to_datetime(value: Instant, *, name: str) -> datetime:
         if value.tzinfo is None or value.utcoffset() is None:
             raise InvalidEventError(f"{name} must be timezone-aware, got a naive datetime")
         return value.astimezone(UTC)
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    seconds = numeric_date(value)
+    if seconds is None:
         raise InvalidEventError(
-            f"{name} must be a datetime or seconds since the epoch, got {type(value).__name__}"
+            f"{name} must be a datetime or a finite number of seconds since the epoch, "
+            f"got {type(value).__name__}"
         )
     try:
-        return datetime.fromtimestamp(value, UTC)
+        return datetime.fromtimestamp(seconds, UTC)
     except (OverflowError, OSError, ValueError) as err:
         raise InvalidEventError(f"{name} is not a representable instant: {value!r}") from err

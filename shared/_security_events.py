@@ -25,14 +25,17 @@ reading. Before sessions existed, an ``opaque`` session was read as a jti.
 :class:`SecurityEventSigner` writes SETs; :class:`SecurityEventVerifier` checks a SET's
 signature, ``typ``, issuer and audience before mapping it, and raises :class:`RecordError` with
 one of the kinds ``unsigned``, ``bad_signature``, ``invalid_set`` or ``unmapped_event``
-otherwise. Signing keys never appear in errors or reprs.
+otherwise. Only the errors a bad SET can raise become a :class:`RecordError` (see
+``_MALFORMED``); any other exception is a bug and propagates, so the sidecar sees it, counts
+it and fails closed instead of skipping a record it should apply. Timestamps are read by
+:func:`~jwt_revocation.shared.numeric_date`, as every timestamp claim is. Signing keys never
+appear in errors or reprs.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import math
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -54,6 +57,7 @@ from ._events import (
     describe,
     looks_like_set,
 )
+from ._numeric_date import numeric_date
 from ._settings import RevocationSettings
 
 SESSION_REVOKED = "https://schemas.openid.net/secevent/caep/event-type/session-revoked"
@@ -314,11 +318,20 @@ class SecurityEventVerifier:
             raise RecordError("bad_signature", f"{type(err).__name__}: {err}") from err
         except jwt.InvalidTokenError as err:
             raise RecordError("invalid_set", f"{type(err).__name__}: {err}") from err
-        except Exception as err:  # noqa: BLE001 - a crafted SET must never stop a sidecar
+        except _MALFORMED as err:
             raise RecordError(
                 "invalid_set", f"the SET could not be checked: {type(err).__name__}"
-            ) from None
+            ) from err
         return claims
+
+
+_MALFORMED = (jwt.PyJWTError, ValueError, TypeError, KeyError, RecursionError)
+"""What a malformed or crafted SET makes PyJWT raise besides its ``InvalidTokenError``s: another
+``PyJWTError`` (a JWK of the wrong kind), ``TypeError`` (a key of another family than the
+header's ``alg``: "Expecting a EllipticCurvePrivateKey..."), ``ValueError`` and ``KeyError``
+from parsing, ``RecursionError`` from JSON nested too deep. Each is a skipped ``invalid_set``.
+Anything else is a bug: it propagates, and the sidecar counts it, logs it with its traceback
+and fails closed rather than drop a revocation (see ``consumer/_apply``)."""
 
 
 def _header(token: str) -> dict[str, Any]:
@@ -326,7 +339,7 @@ def _header(token: str) -> dict[str, Any]:
     try:
         segment = token.split(".", 1)[0].encode("ascii")
         header = json.loads(base64.urlsafe_b64decode(segment + b"=" * (-len(segment) % 4)))
-    except (ValueError, UnicodeError) as err:
+    except (ValueError, UnicodeError, RecursionError) as err:  # RecursionError: nested deep
         raise RecordError("invalid_set", f"the JOSE header is not base64url JSON: {err}") from None
     if not isinstance(header, dict):
         raise RecordError("invalid_set", "the JOSE header is not a JSON object")
@@ -367,11 +380,12 @@ def _invalid(detail: str) -> RecordError:
 
 
 def _instant(value: object, name: str) -> datetime:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    seconds = numeric_date(value)
+    if seconds is None:
         raise _invalid(f"{name} must be a NumericDate; got {type(value).__name__}")
-    if not 0 <= value < _LARGEST_SECONDS:
-        raise _invalid(f"{name} {value!r} is not seconds since the epoch (milliseconds?)")
-    return datetime.fromtimestamp(value, UTC)
+    if not 0 <= seconds < _LARGEST_SECONDS:
+        raise _invalid(f"{name} {seconds!r} is not seconds since the epoch (milliseconds?)")
+    return datetime.fromtimestamp(seconds, UTC)
 
 
 _USER_FORMATS = {"iss_sub": "sub", "opaque": "id"}

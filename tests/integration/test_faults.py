@@ -12,14 +12,16 @@ from typing import Any
 
 import jwt
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from jwt_revocation.consumer import (
     SidecarStatus,
     SidecarUnavailableError,
     TokenRevokedError,
+    render_metrics,
 )
 from jwt_revocation.producer import Published, RevocationPublisher
-from jwt_revocation.shared import PublishError
+from jwt_revocation.shared import Event, PublishError
 from tests.integration.conftest import (
     BOOTSTRAP,
     KEY,
@@ -156,6 +158,68 @@ def test_a_consumer_that_keeps_crashing_fails_closed(
         verifier_for(sidecar).verify(issue("dave"))
     assert caught.value.reason == "failed"
     assert sidecar.stats().restarts == 3
+
+
+def test_a_decoder_bug_is_counted_logged_with_its_traceback_and_the_record_never_skipped(
+    publisher: RevocationPublisher,
+    make_sidecar: SidecarFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sidecar = make_sidecar(restart_backoff=0.05)
+    applier = sidecar._reader.applier
+    real_decode = applier.decode
+    attempts: list[int] = []
+
+    def broken_twice_on_carol(value: bytes | None) -> Event:
+        event = real_decode(value)
+        if getattr(event, "user_id", None) == "carol" and len(attempts) < 2:
+            attempts.append(1)
+            raise RuntimeError("injected bug in the decoder")
+        return event
+
+    applier.decode = broken_twice_on_carol
+    token = issue("carol", iat=time.time() - 5)
+    with caplog.at_level(logging.ERROR, logger="jwt_revocation"):
+        published = publisher.password_changed(user_id="carol")
+        wait_for(lambda: sidecar.applied_through(published.partition, published.offset))
+
+    stats = sidecar.stats()
+    assert stats.failed == {"RuntimeError": 2}
+    assert stats.skipped == {}  # never skipped: applied once the decoder worked
+    assert stats.restarts == 2
+    with pytest.raises(TokenRevokedError):
+        verifier_for(sidecar).verify(token)
+    logged = [r for r in caplog.records if r.exc_info and r.exc_info[0] is RuntimeError]
+    assert len(logged) == 2
+    assert all(r.levelno == logging.ERROR for r in logged)
+    place = f"partition={published.partition} offset={published.offset}: not skipped"
+    assert place in caplog.text  # the traceback carries the note naming the record
+    assert "injected bug in the decoder" in caplog.text
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(render_metrics(sidecar).decode())
+        for sample in family.samples
+    }
+    labels = (("error", "RuntimeError"), ("sidecar", sidecar.name))
+    assert samples[("jwt_revocation_record_failures_total", labels)] == 2
+
+
+def test_a_decoder_that_keeps_failing_fails_closed_rather_than_drop_the_record(
+    publisher: RevocationPublisher, make_sidecar: SidecarFactory
+) -> None:
+    sidecar = make_sidecar(restart_backoff=0.01, max_restarts=2)
+
+    def broken(value: bytes | None) -> Event:
+        raise RuntimeError("the decoder is broken for good")
+
+    sidecar._reader.applier.decode = broken
+    publisher.password_changed(user_id="dora")
+    wait_for(lambda: sidecar.status is SidecarStatus.FAILED)
+    with pytest.raises(SidecarUnavailableError) as caught:
+        verifier_for(sidecar).verify(issue("erin"))
+    assert caught.value.reason == "failed"
+    assert sidecar.stats().failed == {"RuntimeError": 3}
+    assert sidecar.stats().skipped == {}
 
 
 def test_a_full_sidecar_fails_closed_and_never_evicts(

@@ -4,21 +4,37 @@ from __future__ import annotations
 
 import math
 import time
+import uuid
+from collections import Counter
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import jwt
 import pytest
 import redis
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jwt_revocation.consumer import (
     RedisBlocklist,
     RedisBlocklistSink,
+    RevocationState,
     SidecarUnavailableError,
     StateSnapshot,
     TokenRevokedError,
 )
 from jwt_revocation.producer import RevocationPublisher
-from jwt_revocation.shared import RevocationError, TokenRevoked, UserDeleted, UserTokensRevoked
+from jwt_revocation.shared import (
+    EVENT_TYPES,
+    AllTokensRevoked,
+    RevocationError,
+    SessionRevoked,
+    TokenRevoked,
+    UserDeleted,
+    UserTokensRevoked,
+)
+from jwt_revocation.shared import Event as AnyEvent
 from tests.integration.conftest import KEY, LIFETIME, SidecarFactory, issue, mixed_events
 from tests.support import FakeClock, wait_for
 
@@ -223,3 +239,115 @@ def test_the_redis_check_fails_closed(
     with pytest.raises(SidecarUnavailableError) as failed:
         _blocklist(down, prefix, topic).check("any", None, None)
     assert failed.value.reason == "failed"
+
+
+# -- the Redis check and the state: one rule set, two copies ---------------------------------
+
+_USERS = ["u0", "u1", "u2"]
+_JTIS = ["j0", "j1", "j2"]
+_SESSIONS = ["s0", "s1"]
+_ISSUERS = ["i0", "i1"]
+_LIFETIME_S = LIFETIME.total_seconds()
+
+
+def _near(draw: st.DrawFn, base: float) -> datetime:
+    """An instant within 3 s of ``base`` (a whole second, now), on a quarter second, so that
+    cutoffs meet whole-second iats; or, 1 in 10, one that expired long ago."""
+    quarter = draw(st.integers(min_value=-12, max_value=12))
+    moot = draw(st.integers(min_value=0, max_value=9)) == 0
+    seconds = base + quarter / 4 - (2 * _LIFETIME_S if moot else 0)
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+@st.composite
+def _events(draw: st.DrawFn, base: float) -> AnyEvent:
+    envelope: dict[str, Any] = {"issuer": "props", "occurred_at": datetime.now(UTC)}
+    kind = draw(st.sampled_from(["jti", "issuer-jti", "cutoff", "deletion", "session", "all"]))
+    user = draw(st.sampled_from(_USERS))
+    if kind in ("jti", "issuer-jti"):
+        expires = _near(draw, base) + timedelta(seconds=draw(st.sampled_from([600, 900.5, -4000])))
+        scope = draw(st.sampled_from(_ISSUERS)) if kind == "issuer-jti" else None
+        return TokenRevoked(
+            jti=draw(st.sampled_from(_JTIS)),
+            user_id=user,
+            expires_at=expires,
+            token_issuer=scope,
+            **envelope,
+        )
+    if kind == "cutoff":
+        return UserTokensRevoked(user_id=user, not_before=_near(draw, base), **envelope)
+    if kind == "deletion":
+        return UserDeleted(user_id=user, at=_near(draw, base), **envelope)
+    if kind == "session":
+        session = draw(st.sampled_from(_SESSIONS))
+        return SessionRevoked(
+            user_id=user, session_id=session, not_before=_near(draw, base), **envelope
+        )
+    scope = draw(st.sampled_from([None, *_ISSUERS]))
+    return AllTokensRevoked(not_before=_near(draw, base), token_issuer=scope, **envelope)
+
+
+def _instant_of(event: AnyEvent) -> float | None:
+    """The cutoff instant of an event that has one (a jti has none)."""
+    if isinstance(event, UserDeleted):
+        return event.at.timestamp()
+    return None if isinstance(event, TokenRevoked) else event.not_before.timestamp()
+
+
+@st.composite
+def _tokens(draw: st.DrawFn, events: list[AnyEvent], base: float) -> tuple[Any, ...]:
+    """A token's jti, user, iat, session and iss: each revoked, unknown or missing. The iat is
+    often an event's own instant, its whole second or a hair either side: the edges of the
+    one-second rule."""
+    instants = sorted({t for t in map(_instant_of, events) if t is not None})
+    near = [base + quarter / 4 for quarter in range(-14, 15)]
+    iat = draw(
+        st.one_of(
+            st.none(),
+            st.sampled_from(near),
+            st.sampled_from(instants or near).flatmap(
+                lambda t: st.sampled_from(
+                    [t, math.floor(t), math.floor(t) - 1, t - 0.125, t + 0.125]
+                )
+            ),
+        )
+    )
+    return (
+        draw(st.sampled_from([None, *_JTIS, "j-never"])),
+        draw(st.sampled_from([None, *_USERS, "u-never"])),
+        iat,
+        draw(st.sampled_from([None, *_SESSIONS, "s-never"])),
+        draw(st.sampled_from([None, *_ISSUERS, "i-never"])),
+    )
+
+
+def test_the_redis_check_and_the_state_give_the_same_answer_on_any_events_and_tokens(
+    client: redis.Redis, prefix: str
+) -> None:
+    """Random event streams into both (every kind, moot ones too), random tokens against both:
+    the Lua check and RevocationState.check agree on every answer, reason included."""
+    answers: Counter[str | None] = Counter()
+    base = float(math.floor(time.time()))
+
+    @settings(max_examples=300, deadline=None)
+    @given(events=st.lists(_events(base), max_size=12), data=st.data())
+    def compare(events: list[AnyEvent], data: st.DataObject) -> None:
+        tokens = data.draw(st.lists(_tokens(events, base), min_size=20, max_size=40))
+        now = time.time()
+        scope = f"{prefix}:{uuid.uuid4().hex[:8]}"  # under the test's prefix: deleted after
+        state = RevocationState(max_token_lifetime=_LIFETIME_S, max_clock_skew=60)
+        state.apply_all(events, now)
+        sink = _sink(client, scope)
+        sink.write("props", events, {0: len(events)}, now)
+        sink.heartbeat("props", now)
+        blocklist = _blocklist(client, scope, "props", clock=lambda: now)
+
+        pairs = [(token, state.check(*token), blocklist.check(*token)) for token in tokens]
+
+        assert [pair for pair in pairs if pair[1] != pair[2]] == []
+        answers.update(in_state for _, in_state, _ in pairs)
+
+    compare()
+
+    # Every answer was met, so every rule was compared, not only "not revoked".
+    assert set(answers) == {None, *EVENT_TYPES}

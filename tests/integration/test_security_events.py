@@ -13,12 +13,13 @@ from typing import Any
 
 import jwt
 import pytest
+import redis
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from jwt_revocation.consumer import render_metrics
+from jwt_revocation.consumer import RedisBlocklistSink, render_metrics
 from jwt_revocation.producer import RevocationPublisher, SecurityEventReceiver
 from jwt_revocation.shared import (
     ConfigurationError,
@@ -29,6 +30,7 @@ from jwt_revocation.shared import (
 from tests.integration.conftest import (
     BOOTSTRAP,
     KEY,
+    LIFETIME,
     SidecarFactory,
     issue,
     revocation_reason,
@@ -134,6 +136,49 @@ def test_forged_and_unsigned_sets_are_skipped_counted_and_not_enforced(
     # The genuine event for the same user, after the forgeries, is applied.
     set_publisher.user_deleted(user_id=victim)
     wait_for(lambda: revocation_reason(sidecar, token) == "user_deleted")
+
+
+def test_with_a_redis_sink_each_set_is_verified_once(
+    topic: str,
+    set_publisher: RevocationPublisher,
+    make_sidecar: SidecarFactory,
+    client: redis.Redis,
+    prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The sink and the state read one decode per record: one signature check per SET."""
+    verifier = _verifier()
+    checks: list[bytes | str] = []
+    real_decode = verifier.decode
+
+    def counting(token: bytes | str, *, max_token_lifetime: float) -> Any:
+        checks.append(token)
+        return real_decode(token, max_token_lifetime=max_token_lifetime)
+
+    monkeypatch.setattr(verifier, "decode", counting)
+    run = uuid.uuid4().hex[:6]
+    for i in range(20):
+        set_publisher.password_changed(user_id=f"sunk-{run}-{i}")
+    _send_raw(
+        topic,
+        "forger",
+        SecurityEventSigner(FORGER_KEY, algorithm="ES256")
+        .encode(
+            UserDeleted(
+                issuer=ISSUER, occurred_at=datetime.now(UTC), user_id="forger", at=datetime.now(UTC)
+            )
+        )
+        .encode(),
+    )
+    sink = RedisBlocklistSink(client, prefix=prefix, max_token_lifetime=LIFETIME)
+
+    sidecar = make_sidecar(security_events=verifier, mirror=sink)
+
+    assert len(checks) == 21  # one per record, mirror or not (two each before)
+    assert sink.written == 20
+    assert sidecar.stats().mirrored == 20
+    assert sidecar.stats().applied == {"user_tokens_revoked": 20}
+    assert sidecar.stats().skipped == {"bad_signature": 1}
 
 
 def test_without_verification_sets_are_skipped_and_with_signed_only_json_events_are(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import threading
 import time
 import zlib
@@ -141,6 +142,15 @@ BROKEN: dict[str, tuple[str, Callable[[redis.Redis, RedisSnapshots, str], object
         lambda c, s, t: _edit_header(c, s, t, lambda h: h["offsets"].pop("0")),
     ),
     "deep": ("corrupt", lambda c, s, t: c.hset(_latest_key(c, s, t), "header", b"[" * 100_000)),
+    "offset-infinite": (
+        "corrupt",
+        lambda c, s, t: _edit_header(
+            c, s, t, lambda h: h["offsets"].update(dict.fromkeys(h["offsets"], float("inf")))
+        ),
+    ),
+    "created-nan": ("corrupt", lambda c, s, t: _edit_header(c, s, t, _set("created_at", math.nan))),
+    "cutoff-infinite": ("corrupt", lambda c, s, t: _edit_body(c, s, t, _infinite_cutoff)),
+    "cutoff-huge": ("corrupt", lambda c, s, t: _edit_body(c, s, t, _huge_cutoff)),
     "offsets": (
         "offsets_gone",
         lambda c, s, t: _edit_header(
@@ -148,6 +158,31 @@ BROKEN: dict[str, tuple[str, Callable[[redis.Redis, RedisSnapshots, str], object
         ),
     ),
 }
+
+
+def _edit_body(
+    client: redis.Redis,
+    snapshots: RedisSnapshots,
+    topic: str,
+    change: Callable[[dict[str, Any]], None],
+) -> None:
+    """Change the latest snapshot's body, its checksum made to match (an unsigned store)."""
+    key = _latest_key(client, snapshots, topic)
+    body = json.loads(zlib.decompress(client.hget(key, "body")))  # type: ignore[arg-type]
+    change(body)
+    packed = zlib.compress(json.dumps(body).encode())
+    client.hset(key, "body", packed)
+    _edit_header(client, snapshots, topic, _set("body_sha256", hashlib.sha256(packed).hexdigest()))
+
+
+def _infinite_cutoff(body: dict[str, Any]) -> None:
+    user = next(iter(body["cutoffs"]))
+    body["cutoffs"][user] = float("inf")  # would make every check of the user raise
+
+
+def _huge_cutoff(body: dict[str, Any]) -> None:
+    user = next(iter(body["cutoffs"]))
+    body["cutoffs"][user] = 10**400  # float() of it raises OverflowError
 
 
 def _latest_key(client: redis.Redis, snapshots: RedisSnapshots, topic: str) -> str:

@@ -12,14 +12,20 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from jwt_revocation.consumer import RevocationState
+from jwt_revocation.consumer._redis_blocklist import _reason
 from jwt_revocation.shared import (
+    EVENT_TYPES,
     MAX_RECORD_BYTES,
     SCHEMA_VERSION,
+    AllTokensRevoked,
     Event,
     InvalidEventError,
     RecordError,
     RecordReason,
     RevocationError,
+    RevocationReason,
+    SessionRevoked,
     TokenRevoked,
     UserDeleted,
     UserTokensRevoked,
@@ -578,3 +584,12 @@ def test_fuzz_decode_event_returns_an_event_or_raises_record_error(value: bytes 
     assert type(outcome) in _EVENT_TYPES
     assert outcome.schema_version == SCHEMA_VERSION
     assert decode_event(encode_event(outcome)) == outcome
+
+
+def test_the_event_types_are_read_from_the_models_once_and_used_everywhere() -> None:
+    models = (TokenRevoked, UserTokensRevoked, UserDeleted, SessionRevoked, AllTokensRevoked)
+    assert tuple(model.model_fields["type"].default for model in models) == EVENT_TYPES
+    # The Literal type checkers read cannot be derived; it must name the same words.
+    assert get_args(RevocationReason) == EVENT_TYPES
+    assert tuple(RevocationState(max_token_lifetime=60, max_clock_skew=0).counts()) == EVENT_TYPES
+    assert [_reason(kind.encode()) for kind in EVENT_TYPES] == list(EVENT_TYPES)

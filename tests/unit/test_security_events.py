@@ -517,16 +517,80 @@ def test_settings_build_a_matching_signer_and_verifier_and_keep_keys_out_of_repr
         SecurityEventSigner.from_settings(RevocationSettings())
 
 
-def test_an_unexpected_error_while_checking_a_set_skips_it_instead_of_raising(
+@pytest.mark.parametrize(
+    "error",
+    [
+        TypeError("Expecting a EllipticCurvePrivateKey/EllipticCurvePublicKey"),
+        ValueError("bad padding"),
+        KeyError("kid"),
+        RecursionError("maximum recursion depth exceeded"),
+        jwt.PyJWKError("Unable to find an algorithm for key"),
+    ],
+    ids=lambda err: type(err).__name__,
+)
+def test_what_a_malformed_set_makes_pyjwt_raise_is_a_skipped_invalid_set(
+    monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    token = SecurityEventSigner(EC_KEY, algorithm="ES256").encode(_events()[4])
+
+    def malformed(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise error
+
+    monkeypatch.setattr(jwt, "decode", malformed)
+    err = _refusal(token)
+    assert err.reason == "invalid_set"
+    assert err.detail == f"the SET could not be checked: {type(error).__name__}"
+    assert err.__cause__ is error
+
+
+def test_an_unexpected_error_while_checking_a_set_propagates_instead_of_being_skipped(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A crafted SET that trips a library bug must not stop the sidecar (contract rule 5)."""
+    """A bug must not silently drop a revocation: the sidecar sees it and fails closed."""
     token = SecurityEventSigner(EC_KEY, algorithm="ES256").encode(_events()[4])
 
     def broken(*args: Any, **kwargs: Any) -> dict[str, Any]:
         raise RuntimeError("a bug deep in a crypto library")
 
     monkeypatch.setattr(jwt, "decode", broken)
-    err = _refusal(token)
-    assert err.reason == "invalid_set"
-    assert "RuntimeError" in err.detail
+    with pytest.raises(RuntimeError, match="a bug deep in a crypto library"):
+        _decode(token)
+
+
+def test_a_set_whose_key_is_of_another_family_than_its_alg_is_an_invalid_set() -> None:
+    """A key set whose kid names an RSA key, and a SET that says ES256 under that kid."""
+    keys = jwt.PyJWKSet.from_dict(
+        {
+            "keys": [
+                {**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(RSA_KEY.public_key())), "kid": "k"}
+            ]
+        }
+    )
+    verifier = _verifier(key=keys, algorithms=["ES256", "RS256"])
+    token = _sign(_foreign(ACCOUNT_PURGED, {}, USER), kid="k")
+
+    assert _refusal(token, verifier).reason in ("invalid_set", "bad_signature")
+
+
+def test_a_record_whose_header_nests_too_deep_is_an_invalid_set() -> None:
+    header = base64.urlsafe_b64encode(b"[" * 40_000).rstrip(b"=")
+    record = header + b".eyJ9.c2ln"
+    assert len(record) < MAX_RECORD_BYTES
+    assert looks_like_set(record)
+
+    with pytest.raises(RecordError) as caught:
+        _verifier().decode_record(record, max_token_lifetime=LIFETIME)
+    assert caught.value.reason == "invalid_set"
+
+
+@pytest.mark.parametrize(
+    "stamp", [10**400, float("inf"), float("nan"), True, "1800000000"], ids=repr
+)
+def test_a_signed_set_whose_timestamp_is_no_finite_number_is_an_invalid_set(stamp: Any) -> None:
+    for claims in (
+        _foreign(ACCOUNT_PURGED, {}, USER) | {"iat": stamp},
+        _foreign(ACCOUNT_PURGED, {"event_timestamp": stamp}, USER),
+    ):
+        err = _refusal(_sign(claims))
+        assert err.reason == "invalid_set"
+        assert "NumericDate" in err.detail

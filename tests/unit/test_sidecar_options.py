@@ -23,6 +23,8 @@ from jwt_revocation.shared import ConfigurationError
         ({"snapshot_interval": -1}, "snapshot_interval must not be negative"),
         ({"replay_window": "soon"}, "replay_window must be a duration"),
         ({"max_staleness": float("inf")}, "max_staleness must be a finite duration"),
+        ({"max_restarts": -1}, "max_restarts must be a whole number, 0 or more"),
+        ({"restart_backoff": -0.5}, "restart_backoff must be a number of seconds, 0 or more"),
     ],
 )
 def test_bad_options_are_refused_with_their_name(options: dict[str, Any], message: str) -> None:
