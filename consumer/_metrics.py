@@ -98,6 +98,16 @@ class SidecarCollector(Collector):
                 lag.add_metric([name, str(partition)], float(progress.lag))
         yield lag
 
+        unused = CounterMetricFamily(
+            "jwt_revocation_snapshots_unused",
+            "Snapshots not loaded at a start, by reason (unsigned and forged: refused under a "
+            "key); the window was replayed instead",
+            labels=[*labels, "reason"],
+        )
+        for reason, count in sorted(stats.snapshots_unused.items()):
+            unused.add_metric([name, reason], float(count))
+        yield unused
+
         restarts = CounterMetricFamily(
             "jwt_revocation_restarts", "Consumer restarts after errors", labels=labels
         )
