@@ -105,6 +105,70 @@ def image_user() -> tuple[int, int]:
     return int(user), int(group)
 
 
+# -- the Kubernetes manifests ----------------------------------------------------------------
+
+IMAGE = "jwt-revocation"
+"""The image name the manifests use, which the kustomization's ``images`` points elsewhere."""
+
+
+def kustomization_file() -> dict[str, Any]:
+    """deploy/kubernetes/kustomization.yaml, parsed."""
+    kustomization: dict[str, Any] = yaml.safe_load((KUBERNETES / "kustomization.yaml").read_text())
+    return kustomization
+
+
+def kubernetes_objects() -> list[dict[str, Any]]:
+    """What ``kustomize build deploy/kubernetes`` gives: the listed resources, in order, with
+    the ``images`` replacements applied."""
+    kustomization = kustomization_file()
+    images = {i["name"]: f"{i['newName']}:{i['newTag']}" for i in kustomization["images"]}
+    objects = []
+    for name in kustomization["resources"]:
+        for document in yaml_documents(KUBERNETES / name):
+            for container in containers(document):
+                container["image"] = images.get(container["image"], container["image"])
+            objects.append(document)
+    return objects
+
+
+def pod_spec(document: dict[str, Any]) -> dict[str, Any] | None:
+    """The pod template's spec of a workload; None for other objects."""
+    if document["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "Job"):
+        spec: dict[str, Any] = document["spec"]["template"]["spec"]
+        return spec
+    return None
+
+
+def containers(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """A workload's init containers and containers."""
+    spec = pod_spec(document)
+    if spec is None:
+        return []
+    return [*spec.get("initContainers", []), *spec["containers"]]
+
+
+def image_containers() -> Iterator[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]]:
+    """(workload, pod template, container) for every container of the image, as written."""
+    found = False
+    for name in kustomization_file()["resources"]:
+        for document in yaml_documents(KUBERNETES / name):
+            for container in containers(document):
+                if container["image"] == IMAGE:
+                    found = True
+                    yield document, document["spec"]["template"], container
+    assert found, f"no container of the {IMAGE} image"
+
+
+def env_sources() -> dict[tuple[str, str], dict[str, str]]:
+    """The data of each ConfigMap and Secret, by (kind, name)."""
+    sources = {}
+    for document in kubernetes_objects():
+        if document["kind"] in ("ConfigMap", "Secret"):
+            data = document.get("data", {}) | document.get("stringData", {})
+            sources[document["kind"], document["metadata"]["name"]] = data
+    return sources
+
+
 # -- the command line -------------------------------------------------------------------------
 
 
@@ -147,11 +211,11 @@ def setting_names() -> set[str]:
 # -- the servers the long-running commands start ----------------------------------------------
 
 SERVING_COMMANDS = ("sidecar", "receive", "relay")
-"""The commands that serve HTTP, each with the server class :func:`serving` starts."""
+"""The commands that serve HTTP, each with the server class :func:`command_server` starts."""
 
 
 @contextlib.contextmanager
-def serving(command: str, tmp: Path) -> Iterator[tuple[str, int]]:
+def command_server(command: str, tmp: Path) -> Iterator[tuple[str, int]]:
     """The HTTP server that ``jwt-revocation <command> --http`` runs, on a free loopback port
     with nothing behind it: a sidecar never started, a receiver whose publisher is never
     called, a relay over an empty SQLite file. Yields its address."""
@@ -239,8 +303,8 @@ def selectors(expr: str) -> list[Selector]:
             end = rest.find("}")
             assert end > 0, f"unclosed matchers in {expr!r}"
             position = len(text) - len(rest) + end + 1
-            body = _QUOTED.sub(lambda m: strings[int(m.group(1))], rest[1:end])
-            for part in filter(str.strip, body.split(",")):
+            for quoted in filter(str.strip, rest[1:end].split(",")):
+                part = _QUOTED.sub(lambda m: strings[int(m.group(1))], quoted)
                 parsed = _MATCHER.fullmatch(part)
                 assert parsed, f"not a label matcher: {part!r} in {expr!r}"
                 label, operator, value = parsed.groups()

@@ -32,13 +32,13 @@ from tests.deploy import (
     ROOT,
     Instruction,
     command_name,
+    command_server,
     dockerfile,
     image_user,
     listen_address,
     only,
     parse_command,
     pyproject,
-    serving,
     setting_names,
     status_of,
 )
@@ -264,7 +264,7 @@ def _health_check() -> tuple[list[str], int, str]:
 def test_the_health_check_asks_the_sidecars_readiness(tmp_path: Path) -> None:
     words, port, path = _health_check()
     assert port == listen_address(parse_command(_default_command()))[1]
-    with serving("sidecar", tmp_path) as address:
+    with command_server("sidecar", tmp_path) as address:
         assert status_of(address, path) == 503, "/readyz of a sidecar that cannot decide yet"
         here = f"{address[0]}:{address[1]}"
 

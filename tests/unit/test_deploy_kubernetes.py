@@ -13,32 +13,33 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 import pytest
-import yaml
 
 from tests.deploy import (
+    IMAGE,
     KUBERNETES,
     SERVING_COMMANDS,
     command_name,
+    command_server,
+    containers,
     dockerfile,
+    env_sources,
+    image_containers,
     image_user,
+    kubernetes_objects,
+    kustomization_file,
     listen_address,
     only,
     parse_command,
     pyproject,
-    serving,
     setting_names,
     status_of,
-    yaml_documents,
 )
 
-IMAGE = "jwt-revocation"
-"""The image name the manifests use, which the kustomization's ``images`` points elsewhere."""
 MINIMUM = "1.29"
 """Native sidecars (an init container with ``restartPolicy: Always``) are on by default from
 Kubernetes 1.29."""
@@ -51,57 +52,12 @@ BYTES_PER_ENTRY = 126
 PROBES = ("startupProbe", "readinessProbe", "livenessProbe")
 
 
-def _kustomization() -> dict[str, Any]:
-    kustomization: dict[str, Any] = yaml.safe_load((KUBERNETES / "kustomization.yaml").read_text())
-    return kustomization
-
-
-def rendered() -> list[dict[str, Any]]:
-    """What ``kustomize build deploy/kubernetes`` gives: the listed resources, in order, with
-    the ``images`` replacements applied."""
-    kustomization = _kustomization()
-    images = {i["name"]: f"{i['newName']}:{i['newTag']}" for i in kustomization["images"]}
-    objects = []
-    for name in kustomization["resources"]:
-        for document in yaml_documents(KUBERNETES / name):
-            for container in _all_containers(document):
-                container["image"] = images.get(container["image"], container["image"])
-            objects.append(document)
-    return objects
-
-
-def _pod_spec(document: dict[str, Any]) -> dict[str, Any] | None:
-    if document["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "Job"):
-        spec: dict[str, Any] = document["spec"]["template"]["spec"]
-        return spec
-    return None
-
-
-def _all_containers(document: dict[str, Any]) -> list[dict[str, Any]]:
-    spec = _pod_spec(document)
-    if spec is None:
-        return []
-    return [*spec.get("initContainers", []), *spec["containers"]]
-
-
-def _ours() -> Iterator[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]]:
-    """(workload, pod template, container) for every container of the image, as written."""
-    found = False
-    for name in _kustomization()["resources"]:
-        for document in yaml_documents(KUBERNETES / name):
-            for container in _all_containers(document):
-                if container["image"] == IMAGE:
-                    found = True
-                    yield document, document["spec"]["template"], container
-    assert found, f"no container of the {IMAGE} image"
-
-
 def test_the_kustomization_lists_every_manifest_and_only_what_is_rendered() -> None:
-    kustomization = _kustomization()
+    kustomization = kustomization_file()
     assert kustomization["apiVersion"] == "kustomize.config.k8s.io/v1beta1"
     assert kustomization["kind"] == "Kustomization"
     assert set(kustomization) <= {"apiVersion", "kind", "resources", "images"}, (
-        "rendered() simulates resources and images only"
+        "kubernetes_objects() simulates resources and images only"
     )
     files = {p.name for p in KUBERNETES.glob("*.yaml")} - {"kustomization.yaml"}
     assert sorted(kustomization["resources"]) == sorted(files)
@@ -111,16 +67,16 @@ def test_the_kustomization_lists_every_manifest_and_only_what_is_rendered() -> N
 
 @pytest.mark.parametrize("version", [MINIMUM, kubernetes_validate.latest_version()])
 def test_every_object_is_valid_kubernetes(version: str) -> None:
-    objects = rendered()
+    objects = kubernetes_objects()
     assert {o["kind"] for o in objects} >= {"Deployment", "Service", "ConfigMap", "Secret"}
     for document in objects:
         kubernetes_validate.validate(document, version, strict=True)
 
 
 def test_the_validation_refuses_a_misspelt_field() -> None:
-    deployment = next(o for o in rendered() if o["kind"] == "Deployment")
+    deployment = next(o for o in kubernetes_objects() if o["kind"] == "Deployment")
     broken = copy.deepcopy(deployment)
-    container = _all_containers(broken)[0]
+    container = containers(broken)[0]
     container["readinessProbe"]["httpGet"]["paht"] = container["readinessProbe"]["httpGet"].pop(
         "path"
     )
@@ -139,7 +95,7 @@ def _port(container: dict[str, Any], port: int | str) -> int:
 
 def test_each_container_runs_a_command_the_cli_has_on_the_port_it_declares() -> None:
     entrypoint = only(dockerfile(), "ENTRYPOINT").exec_form()
-    for workload, _, container in _ours():
+    for workload, _, container in image_containers():
         assert "command" not in container, "the image's entry point is jwt-revocation"
         assert entrypoint == ["jwt-revocation"]
         args = parse_command(container["args"])
@@ -156,7 +112,7 @@ def test_every_probe_and_the_metrics_annotation_ask_a_path_the_command_serves(
     tmp_path: Path,
 ) -> None:
     asked: dict[str, set[str]] = {}
-    for _, template, container in _ours():
+    for _, template, container in image_containers():
         command = command_name(parse_command(container["args"]))
         port = container["ports"][0]["containerPort"]
         paths = asked.setdefault(command, set())
@@ -172,25 +128,15 @@ def test_every_probe_and_the_metrics_annotation_ask_a_path_the_command_serves(
         paths.add(annotations["prometheus.io/path"])
     assert set(asked) == set(SERVING_COMMANDS), "a sidecar, a receiver and a relay"
     for command, paths in asked.items():
-        with serving(command, tmp_path) as address:
+        with command_server(command, tmp_path) as address:
             for path in sorted(paths):
                 assert status_of(address, path) != 404, f"jwt-revocation {command} serves no {path}"
 
 
-def _sources() -> dict[tuple[str, str], dict[str, str]]:
-    """The keys of each ConfigMap and Secret, by (kind, name)."""
-    sources = {}
-    for document in rendered():
-        if document["kind"] in ("ConfigMap", "Secret"):
-            data = document.get("data", {}) | document.get("stringData", {})
-            sources[document["kind"], document["metadata"]["name"]] = data
-    return sources
-
-
 def test_every_setting_given_is_one_the_package_reads() -> None:
     known = setting_names()
-    sources = _sources()
-    for _, _, container in _ours():
+    sources = env_sources()
+    for _, _, container in image_containers():
         names = {variable["name"] for variable in container.get("env", [])}
         for reference in container["envFrom"]:
             kind = "ConfigMap" if "configMapRef" in reference else "Secret"
@@ -199,8 +145,8 @@ def test_every_setting_given_is_one_the_package_reads() -> None:
             names |= set(sources[kind, name])
         unknown = names - known
         assert not unknown, f"{container['name']}: the package reads no {sorted(unknown)}"
-    for document in rendered():
-        for container in _all_containers(document):
+    for document in kubernetes_objects():
+        for container in containers(document):
             for variable in container.get("env", []):
                 reference = variable.get("valueFrom", {}).get("secretKeyRef")
                 if reference:
@@ -208,7 +154,7 @@ def test_every_setting_given_is_one_the_package_reads() -> None:
 
 
 def test_the_secrets_hold_only_placeholders() -> None:
-    for (kind, name), data in _sources().items():
+    for (kind, name), data in env_sources().items():
         if kind == "Secret":
             for key, value in data.items():
                 assert "REPLACE-ME" in value or key.endswith("_USERNAME"), (name, key)
@@ -216,7 +162,7 @@ def test_the_secrets_hold_only_placeholders() -> None:
 
 def test_pods_run_as_the_images_non_root_user() -> None:
     uid, gid = image_user()
-    for _, template, container in _ours():
+    for _, template, container in image_containers():
         pod = template["spec"].get("securityContext", {})
         effective = pod | container.get("securityContext", {})
         assert pod["runAsNonRoot"] is True
@@ -239,9 +185,9 @@ def quantity(text: str | int) -> float:
 
 
 def test_resources_hold_the_measured_sizes() -> None:
-    settings = _sources()["ConfigMap", "jwt-revocation-settings"]
+    settings = env_sources()["ConfigMap", "jwt-revocation-settings"]
     max_entries = int(settings["JWT_REVOCATION_MAX_ENTRIES"])
-    for _, _, container in _ours():
+    for _, _, container in image_containers():
         resources = container["resources"]
         for what in ("cpu", "memory"):
             request = quantity(resources["requests"][what])
