@@ -23,11 +23,9 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import jwt
@@ -40,8 +38,8 @@ from tests.integration.test_forward_auth import (
     _bearer,
     _open,
     _request,
-    _Upstream,
     sidecar_http,  # noqa: F401 - the fixture the Caddy fixture builds on
+    upstream,
 )
 from tests.support import wait_for
 
@@ -90,36 +88,31 @@ def caddy(
     binary = shutil.which("caddy")
     assert binary, "caddy is missing: scripts/services.sh install installs it"
     server, sidecar = sidecar_http
-    upstream = ThreadingHTTPServer(("127.0.0.1", 0), _Upstream)
-    threading.Thread(target=upstream.serve_forever, daemon=True).start()
     port = free_port()
     config = tmp_path / "Caddyfile"
-    config.write_text(
-        CADDYFILE.format(
-            storage=tmp_path / "data",
-            port=port,
-            sidecar=server.address[1],
-            upstream=upstream.server_address[1],
-        )
-    )
     home = {"HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)}
-    log = (tmp_path / "caddy.log").open("w")
-    process = subprocess.Popen(
-        [binary, "run", "--config", str(config), "--adapter", "caddyfile"],
-        env={"PATH": "/usr/bin:/bin", **home},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_for(lambda: _open(port) or process.poll() is not None, timeout=20)
-        assert process.poll() is None, (tmp_path / "caddy.log").read_text()
-        yield Caddy(("127.0.0.1", port), server, sidecar)
-    finally:
-        process.terminate()
-        process.wait(10)
-        log.close()
-        upstream.shutdown()
-        upstream.server_close()
+    with upstream() as upstream_port, (tmp_path / "caddy.log").open("w") as log:
+        config.write_text(
+            CADDYFILE.format(
+                storage=tmp_path / "data",
+                port=port,
+                sidecar=server.address[1],
+                upstream=upstream_port,
+            )
+        )
+        process = subprocess.Popen(
+            [binary, "run", "--config", str(config), "--adapter", "caddyfile"],
+            env={"PATH": "/usr/bin:/bin", **home},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_for(lambda: _open(port) or process.poll() is not None, timeout=20)
+            assert process.poll() is None, (tmp_path / "caddy.log").read_text()
+            yield Caddy(("127.0.0.1", port), server, sidecar)
+        finally:
+            process.terminate()
+            process.wait(10)
 
 
 def test_caddy_passes_a_valid_token_with_its_subject_and_drops_a_forged_one(caddy: Caddy) -> None:
