@@ -2,12 +2,16 @@
 
 Register :class:`SidecarCollector` with an application's own registry (or the default one) to
 serve the metrics from the application's ``/metrics``; :func:`render_metrics` gives the text
-format for a standalone endpoint.
+format for a standalone endpoint. Counters by reason (records skipped, snapshots not used) have
+a series for every reason the code knows, 0 until it happens, so that an alert on
+``increase()`` sees the first one. deploy/prometheus/ alerts on these names and
+deploy/grafana/ charts them; their tests scrape a real sidecar for every name they use.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import get_args
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -18,7 +22,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from jwt_revocation.shared import EVENT_TYPES
+from jwt_revocation.shared import EVENT_TYPES, RecordReason, SnapshotReason
 
 from ._health import SidecarStatus
 from ._sidecar import RevocationSidecar
@@ -69,7 +73,7 @@ class SidecarCollector(Collector):
             "Records that were not valid events, by kind",
             labels=[*labels, "kind"],
         )
-        for kind, count in sorted(stats.skipped.items()):
+        for kind, count in sorted(_every(RecordReason, stats.skipped).items()):
             skipped.add_metric([name, kind], float(count))
         yield skipped
 
@@ -109,6 +113,16 @@ class SidecarCollector(Collector):
                 lag.add_metric([name, str(partition)], float(progress.lag))
         yield lag
 
+        unused = CounterMetricFamily(
+            "jwt_revocation_snapshots_unused",
+            "Snapshots not loaded at a start, by reason (unsigned and forged: refused under a "
+            "key); the window was replayed instead",
+            labels=[*labels, "reason"],
+        )
+        for reason, count in sorted(_every(SnapshotReason, stats.snapshots_unused).items()):
+            unused.add_metric([name, reason], float(count))
+        yield unused
+
         restarts = CounterMetricFamily(
             "jwt_revocation_restarts", "Consumer restarts after errors", labels=labels
         )
@@ -140,6 +154,13 @@ class SidecarCollector(Collector):
         for outcome, count in sorted(totals.items()):
             outcomes.add_metric([name, outcome], float(count))
         yield outcomes
+
+
+def _every(reasons: object, counts: Mapping[str, int]) -> dict[str, int]:
+    """``counts`` with a 0 for every reason of the ``Literal`` not counted yet: a series exists
+    from the first scrape, so ``increase()`` sees its first count too (a series that appears at
+    1 shows no increase)."""
+    return dict.fromkeys(get_args(reasons), 0) | dict(counts)
 
 
 def _bound(value: float) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -93,6 +94,8 @@ class TopicReader:
     on_caught_up: Callable[[], None] = lambda: None
     started_from: str = "replay"
     """``replay``, ``snapshot <id>``, or ``replay (<why the snapshot was not used>)``."""
+    snapshots_unused: Counter[str] = field(default_factory=Counter)
+    """Snapshots not loaded at a start, by why (``missing``, ``forged``...): a replay instead."""
 
     @property
     def _poll_ms(self) -> int:
@@ -327,6 +330,7 @@ class TopicReader:
             )
         except SnapshotError as err:
             self.started_from = f"replay ({err.reason})"
+            self.snapshots_unused[err.reason] += 1
             # Under a key, an unsigned or forged snapshot was written by someone without the
             # key (or, unsigned, before the key was set): an error, where the ordinary
             # fallbacks are warnings.

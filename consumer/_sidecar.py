@@ -33,7 +33,8 @@ Consistency contract:
    logging why, when the snapshot is missing, corrupt, of another topic or format, older than
    ``max_token_lifetime``, kept with a shorter window, or when its offsets are no longer on the
    broker. A store with keys refuses a snapshot that is unsigned or forged, logged as an
-   error; a sidecar with ``signed_only`` events refuses, at construction, a store without keys. A snapshot's offsets never run ahead of its state, so a sidecar started from one has
+   error. Each snapshot not loaded is counted by its reason (``stats().snapshots_unused``, the
+   metric ``jwt_revocation_snapshots_unused_total``). A sidecar with ``signed_only`` events refuses, at construction, a store without keys. A snapshot's offsets never run ahead of its state, so a sidecar started from one has
    every event up to the end offsets seen at start, as after a full replay. A caught-up sidecar
    writes a snapshot every ``snapshot_interval`` seconds.
 8. An unexpected error in the consumer thread is logged with its traceback and the thread
@@ -419,6 +420,7 @@ class RevocationSidecar:
             last_error=health.last_error,
             detail=health.describe(status),
             started_from=self._reader.started_from,
+            snapshots_unused=dict(self._reader.snapshots_unused),
             last_snapshot=None if self._snapshot_writer is None else self._snapshot_writer.last_id,
             mirrored=0 if self._reader.mirror is None else self._reader.mirror.mirrored,
             apply_delay=self.delays.cumulative(),

@@ -81,6 +81,8 @@ class SidecarStats:
     """The id of the last snapshot this sidecar wrote."""
     mirrored: int = 0
     """Events handed to the mirror (the Redis sink) since start."""
+    snapshots_unused: dict[str, int] = field(default_factory=dict)
+    """Snapshots not loaded at a start, by why (``missing``, ``unsigned``, ``forged``...)."""
     apply_delay: tuple[tuple[float, int], ...] = ()
     """Cumulative histogram of publish-to-apply delays once caught up: (upper bound s, count)."""
     apply_delay_sum: float = 0.0
@@ -109,6 +111,7 @@ class SidecarStats:
             "started_from": self.started_from,
             "last_snapshot": self.last_snapshot,
             "mirrored": self.mirrored,
+            "snapshots_unused": self.snapshots_unused,
             "apply_delay": {
                 "buckets": {str(bound): n for bound, n in self.apply_delay},
                 "sum": self.apply_delay_sum,

@@ -27,7 +27,10 @@
 #   (each has its -stop; scripts/kafka/services-secured.sh says what they are)
 #
 # `start` and `install` also install the tools the tests run themselves, each on a port of their
-# own: Debian's nginx (forward-auth tests, started per test) and wrk (the HTTP benchmark).
+# own: Debian's nginx and Caddy 2.6 (forward-auth tests, started per test), wrk (the HTTP
+# benchmark) and promtool (from the prometheus package: checks and unit-tests the alerting rules
+# in deploy/prometheus/). Debian starts a freshly installed nginx, Caddy or Prometheus as a
+# system service; the script stops the ones it installed.
 #
 # State lives under $JWT_REVOCATION_SERVICES_DIR (default: .services/ in the repository).
 set -euo pipefail
@@ -85,14 +88,16 @@ wait_port() { # port seconds what
   done
 }
 
-apt_install() {
+apt_install() { # [--no-install-recommends] package...
+  local options=()
+  if [ "${1:-}" = --no-install-recommends ]; then options+=("$1"); shift; fi
   if [ "$(id -u)" != 0 ]; then
-    log "missing $*; install it (needs root): apt-get install -y $*"
+    log "missing $*; install it (needs root): apt-get install -y ${options[*]} $*"
     exit 1
   fi
   log "installing $* with apt-get"
   apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${options[@]}" "$@" >/dev/null
 }
 
 install_kafka() {
@@ -108,14 +113,23 @@ install_kafka() {
 }
 
 install_tools() {
-  local missing=()
+  local missing=() package
   command -v nginx >/dev/null || missing+=(nginx-light)
   command -v wrk >/dev/null || missing+=(wrk)
-  if [ ${#missing[@]} -gt 0 ]; then
-    apt_install "${missing[@]}"
-    # The tests start nginx with their own configuration; never leave the system one running.
-    if [ -f /run/nginx.pid ]; then nginx -s stop 2>/dev/null || true; fi
-  fi
+  command -v caddy >/dev/null || missing+=(caddy)
+  # promtool comes with the Prometheus server; its recommended node exporter is not needed.
+  command -v promtool >/dev/null || missing+=(prometheus)
+  if [ ${#missing[@]} -eq 0 ]; then return; fi
+  apt_install --no-install-recommends "${missing[@]}"
+  # The tests start nginx and Caddy with their own configuration: never leave the system
+  # services the packages started running (Caddy on :80, Prometheus on :9090).
+  for package in "${missing[@]}"; do
+    case $package in
+      nginx-light) if [ -f /run/nginx.pid ]; then nginx -s stop 2>/dev/null || true; fi ;;
+      caddy | prometheus)
+        if [ -d /run/systemd/system ]; then systemctl stop "$package.service" 2>/dev/null || true; fi ;;
+    esac
+  done
 }
 
 install_redis() {

@@ -13,6 +13,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -248,6 +249,18 @@ http {{
 """
 
 
+@contextmanager
+def upstream() -> Iterator[int]:
+    """The protected service (:class:`_Upstream`) on a free loopback port, for the block."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Upstream)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.fixture
 def nginx(
     sidecar_http: tuple[SidecarHTTPServer, RevocationSidecar], tmp_path: Path
@@ -255,31 +268,25 @@ def nginx(
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
     assert Path(binary).exists(), "nginx is missing: scripts/services.sh install installs it"
     server, sidecar = sidecar_http
-    upstream = ThreadingHTTPServer(("127.0.0.1", 0), _Upstream)
-    threading.Thread(target=upstream.serve_forever, daemon=True).start()
     port = free_port()
     conf = tmp_path / "nginx.conf"
-    conf.write_text(
-        NGINX_CONF.format(
-            prefix=tmp_path,
-            port=port,
-            upstream=upstream.server_address[1],
-            sidecar=server.address[1],
+    with upstream() as upstream_port:
+        conf.write_text(
+            NGINX_CONF.format(
+                prefix=tmp_path, port=port, upstream=upstream_port, sidecar=server.address[1]
+            )
         )
-    )
-    process = subprocess.Popen(
-        [binary, "-p", str(tmp_path), "-c", str(conf)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for(lambda: _open(port), timeout=20)
-        yield f"127.0.0.1:{port}", sidecar
-    finally:
-        process.terminate()
-        process.wait(10)
-        upstream.shutdown()
-        upstream.server_close()
+        process = subprocess.Popen(
+            [binary, "-p", str(tmp_path), "-c", str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_for(lambda: _open(port), timeout=20)
+            yield f"127.0.0.1:{port}", sidecar
+        finally:
+            process.terminate()
+            process.wait(10)
 
 
 def _open(port: int) -> bool:

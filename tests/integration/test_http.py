@@ -170,6 +170,10 @@ def test_metrics_tell_the_sidecars_state(
     assert _sample(text, outcomes, sidecar=name, outcome="accepted") == 1
     assert _sample(text, outcomes, sidecar=name, outcome="invalid") == 1
     assert _sample(text, "jwt_revocation_partition_lag", sidecar=name, partition="0") == 0
+    skipped = "jwt_revocation_records_skipped_total"
+    assert _sample(text, skipped, sidecar=name, kind="unsigned") == 0, "0 before the first one"
+    unused = "jwt_revocation_snapshots_unused_total"
+    assert _sample(text, unused, sidecar=name, reason="forged") == 0
     contact = _sample(text, "jwt_revocation_seconds_since_contact", sidecar=name)
     assert contact is not None
     assert 0 <= contact < 30

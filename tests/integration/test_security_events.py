@@ -129,9 +129,15 @@ def test_forged_and_unsigned_sets_are_skipped_counted_and_not_enforced(
     wait_for(lambda: sum(sidecar.stats().skipped.values()) == 3)
     assert sidecar.stats().skipped == {"bad_signature": 1, "unsigned": 1, "invalid_set": 1}
     assert revocation_reason(sidecar, token) is None, "a refused SET must not revoke anything"
-    metrics = render_metrics(sidecar).decode()
-    assert 'kind="bad_signature"' in metrics
-    assert 'kind="unsigned"' in metrics
+    metrics = render_metrics(sidecar).decode().splitlines()
+
+    def skipped(kind: str, count: float) -> str:
+        labels = f'kind="{kind}",sidecar="{sidecar.name}"'
+        return f"jwt_revocation_records_skipped_total{{{labels}}} {count}"
+
+    assert skipped("bad_signature", 1.0) in metrics
+    assert skipped("unsigned", 1.0) in metrics
+    assert skipped("not_json", 0.0) in metrics, "a series from the start"
 
     # The genuine event for the same user, after the forgeries, is applied.
     set_publisher.user_deleted(user_id=victim)

@@ -24,6 +24,7 @@ from jwt_revocation.consumer import (
     RevocationSidecar,
     SnapshotError,
     StateSnapshot,
+    render_metrics,
 )
 from jwt_revocation.producer import RevocationPublisher
 from jwt_revocation.shared import ConfigurationError, TokenRevoked, UserDeleted, UserTokensRevoked
@@ -71,6 +72,7 @@ def test_a_warm_start_from_a_snapshot_equals_a_full_replay(
     cold = make_sidecar()
 
     assert warm.stats().started_from == f"snapshot {snapshot_id}"
+    assert warm.stats().snapshots_unused == {}
     assert cold.stats().started_from == "replay"
     assert warm.state.snapshot() == cold.state.snapshot()
     assert len(warm.state) > 80
@@ -208,6 +210,7 @@ def test_an_unusable_snapshot_falls_back_to_the_full_replay(
     sidecar = make_sidecar(snapshots=snapshots, snapshot_interval=0)
 
     assert sidecar.stats().started_from == f"replay ({problem})"
+    assert sidecar.stats().snapshots_unused == {problem: 1}
     assert _applied(sidecar) == 200
     assert sidecar.state.snapshot() == make_sidecar().state.snapshot()
     assert f"reason={problem}" in caplog.text
@@ -473,6 +476,8 @@ def test_a_forged_snapshot_is_refused_and_the_revoked_token_stays_rejected(
     warm = make_sidecar(snapshots=signed, snapshot_interval=0)
 
     assert warm.stats().started_from == f"replay ({reason})"
+    metric = f'jwt_revocation_snapshots_unused_total{{reason="{reason}",sidecar="{warm.name}"}} 1.0'
+    assert metric in render_metrics(warm).decode().splitlines()
     assert revocation_reason(warm, revoked.token) == "token_revoked"
     assert warm.state.snapshot() == revoked.writer.state.snapshot()
     refusals = [r for r in caplog.records if f"reason={reason}" in r.getMessage()]

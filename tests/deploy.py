@@ -1,0 +1,313 @@
+"""What the deployment files are checked against: the code's commands, settings, servers, metrics.
+
+The Dockerfile, ``docker-compose.yml``, ``deploy/kubernetes/``, ``deploy/prometheus/`` and
+``deploy/grafana/`` name commands, flags, ports, paths, settings and metrics; the tests of those
+files (``tests/unit/test_deploy_*.py``, ``tests/integration/test_deploy_*.py``) ask the code
+itself through these helpers, so a name the code does not have fails a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import io
+import json
+import re
+import tomllib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import yaml
+from pydantic import SecretStr
+from sqlalchemy import create_engine
+
+from jwt_revocation.cli._table import build_parser
+from jwt_revocation.consumer import RevocationSidecar, RevocationVerifier, SidecarHTTPServer
+from jwt_revocation.producer import RevocationPublisher, SecurityEventReceiver
+from jwt_revocation.producer.outbox import OutboxRelay, OutboxRelayHTTPServer
+from jwt_revocation.shared import (
+    BackgroundHTTPServer,
+    RevocationSettings,
+    SecurityEventVerifier,
+    parse_address,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+DEPLOY = ROOT / "deploy"
+KUBERNETES = DEPLOY / "kubernetes"
+PROMETHEUS = DEPLOY / "prometheus"
+GRAFANA = DEPLOY / "grafana"
+
+
+def pyproject() -> dict[str, Any]:
+    """pyproject.toml, parsed."""
+    with (ROOT / "pyproject.toml").open("rb") as file:
+        return tomllib.load(file)
+
+
+def yaml_documents(path: Path) -> list[dict[str, Any]]:
+    """Every non-empty document of a YAML file."""
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+# -- the Dockerfile ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Instruction:
+    """One Dockerfile instruction: its keyword (upper case) and the rest of its line."""
+
+    keyword: str
+    arguments: str
+
+    def exec_form(self) -> list[str]:
+        """The JSON array of an exec-form instruction (``CMD ["a", "b"]``)."""
+        words = json.loads(self.arguments)
+        assert isinstance(words, list), f"{self.keyword} is not in exec form: {self.arguments}"
+        return [str(word) for word in words]
+
+
+def dockerfile(path: Path = ROOT / "Dockerfile") -> list[Instruction]:
+    """The instructions of a Dockerfile: comments dropped, continued lines joined."""
+    instructions: list[Instruction] = []
+    pending = ""
+    for line in path.read_text().splitlines():
+        stripped = line.strip()
+        if not stripped or (stripped.startswith("#") and not pending):
+            continue
+        if stripped.startswith("#"):
+            continue  # a comment inside a continued instruction
+        if stripped.endswith("\\"):
+            pending += stripped[:-1].strip() + " "
+            continue
+        keyword, _, arguments = (pending + stripped).partition(" ")
+        instructions.append(Instruction(keyword.upper(), arguments.strip()))
+        pending = ""
+    assert not pending, "the Dockerfile ends inside a continued line"
+    return instructions
+
+
+def only(instructions: Sequence[Instruction], keyword: str) -> Instruction:
+    """The one instruction with ``keyword`` (the last one, as Docker takes it)."""
+    found = [i for i in instructions if i.keyword == keyword]
+    assert found, f"the Dockerfile has no {keyword}"
+    return found[-1]
+
+
+def image_user() -> tuple[int, int]:
+    """The Dockerfile's ``USER uid:gid``, which must be numeric."""
+    user, _, group = only(dockerfile(), "USER").arguments.partition(":")
+    assert user.isdigit(), f"USER is not a numeric uid: {user}"
+    assert group.isdigit(), f"USER is not a numeric uid:gid: {user}:{group}"
+    return int(user), int(group)
+
+
+# -- the Kubernetes manifests ----------------------------------------------------------------
+
+IMAGE = "jwt-revocation"
+"""The image name the manifests use, which the kustomization's ``images`` points elsewhere."""
+
+
+def kustomization_file() -> dict[str, Any]:
+    """deploy/kubernetes/kustomization.yaml, parsed."""
+    kustomization: dict[str, Any] = yaml.safe_load((KUBERNETES / "kustomization.yaml").read_text())
+    return kustomization
+
+
+def kubernetes_objects() -> list[dict[str, Any]]:
+    """What ``kustomize build deploy/kubernetes`` gives: the listed resources, in order, with
+    the ``images`` replacements applied."""
+    kustomization = kustomization_file()
+    images = {i["name"]: f"{i['newName']}:{i['newTag']}" for i in kustomization["images"]}
+    objects = []
+    for name in kustomization["resources"]:
+        for document in yaml_documents(KUBERNETES / name):
+            for container in containers(document):
+                container["image"] = images.get(container["image"], container["image"])
+            objects.append(document)
+    return objects
+
+
+def pod_spec(document: dict[str, Any]) -> dict[str, Any] | None:
+    """The pod template's spec of a workload; None for other objects."""
+    if document["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "Job"):
+        spec: dict[str, Any] = document["spec"]["template"]["spec"]
+        return spec
+    return None
+
+
+def containers(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """A workload's init containers and containers."""
+    spec = pod_spec(document)
+    if spec is None:
+        return []
+    return [*spec.get("initContainers", []), *spec["containers"]]
+
+
+def image_containers() -> Iterator[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]]:
+    """(workload, pod template, container) for every container of the image, as written."""
+    found = False
+    for name in kustomization_file()["resources"]:
+        for document in yaml_documents(KUBERNETES / name):
+            for container in containers(document):
+                if container["image"] == IMAGE:
+                    found = True
+                    yield document, document["spec"]["template"], container
+    assert found, f"no container of the {IMAGE} image"
+
+
+def env_sources() -> dict[tuple[str, str], dict[str, str]]:
+    """The data of each ConfigMap and Secret, by (kind, name)."""
+    sources = {}
+    for document in kubernetes_objects():
+        if document["kind"] in ("ConfigMap", "Secret"):
+            data = document.get("data", {}) | document.get("stringData", {})
+            sources[document["kind"], document["metadata"]["name"]] = data
+    return sources
+
+
+# -- the command line -------------------------------------------------------------------------
+
+
+def parse_command(words: Sequence[str]) -> argparse.Namespace:
+    """The ``jwt-revocation`` command line ``words`` as the CLI parses it; a test failure,
+    with argparse's message, for a command or flag the CLI does not have."""
+    parser = build_parser(RevocationSettings())
+    errors = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(errors):
+            return parser.parse_args(list(words))
+    except SystemExit:
+        raise AssertionError(
+            f"jwt-revocation {' '.join(words)}: {errors.getvalue().strip()}"
+        ) from None
+
+
+def command_name(args: argparse.Namespace) -> str:
+    """The words that chose the command, e.g. ``sidecar`` or ``topic ensure``."""
+    return " ".join(args.command_path)
+
+
+def listen_address(args: argparse.Namespace) -> tuple[str, int]:
+    """Where a parsed command serves HTTP (its ``--http``)."""
+    assert args.http, f"jwt-revocation {command_name(args)} is given no --http"
+    host, port = parse_address(args.http)
+    assert host in ("127.0.0.1", "::1", "localhost") or args.http_allow_remote, (
+        f"--http {args.http} needs --http-allow-remote"
+    )
+    return host, port
+
+
+def setting_names() -> set[str]:
+    """Every environment variable the package reads: one per setting, and the verification
+    key's (``--key-env``'s default)."""
+    names = {f"JWT_REVOCATION_{field.upper()}" for field in RevocationSettings.model_fields}
+    return names | {parse_command(["sidecar"]).key_env}
+
+
+# -- the servers the long-running commands start ----------------------------------------------
+
+SERVING_COMMANDS = ("sidecar", "receive", "relay")
+"""The commands that serve HTTP, each with the server class :func:`command_server` starts."""
+
+
+@contextlib.contextmanager
+def command_server(command: str, tmp: Path) -> Iterator[tuple[str, int]]:
+    """The HTTP server that ``jwt-revocation <command> --http`` runs, on a free loopback port
+    with nothing behind it: a sidecar never started, a receiver whose publisher is never
+    called, a relay over an empty SQLite file. Yields its address."""
+    server: BackgroundHTTPServer
+    if command == "sidecar":
+        sidecar = RevocationSidecar("127.0.0.1:9", max_token_lifetime="1h")
+        verifier = RevocationVerifier(sidecar, key="k" * 32, algorithms=["HS256"])
+        server = SidecarHTTPServer(sidecar, verifier, port=0)
+    elif command == "receive":
+        settings = RevocationSettings(set_verify_key=SecretStr("k" * 32), set_algorithm="HS256")
+        server = SecurityEventReceiver(
+            cast(RevocationPublisher, None),  # never called: nothing is pushed
+            SecurityEventVerifier.from_settings(settings),
+            max_token_lifetime="1h",
+            port=0,
+        )
+    elif command == "relay":
+        engine = create_engine(f"sqlite:///{tmp / 'outbox.db'}")
+        server = OutboxRelayHTTPServer(OutboxRelay(engine, lambda events: None), port=0)
+    else:
+        raise AssertionError(f"jwt-revocation {command} serves no HTTP")
+    server.start()
+    try:
+        yield server.address
+    finally:
+        server.stop()
+
+
+def status_of(address: tuple[str, int], path: str) -> int:
+    """The HTTP status a GET of ``path`` gets."""
+    connection = http.client.HTTPConnection(*address, timeout=10)
+    try:
+        connection.request("GET", path)
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+# -- PromQL -----------------------------------------------------------------------------------
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
+_QUOTED = re.compile(r"\x00(\d+)\x00")
+_LABEL_LISTS = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
+_TOKEN = re.compile(r"(?<![\w:.])[A-Za-z_:][\w:]*|\{")
+_MATCHER = re.compile(r"\s*([A-Za-z_]\w*)\s*(=~|!~|!=|=)\s*(\"(?:[^\"\\]|\\.)*\")\s*")
+_KEYWORDS = frozenset({"and", "or", "unless", "bool", "offset", "inf", "nan", "atan2"})
+
+
+@dataclass(frozen=True)
+class Selector:
+    """One series selector of an expression: the metric and its label matchers."""
+
+    metric: str
+    matchers: tuple[tuple[str, str, str], ...]
+    """(label, operator, value) of each matcher."""
+
+
+def selectors(expr: str) -> list[Selector]:
+    """Every series selector in a PromQL expression.
+
+    A word that is neither a function or aggregation (followed by ``(``), a keyword, a label
+    list (``by (...)``), a string nor a number is a metric name; a ``{...}`` right after it
+    holds its matchers. A selector without a metric name (``{__name__=...}``) fails the test.
+    """
+    strings: list[str] = []
+
+    def keep(match: re.Match[str]) -> str:
+        strings.append(match.group())
+        return f"\x00{len(strings) - 1}\x00"
+
+    text = _STRING.sub(keep, expr)
+    text = _LABEL_LISTS.sub(" ", text)
+    text = re.sub(r"\[[^\]]*\]", " ", text)  # ranges and subqueries
+    found: list[Selector] = []
+    position = 0
+    while token := _TOKEN.search(text, position):
+        position = token.end()
+        word = token.group()
+        assert word != "{", f"a selector without a metric name in {expr!r}"
+        rest = text[position:].lstrip()
+        if word.lower() in _KEYWORDS or rest.startswith("("):
+            continue
+        matchers: list[tuple[str, str, str]] = []
+        if rest.startswith("{"):
+            end = rest.find("}")
+            assert end > 0, f"unclosed matchers in {expr!r}"
+            position = len(text) - len(rest) + end + 1
+            for quoted in filter(str.strip, rest[1:end].split(",")):
+                part = _QUOTED.sub(lambda m: strings[int(m.group(1))], quoted)
+                parsed = _MATCHER.fullmatch(part)
+                assert parsed, f"not a label matcher: {part!r} in {expr!r}"
+                label, operator, value = parsed.groups()
+                matchers.append((label, operator, json.loads(value)))
+        found.append(Selector(word, tuple(matchers)))
+    return found

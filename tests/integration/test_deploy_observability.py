@@ -1,0 +1,416 @@
+"""The deployment run for real: the manifests' commands and probes, and what the alerts and the
+dashboard read.
+
+Each container of the image in deploy/kubernetes/ runs here as its manifest says (its
+arguments, ConfigMap, Secret and env), with only what differs on this machine replaced: the
+plain broker on 127.0.0.1:9092 and a topic of its own, loopback ports, keys made here, a SQLite
+outbox; the receiver also takes back-channel logouts, as its manifest's comment offers. Once
+every readiness probe answers 200, a little traffic gives each metric its samples and each
+``/metrics`` is scraped. Every metric, label and label value that the alerting rules, their
+promtool tests and the Grafana dashboard use must be in those scrapes (or, for a label value,
+one the code defines). promtool, Debian's (scripts/services.sh installs it), checks the rules
+and runs their unit tests.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, get_args
+
+import pytest
+import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from kafka import KafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
+
+from jwt_revocation.consumer import SidecarStatus
+from jwt_revocation.producer import RevocationPublisher
+from jwt_revocation.shared import (
+    RecordReason,
+    SecurityEventSigner,
+    SnapshotReason,
+    UserDeleted,
+    ensure_topic,
+)
+from tests.deploy import (
+    GRAFANA,
+    PROMETHEUS,
+    ROOT,
+    Selector,
+    command_name,
+    env_sources,
+    image_containers,
+    parse_command,
+    selectors,
+    status_of,
+)
+from tests.integration.conftest import BOOTSTRAP, KEY, LIFETIME, SESSION, free_port, issue, serving
+from tests.support import wait_for
+
+RULES = PROMETHEUS / "jwt-revocation.rules.yaml"
+RULE_TESTS = PROMETHEUS / "jwt-revocation.rules.test.yaml"
+DASHBOARD = GRAFANA / "jwt-revocation.json"
+PROBES = ("startupProbe", "readinessProbe", "livenessProbe")
+TARGET_LABELS = frozenset({"instance", "job"})
+"""Labels Prometheus adds to every series it scrapes."""
+KNOWN_VALUES: dict[tuple[str, str], frozenset[str]] = {
+    ("jwt_revocation_status", "status"): frozenset(s.value for s in SidecarStatus),
+    ("jwt_revocation_records_skipped_total", "kind"): frozenset(get_args(RecordReason)),
+    ("jwt_revocation_snapshots_unused_total", "reason"): frozenset(get_args(SnapshotReason)),
+}
+"""Label values the code defines beyond those a scrape happens to show."""
+CLOSED_LABELS = frozenset({"status", "kind", "reason", "outcome", "type", "le"})
+"""Labels whose values the code decides (the others name sidecars, relays, partitions)."""
+RECEIVER_SOURCE = ROOT / "producer" / "_receiver.py"
+"""Where the receiver's outcomes and kinds are named (``"unavailable"``, ``"backchannel"``)."""
+
+
+@dataclass
+class Scraped:
+    """What the deployment's servers exported: sample names, their labels and label values."""
+
+    labels: dict[str, set[str]] = field(default_factory=dict)
+    values: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+
+    def add(self, text: str) -> None:
+        for family in text_string_to_metric_families(text):
+            suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"]}
+            for suffix in suffixes.get(family.type, [""]):
+                self.labels.setdefault(family.name + suffix, set())
+            for sample in family.samples:
+                self.labels.setdefault(sample.name, set()).update(sample.labels)
+                for label, value in sample.labels.items():
+                    self.values.setdefault((sample.name, label), set()).add(value)
+
+    def allowed(self, metric: str, label: str) -> set[str]:
+        """The values ``label`` of ``metric`` can take: the scrape's and the code's."""
+        known = KNOWN_VALUES.get((metric, label))
+        if known is not None:
+            return set(known)
+        seen = self.values.get((metric, label), set())
+        if metric.startswith("jwt_revocation_receiver_"):
+            return seen | set(re.findall(r'"([a-z_]+)"', RECEIVER_SOURCE.read_text()))
+        return seen
+
+
+@dataclass
+class Deployed:
+    """The deployment's servers, running: each command's address and probe paths."""
+
+    addresses: dict[str, tuple[str, int]]
+    probes: dict[str, list[str]]
+    scraped: Scraped
+
+
+def _get(url: str, data: bytes | None = None, headers: dict[str, str] | None = None) -> int:
+    request = urllib.request.Request(url, data=data, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as err:
+        return int(err.code)
+
+
+def _environment(
+    container: dict[str, Any], here: dict[str, str | None], extra: dict[str, str]
+) -> dict[str, str]:
+    """The container's environment as Kubernetes would build it, with ``here``'s values for
+    the names it has (None: left out) and ``extra`` added."""
+    sources = env_sources()
+    given: dict[str, str] = {}
+    for reference in container["envFrom"]:
+        kind = "ConfigMap" if "configMapRef" in reference else "Secret"
+        given |= sources[
+            kind, reference.get("configMapRef", reference.get("secretRef", {}))["name"]
+        ]
+    given |= {v["name"]: v["value"] for v in container.get("env", []) if "value" in v}
+    for name in set(given) & set(here):
+        value = here[name]
+        if value is None:
+            del given[name]
+        else:
+            given[name] = value
+    given |= extra
+    placeholders = sorted(name for name, value in given.items() if "REPLACE-ME" in value)
+    assert not placeholders, f"{container['name']}: no value for {placeholders} on this machine"
+    return {n: v for n, v in os.environ.items() if not n.startswith("JWT_")} | given
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
+    tmp = tmp_path_factory.mktemp("deploy")
+    topic = f"test-{SESSION}-{uuid.uuid4().hex[:8]}"
+    ensure_topic(BOOTSTRAP, topic, max_token_lifetime=LIFETIME, partitions=3)
+    set_key = ec.generate_private_key(ec.SECP256R1())
+    set_public = set_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    database = f"sqlite:///{tmp / 'outbox.db'}"
+    init = [sys.executable, "-m", "jwt_revocation.cli", "outbox", "init"]
+    subprocess.run([*init, "--database-url", database], check=True, capture_output=True)
+    tokens = {"http": secrets.token_urlsafe(16), "receiver": secrets.token_urlsafe(16)}
+    here: dict[str, str | None] = {
+        "JWT_REVOCATION_BOOTSTRAP_SERVERS": BOOTSTRAP,
+        "JWT_REVOCATION_TOPIC": topic,
+        "JWT_REVOCATION_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
+        "JWT_REVOCATION_KAFKA_SASL_MECHANISM": None,
+        "JWT_REVOCATION_KAFKA_SASL_USERNAME": None,
+        "JWT_REVOCATION_KAFKA_SASL_PASSWORD": None,
+        "JWT_REVOCATION_VERIFY_KEY": KEY,
+        "JWT_REVOCATION_HTTP_TOKEN": tokens["http"],
+        "JWT_REVOCATION_SET_VERIFY_KEY": set_public.decode(),
+        "JWT_REVOCATION_RECEIVER_TOKEN": tokens["receiver"],
+        "JWT_REVOCATION_DATABASE_URL": database,
+    }
+    logout = {
+        "JWT_REVOCATION_OIDC_ISSUER": "http://127.0.0.1:9/realms/deploy",
+        "JWT_REVOCATION_OIDC_CLIENT_ID": "orders",
+        "JWT_REVOCATION_OIDC_JWKS_URL": "http://127.0.0.1:9/certs",
+    }
+    addresses: dict[str, tuple[str, int]] = {}
+    probes: dict[str, list[str]] = {}
+    receiver_env: dict[str, str] = {}
+    with ExitStack() as running:
+        for _, _, container in image_containers():
+            args = list(container["args"])
+            command = command_name(parse_command(args))
+            address = ("127.0.0.1", free_port())
+            args[args.index("--http") + 1] = "{}:{}".format(*address)
+            env = _environment(container, here, logout if command == "receive" else {})
+            if command == "receive":
+                receiver_env = env
+            paths = [container[p]["httpGet"]["path"] for p in PROBES if p in container]
+            ready = container["readinessProbe"]["httpGet"]["path"]
+            running.enter_context(
+                serving(
+                    ["jwt_revocation.cli", *args],
+                    env=env,
+                    log=tmp / f"{command}.log",
+                    alive=functools.partial(_answers, address, ready),
+                )
+            )
+            addresses[command], probes[command] = address, paths
+        _traffic(addresses, topic, set_key, tokens, receiver_env)
+        scraped = Scraped()
+        for address in addresses.values():
+            with urllib.request.urlopen("http://{}:{}/metrics".format(*address)) as response:
+                scraped.add(response.read().decode())
+        yield Deployed(addresses, probes, scraped)
+
+
+def _answers(address: tuple[str, int], path: str) -> bool:
+    try:
+        return status_of(address, path) == 200
+    except OSError:
+        return False
+
+
+def _traffic(
+    addresses: dict[str, tuple[str, int]],
+    topic: str,
+    set_key: ec.EllipticCurvePrivateKey,
+    tokens: dict[str, str],
+    receiver_env: dict[str, str],
+) -> None:
+    """An event applied, a record skipped, a check answered, a SET pushed and a malformed
+    logout refused: every family the alerts read gets samples with its labels."""
+    sidecar = "http://{}:{}".format(*addresses["sidecar"])
+    with RevocationPublisher(BOOTSTRAP, topic, issuer="auth") as publisher:
+        publisher.password_changed(user_id="deploy-kim")
+    producer = KafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all")
+    try:
+        producer.send(topic, key=b"deploy", value=b"not an event").get(timeout=10)
+    finally:
+        producer.close()
+    check = json.dumps({"token": issue("deploy-lee")}).encode()
+    auth = {"Content-Type": "application/json", "Authorization": f"Bearer {tokens['http']}"}
+    assert _get(f"{sidecar}/v1/check", check, auth) == 200
+
+    receiver = "http://{}:{}".format(*addresses["receive"])
+    now = datetime.now(UTC)
+    event = UserDeleted(
+        issuer=receiver_env["JWT_REVOCATION_SET_ISSUER"],
+        occurred_at=now,
+        user_id="deploy-max",
+        at=now,
+    )
+    signer = SecurityEventSigner(
+        set_key, algorithm="ES256", audience=receiver_env["JWT_REVOCATION_SET_AUDIENCE"]
+    )
+    push = {
+        "Content-Type": "application/secevent+jwt",
+        "Authorization": f"Bearer {tokens['receiver']}",
+    }
+    assert _get(f"{receiver}/v1/events", signer.encode(event).encode(), push) == 202
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    assert _get(f"{receiver}/backchannel-logout", b"logout_token=garbage", form) == 400
+
+    def applied() -> bool:
+        with urllib.request.urlopen(f"{sidecar}/v1/status", timeout=10) as response:
+            stats = json.loads(response.read())
+        return bool(stats["applied"].get("user_deleted") and stats["skipped"].get("not_json"))
+
+    wait_for(applied, timeout=30)
+
+
+# -- the manifests' commands ------------------------------------------------------------------
+
+
+def test_every_probe_of_the_manifests_passes_on_the_running_commands(deployed: Deployed) -> None:
+    assert set(deployed.addresses) == {"sidecar", "receive", "relay"}
+    # The traffic reached them: the scrapes show it.
+    values = deployed.scraped.values
+    assert "not_json" in values["jwt_revocation_records_skipped_total", "kind"]
+    assert "published" in values["jwt_revocation_receiver_pushes_total", "outcome"]
+    for command, paths in deployed.probes.items():
+        for path in paths:
+            assert status_of(deployed.addresses[command], path) == 200, (command, path)
+
+
+# -- the alerting rules -----------------------------------------------------------------------
+
+
+def _rules() -> list[dict[str, Any]]:
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    return [rule for group in groups for rule in group["rules"]]
+
+
+def _check(selected: list[Selector], scraped: Scraped, where: str) -> set[str]:
+    """Every selector names an exported metric, with labels and values it has; the labels of
+    the metrics selected."""
+    assert selected, f"{where}: no metric"
+    labels: set[str] = set()
+    for selector in selected:
+        assert selector.metric in scraped.labels, f"{where}: nothing exports {selector.metric}"
+        exported = scraped.labels[selector.metric]
+        labels |= exported
+        for label, operator, value in selector.matchers:
+            assert label in exported | TARGET_LABELS, f"{where}: {selector.metric} has no {label}"
+            if operator in ("=", "=~") and label in CLOSED_LABELS:
+                allowed = scraped.allowed(selector.metric, label)
+                for alternative in value.split("|") if operator == "=~" else [value]:
+                    assert alternative in allowed, f"{where}: {label}={alternative!r} never occurs"
+    return labels
+
+
+def test_every_metric_label_and_value_the_alerts_use_is_exported(deployed: Deployed) -> None:
+    for rule in _rules():
+        where = rule["alert"]
+        labels = _check(selectors(rule["expr"]), deployed.scraped, where)
+        templated = set(re.findall(r"\$labels\.(\w+)", json.dumps(rule["annotations"])))
+        missing = templated - labels - TARGET_LABELS
+        assert not missing, f"{where}: its annotations name labels it has not: {missing}"
+
+
+def test_the_rule_tests_feed_series_the_code_exports(deployed: Deployed) -> None:
+    for case in yaml.safe_load(RULE_TESTS.read_text())["tests"]:
+        for series in case["input_series"]:
+            _check(selectors(series["series"]), deployed.scraped, case["name"])
+
+
+def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
+    binary = shutil.which("promtool")
+    assert binary, "promtool is missing: scripts/services.sh install installs it"
+    return subprocess.run(
+        [binary, *args], cwd=PROMETHEUS, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_promtool_checks_the_rules() -> None:
+    checked = _promtool("check", "rules", RULES.name)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert f"SUCCESS: {len(_rules())} rules found" in checked.stdout
+
+
+def test_promtool_unit_tests_pass() -> None:
+    tested = _promtool("test", "rules", RULE_TESTS.name)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert "SUCCESS" in tested.stdout
+
+
+def test_every_alert_is_tested_firing_and_quiet() -> None:
+    cases: dict[str, list[list[Any]]] = {}
+    for case in yaml.safe_load(RULE_TESTS.read_text())["tests"]:
+        for check in case["alert_rule_test"]:
+            cases.setdefault(check["alertname"], []).append(check["exp_alerts"])
+    for rule in _rules():
+        expected = cases.get(rule["alert"], [])
+        assert any(expected), f"{rule['alert']} is never tested firing"
+        assert any(alerts == [] for alerts in expected), f"{rule['alert']} is never tested quiet"
+
+
+def test_promtool_fails_a_rule_test_that_does_not_hold(tmp_path: Path) -> None:
+    """The unit tests above mean something: an alert that never fires fails them."""
+    rules = yaml.safe_load(RULES.read_text())
+    rules["groups"][0]["rules"][0]["expr"] = "vector(0) > 1"
+    (tmp_path / RULES.name).write_text(yaml.safe_dump(rules))
+    shutil.copy(RULE_TESTS, tmp_path)
+    binary = shutil.which("promtool") or "promtool"
+    broken = subprocess.run(
+        [binary, "test", "rules", RULE_TESTS.name], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert broken.returncode != 0
+    assert rules["groups"][0]["rules"][0]["alert"] in broken.stdout + broken.stderr
+
+
+# -- the dashboard ----------------------------------------------------------------------------
+
+
+def _dashboard() -> dict[str, Any]:
+    dashboard: dict[str, Any] = json.loads(DASHBOARD.read_text())
+    return dashboard
+
+
+def test_every_metric_the_dashboard_queries_is_exported(deployed: Deployed) -> None:
+    queried = set()
+    for panel in _dashboard()["panels"]:
+        for target in panel.get("targets", []):
+            where = f"panel {panel['title']!r}"
+            labels = _check(selectors(target["expr"]), deployed.scraped, where)
+            grouped = re.findall(r"\bby\s*\(([^)]*)\)", target["expr"])
+            for label in {w.strip() for g in grouped for w in g.split(",")} - {"le"}:
+                assert label in labels | TARGET_LABELS, f"{where}: no label {label} to group by"
+            queried |= {s.metric for s in selectors(target["expr"])}
+    alerted = {s.metric for rule in _rules() for s in selectors(rule["expr"])}
+    assert alerted <= queried, "the dashboard shows what every alert reads"
+
+
+def test_the_dashboard_is_one_grafana_can_import() -> None:
+    dashboard = _dashboard()
+    assert dashboard["uid"] == "jwt-revocation"
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    ids = [panel["id"] for panel in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+    cells: set[tuple[int, int]] = set()
+    for panel in dashboard["panels"]:
+        box = panel["gridPos"]
+        assert box["x"] + box["w"] <= 24, panel["title"]
+        area = {
+            (x, y)
+            for x in range(box["x"], box["x"] + box["w"])
+            for y in range(box["y"], box["y"] + box["h"])
+        }
+        assert not cells & area, f"panel {panel['title']!r} overlaps another"
+        cells |= area
+        if panel["type"] != "row":
+            assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+            for target in panel["targets"]:
+                assert target["datasource"] == panel["datasource"]
