@@ -11,9 +11,6 @@ from __future__ import annotations
 import signal
 import statistics
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,7 +33,7 @@ from tests.integration.conftest import (
 )
 from tests.integration.jwks_server import JWKSServer, SigningKey, jwks_server
 from tests.integration.test_faults import _broker, broker_control  # noqa: F401 - a fixture
-from tests.support import wait_for
+from tests.support import post_logout, wait_for
 
 ISSUER = "https://idp.example.com/realms/acme"
 CLIENT = "orders"
@@ -76,16 +73,8 @@ def _session_token(user: str, session: str) -> str:
 
 def _log_out(url: str, token: str) -> tuple[int, float]:
     """POST the logout token; its answer's status and how long the answer took."""
-    body = urllib.parse.urlencode({"logout_token": token}).encode()
-    request = urllib.request.Request(
-        url, data=body, headers={"Content-Type": "application/x-www-form-urlencoded"}
-    )
     started = time.perf_counter()
-    try:
-        with urllib.request.urlopen(request, timeout=60) as answer:
-            status = int(answer.status)
-    except urllib.error.HTTPError as err:
-        status = err.code
+    status = post_logout(url, token)[0]
     return status, time.perf_counter() - started
 
 

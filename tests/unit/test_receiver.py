@@ -42,7 +42,7 @@ from jwt_revocation.shared import (
     SessionRevoked,
     UnknownKeyError,
 )
-from tests.support import FakeClock, wait_for
+from tests.support import FakeClock, post, post_logout, wait_for
 
 ISSUER = "https://idp.example.com/realms/acme"
 CLIENT = "orders"
@@ -89,20 +89,8 @@ def _logout_token(session: str | None = None, **changes: Any) -> str:
     return jwt.encode(claims, KEY, algorithm="RS256", headers={"kid": "k1", "typ": "logout+jwt"})
 
 
-def _post(url: str, body: bytes, content_type: str) -> tuple[int, Message, Any]:
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": content_type})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            status, headers, raw = answer.status, answer.headers, answer.read()
-    except urllib.error.HTTPError as err:
-        status, headers, raw = err.code, err.headers, err.read()
-    return status, headers, json.loads(raw) if raw else None
-
-
 def _log_out(receiver: SecurityEventReceiver, token: str) -> tuple[int, Message, Any]:
-    url = "http://{}:{}/backchannel-logout".format(*receiver.address)
-    body = urllib.parse.urlencode({"logout_token": token}).encode()
-    return _post(url, body, "application/x-www-form-urlencoded")
+    return post_logout("http://{}:{}/backchannel-logout".format(*receiver.address), token)
 
 
 def _get(receiver: SecurityEventReceiver, path: str) -> tuple[int, bytes]:
@@ -333,7 +321,7 @@ def test_a_set_check_that_fails_unexpectedly_is_a_500_counted(
     try:
         url = "http://{}:{}/v1/events".format(*receiver.address)
         with caplog.at_level(logging.ERROR, logger="jwt_revocation"):
-            status, _, body = _post(url, b"a.b.c", "application/secevent+jwt")
+            status, _, body = post(url, b"a.b.c", "application/secevent+jwt")
     finally:
         receiver.stop()
 

@@ -16,7 +16,6 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -40,7 +39,7 @@ from tests.integration.keycloak.conftest import (
     until_rejected,
 )
 from tests.integration.outbox.conftest import read_topic
-from tests.support import wait_for
+from tests.support import post_logout, wait_for
 
 
 def _header(token: str) -> dict[str, Any]:
@@ -300,19 +299,6 @@ def test_keycloak_tells_each_client_of_one_session_when_an_admin_ends_several(
         capture.close()
 
 
-def _post_logout(
-    url: str, token: str, content_type: str = "application/x-www-form-urlencoded"
-) -> tuple[int, Message, Any]:
-    body = urllib.parse.urlencode({"logout_token": token}).encode()
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": content_type})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            status, headers, raw = answer.status, answer.headers, answer.read()
-    except urllib.error.HTTPError as err:
-        status, headers, raw = err.code, err.headers, err.read()
-    return status, headers, json.loads(raw) if raw else None
-
-
 @pytest.fixture
 def mirror_token(realm: Realm) -> Iterator[str]:
     """A real logout token Keycloak signed for another client of the realm (``mirror``)."""
@@ -373,7 +359,7 @@ def test_forged_replayed_expired_and_wrong_audience_logout_tokens_publish_nothin
                 "not a token": (mirror, "not-a-token"),
             }
             for what, (server, token) in refused.items():
-                status, headers, body = _post_logout(url.format(*server.address), token)
+                status, headers, body = post_logout(url.format(*server.address), token)
                 assert status == 400, what
                 assert body["error"] == "invalid_request", what
                 assert headers["Cache-Control"] == "no-store", what
@@ -381,7 +367,7 @@ def test_forged_replayed_expired_and_wrong_audience_logout_tokens_publish_nothin
 
             # The real token, twice: published once, and the repeat answered as a success.
             for _ in range(2):
-                status, headers, body = _post_logout(url.format(*mirror.address), mirror_token)
+                status, headers, body = post_logout(url.format(*mirror.address), mirror_token)
                 assert (status, body, headers["Cache-Control"]) == (200, None, "no-store")
             wait_for(lambda: mirror.relay.status()["pending_rows"] == 0)
             (event,) = read_topic(topic).events
@@ -396,7 +382,7 @@ def test_forged_replayed_expired_and_wrong_audience_logout_tokens_publish_nothin
                 in metrics
             )
 
-            status, _, body = _post_logout(url.format(*mirror.address), mirror_token, "text/plain")
+            status, _, body = post_logout(url.format(*mirror.address), mirror_token, "text/plain")
             assert status == 400
         finally:
             for server in (mirror, later, orders):
