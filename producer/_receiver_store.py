@@ -7,8 +7,9 @@ first, and marks them published once the broker acknowledged them.
 Contract:
 
 1. :meth:`ReceiverStore.add` inserts an event's outbox row and commits before it returns: on
-   SQLite the commit is on disk (``synchronous=FULL``, set on every connection: the journal and
-   the file are synced), on PostgreSQL the server acknowledged it. True when the event is
+   SQLite the commit is on disk (set on every connection: ``journal_mode=WAL`` with
+   ``synchronous=FULL``, so each commit appends to the write-ahead log and syncs it), on
+   PostgreSQL the server acknowledged it. True when the event is
    stored now; False when a row with its event id is there already (a sender's retry: stored,
    and so published, once); :class:`OutboxError` when it cannot store (the receiver answers
    503).
@@ -25,7 +26,9 @@ Contract:
    or delete one not yet published (a logout that never takes effect). A SQLite store is
    therefore opened only when the file and its directory are writable by their owner alone, the
    file belonging to this process's user and the directory to this user or root; a missing
-   directory is created 0700 and a missing file 0600 (SQLite gives its journal the file's mode).
+   directory is created 0700 and a missing file 0600 (SQLite gives its ``-wal`` and ``-shm``
+   files the file's mode). The file must be on a local filesystem (the write-ahead log shares
+   memory between connections).
    A file or directory this process cannot write is a :class:`ConfigurationError` at once, not
    a 503 at the first logout. A database's store is guarded by the database's own rights.
 5. One receiver per SQLite file: a store holds ``<file>.receiver-lock`` (``flock``) while open,
@@ -222,6 +225,10 @@ def _owner_only(info: os.stat_result, path: Path, what: str, *, root_too: bool) 
 
 
 def _synchronous_full(connection: Any, _record: Any) -> None:
-    """Each commit synced to disk before the receiver answers (SQLite's own default, made sure
-    of: a build or a pragma elsewhere may lower it)."""
+    """Each commit synced to disk before the receiver answers, with one sync: the write-ahead
+    log (measured on this 2-core machine under load, 300 logouts posted one after another: a
+    median of 4.7-5.1 ms per answer, against 30-37 ms with SQLite's default rollback journal,
+    which syncs the journal and the file and serialises the receiver's inserts with the relay's
+    reads). ``synchronous=FULL`` is SQLite's default, made sure of here."""
+    connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=FULL")

@@ -18,6 +18,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, datetime
 from email.message import Message
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,13 @@ class Broker:
             raise PublishError("the broker did not acknowledge (test)", retriable=True)
         with self._lock:
             self.published.extend(events)
+
+
+def _event() -> Event:
+    now = datetime.now(UTC)
+    return SessionRevoked(
+        issuer="receiver", occurred_at=now, user_id="alice", session_id="s", not_before=now
+    )
 
 
 def _keys(header: Mapping[str, Any]) -> Any:
@@ -348,9 +356,21 @@ def test_a_forged_token_is_still_a_400(make_receiver: Any) -> None:
 
 
 def test_a_new_store_is_private_to_its_user(store_path: Path) -> None:
-    ReceiverStore(store_path).close()
+    store = ReceiverStore(store_path)
+    try:
+        assert store.add(_event())
+        files = sorted(p.name for p in store_path.parent.iterdir())
+        modes = {name: stat.S_IMODE(os.stat(store_path.parent / name).st_mode) for name in files}
+    finally:
+        store.close()
 
-    assert stat.S_IMODE(os.stat(store_path).st_mode) == 0o600
+    assert files == [
+        "receiver.db",
+        "receiver.db-shm",  # the write-ahead log's index and the log: one sync per commit
+        "receiver.db-wal",
+        "receiver.db.receiver-lock",
+    ]
+    assert set(modes.values()) == {0o600}
     assert stat.S_IMODE(os.stat(store_path.parent).st_mode) == 0o700
 
 
