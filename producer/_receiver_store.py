@@ -65,12 +65,14 @@ UNIQUE_INDEX = f"{TABLE_NAME}_event_id"
 _UNIQUE_DDL = f"CREATE UNIQUE INDEX IF NOT EXISTS {UNIQUE_INDEX} ON {TABLE_NAME} (event_id)"
 
 _INSERTS = {
-    "sqlite": sqlite.insert(OUTBOX).on_conflict_do_nothing(index_elements=[OUTBOX.c.event_id]),
-    "postgresql": postgresql.insert(OUTBOX).on_conflict_do_nothing(
-        index_elements=[OUTBOX.c.event_id]
-    ),
+    name: dialect.insert(OUTBOX)
+    .on_conflict_do_nothing(index_elements=[OUTBOX.c.event_id])
+    .returning(OUTBOX.c.id)
+    for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))
 }
-"""Built once per dialect (as the outbox's own insert): an insert a duplicate id leaves out."""
+"""Built once per dialect (as the outbox's own insert): an insert a duplicate id leaves out.
+It returns the new row's id, or nothing for a duplicate (the row count does not tell: psycopg
+gives -1 for an insert SQLAlchemy runs with RETURNING)."""
 
 
 class ReceiverStore:
@@ -123,9 +125,10 @@ class ReceiverStore:
         try:
             with self.engine.begin() as connection:
                 result = connection.execute(self._insert, _row_values(event, self._clock()))
+                stored = result.first() is not None
         except SQLAlchemyError as err:
             raise database_error(self.engine, f"store event {event.event_id}", err) from err
-        return bool(result.rowcount == 1)
+        return stored
 
     def close(self) -> None:
         """Release the file lock and, when the store made its engine, dispose of it."""
