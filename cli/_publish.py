@@ -9,7 +9,9 @@ for one client with ``--oidc-issuer`` and ``--oidc-client-id``, and Keycloak's a
 with ``--keycloak-admin-path`` too. What it verified is stored (``--store`` or
 ``JWT_REVOCATION_RECEIVER_STORE``: a file, by default :func:`default_store`, or a database URL)
 before it answers; the store is opened first, so a store it cannot use fails the command at
-once, before it waits for Kafka.
+once, before it waits for Kafka. A Kafka that cannot be reached within ``--timeout`` at start
+does not stop it (it logs an error, receives and stores, and its relay reaches Kafka at its next
+tries); one that refuses its TLS or credentials does.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -33,6 +35,9 @@ from jwt_revocation.producer import (
 from jwt_revocation.producer.outbox import masked_url
 from jwt_revocation.shared import (
     ConfigurationError,
+    Event,
+    KafkaAccessError,
+    PublishError,
     RevocationSettings,
     SecurityEventVerifier,
     parse_address,
@@ -313,19 +318,59 @@ def _receive(args: argparse.Namespace, settings: RevocationSettings) -> int:
         else SecurityEventVerifier.from_settings(settings)
     )
     store = ReceiverStore(_store_location(args, settings))
+    sent = _PublisherOnceReachable(settings)
     try:
-        with publisher(settings, reach=args.timeout) as sent:
-            _serve(args, settings, stop, sent, verifier, logout, store)
+        sent.connect(reach=args.timeout)
+        _serve(args, settings, stop, sent, verifier, logout, store)
     finally:
+        sent.close()
         store.close()
     return EXIT_OK
+
+
+class _PublisherOnceReachable:
+    """The receiver's publisher, made once Kafka can be reached: a receiver started during a
+    Kafka outage still receives and stores (the sender would not retry a refused logout), and
+    its relay makes the publisher at a later try, each bounded by the publish timeout."""
+
+    def __init__(self, settings: RevocationSettings) -> None:
+        self.issuer = settings.issuer
+        self._settings = settings
+        self._publisher: RevocationPublisher | None = None
+
+    def connect(self, *, reach: float) -> None:
+        """Reach Kafka now; only a Kafka that cannot be reached is left for later."""
+        try:
+            self._publisher = publisher(self._settings, reach=reach)
+        except KafkaAccessError as err:
+            if not err.retriable:  # refused TLS or credentials: waiting will not help
+                raise
+            logger.error(
+                "receiving and storing without Kafka for now; the relay publishes once it is "
+                "reachable: %s",
+                err,
+            )
+
+    def publish_many(self, events: Iterable[Event]) -> list[Published]:
+        if self._publisher is None:
+            reach = self._settings.publish_timeout.total_seconds()
+            try:
+                self._publisher = publisher(self._settings, reach=reach)
+            except KafkaAccessError as err:
+                raise PublishError(str(err), retriable=err.retriable) from err
+            logger.info("reached Kafka at %s", self._settings.bootstrap_servers)
+        return self._publisher.publish_many(events)
+
+    def close(self) -> None:
+        if self._publisher is not None:
+            self._publisher.close()
 
 
 def _serve(
     args: argparse.Namespace,
     settings: RevocationSettings,
     stop: threading.Event,
-    sent: RevocationPublisher,
+    sent: _PublisherOnceReachable,
     verifier: SecurityEventVerifier | None,
     logout: LogoutTokenVerifier | None,
     store: ReceiverStore,

@@ -1,5 +1,5 @@
-"""Logouts received while the shared broker is frozen or down, and a receiver killed while it
-holds one.
+"""Logouts received while the shared broker is frozen or down, a receiver killed while it holds
+one, and a receiver started while Kafka cannot be reached.
 
 Like tests/integration/test_faults.py, these freeze or kill the suite's one broker through
 scripts/services.sh and always leave it running. The provider is a local JWKS server and a key
@@ -8,8 +8,11 @@ that signs the logout tokens; the services are real sidecars on the test's topic
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import socket
 import statistics
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,7 +31,9 @@ from tests.integration.conftest import (
     KEY,
     CliRun,
     SidecarFactory,
+    free_port,
     revocation_reason,
+    running_cli,
     start_cli,
 )
 from tests.integration.jwks_server import JWKSServer, SigningKey, jwks_server
@@ -223,3 +228,80 @@ def test_a_logout_stored_by_a_receiver_killed_before_publishing_is_enforced_afte
             f"{enforced - restarted:.2f} s after the restart began, "
             f"{enforced - serving:.2f} s after the new receiver served"
         )
+
+
+class _Forwarder:
+    """A loopback port that forwards each connection to the broker, once started: a Kafka
+    bootstrap address that cannot be reached until then (the broker then tells the client its
+    own address, 127.0.0.1:9092)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        self._listener.close()  # nothing listens until start()
+        self._sockets: list[socket.socket] = []
+
+    def start(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                client, _ = self._listener.accept()
+                broker = socket.create_connection(("127.0.0.1", int(BOOTSTRAP.split(":")[1])))
+                self._sockets += [client, broker]
+                for source, target in ((client, broker), (broker, client)):
+                    threading.Thread(target=_pump, args=(source, target), daemon=True).start()
+
+    def close(self) -> None:
+        self._listener.close()
+        for sock in self._sockets:
+            sock.close()
+
+
+def _pump(source: socket.socket, target: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := source.recv(65536):
+            target.sendall(data)
+
+
+def test_a_receiver_started_while_kafka_cannot_be_reached_stores_and_publishes_once_it_can(
+    topic: str,
+    make_sidecar: SidecarFactory,
+    provider: tuple[JWKSServer, SigningKey],
+    tmp_path: Path,
+) -> None:
+    server, key = provider
+    sidecar = make_sidecar()
+    session = f"early-{uuid.uuid4().hex[:6]}"
+    token = _session_token("carol", session)
+    kafka = _Forwarder()
+    try:
+        with running_cli(
+            "receive",
+            "--http",
+            "127.0.0.1:0",
+            "--timeout",
+            "2",
+            "--oidc-issuer",
+            ISSUER,
+            "--oidc-client-id",
+            CLIENT,
+            "--oidc-jwks-url",
+            server.url,
+            "--store",
+            str(tmp_path / "receiver.db"),
+            JWT_REVOCATION_BOOTSTRAP_SERVERS=f"127.0.0.1:{kafka.port}",
+            JWT_REVOCATION_PUBLISH_TIMEOUT="3s",
+            JWT_REVOCATION_TOPIC=topic,
+        ) as run:
+            url = run.line().split()[-1]  # served although Kafka could not be reached
+            assert _log_out(url, _logout_token(key, "carol", session))[0] == 200
+            kafka.start()
+            wait_for(lambda: _enforced([sidecar], [token]), timeout=60)
+    finally:
+        kafka.close()
+    assert run.returncode == 0
+    assert "receiving and storing without Kafka for now" in run.stderr
+    assert "pending=0" in run.stderr
