@@ -83,6 +83,24 @@ def _log_out(url: str, token: str) -> tuple[int, float]:
     return status, time.perf_counter() - started
 
 
+def _receive(server: JWKSServer, store: Path, *more: str) -> list[str]:
+    """The arguments of ``jwt-revocation receive`` for the provider's logouts, on any port."""
+    return [
+        "receive",
+        "--http",
+        "127.0.0.1:0",
+        "--oidc-issuer",
+        ISSUER,
+        "--oidc-client-id",
+        CLIENT,
+        "--oidc-jwks-url",
+        server.url,
+        "--store",
+        str(store),
+        *more,
+    ]
+
+
 def _enforced(sidecars: list[RevocationSidecar], tokens: list[str]) -> bool:
     return all(revocation_reason(s, t) == "session_revoked" for s in sidecars for t in tokens)
 
@@ -175,22 +193,7 @@ def test_a_logout_stored_by_a_receiver_killed_before_publishing_is_enforced_afte
     token = _session_token("bob", session)
 
     def receive() -> tuple[CliRun, str]:
-        run = CliRun(
-            start_cli(
-                "receive",
-                "--http",
-                "127.0.0.1:0",
-                "--oidc-issuer",
-                ISSUER,
-                "--oidc-client-id",
-                CLIENT,
-                "--oidc-jwks-url",
-                server.url,
-                "--store",
-                str(store),
-                JWT_REVOCATION_TOPIC=topic,
-            )
-        )
+        run = CliRun(start_cli(*_receive(server, store), JWT_REVOCATION_TOPIC=topic))
         return run, run.line().split()[-1]  # "receiving logout tokens on URL"
 
     first, url = receive()
@@ -279,19 +282,7 @@ def test_a_receiver_started_while_kafka_cannot_be_reached_stores_and_publishes_o
     kafka = _Forwarder()
     try:
         with running_cli(
-            "receive",
-            "--http",
-            "127.0.0.1:0",
-            "--timeout",
-            "2",
-            "--oidc-issuer",
-            ISSUER,
-            "--oidc-client-id",
-            CLIENT,
-            "--oidc-jwks-url",
-            server.url,
-            "--store",
-            str(tmp_path / "receiver.db"),
+            *_receive(server, tmp_path / "receiver.db", "--timeout", "2"),
             JWT_REVOCATION_BOOTSTRAP_SERVERS=f"127.0.0.1:{kafka.port}",
             JWT_REVOCATION_PUBLISH_TIMEOUT="3s",
             JWT_REVOCATION_TOPIC=topic,
