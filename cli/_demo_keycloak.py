@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import statistics
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 import jwt
 
@@ -52,12 +54,17 @@ def run_keycloak_demo(settings: RevocationSettings, keycloak_url: str = KEYCLOAK
     secret = uuid.uuid4().hex
     print(f"Keycloak {keycloak_url}, Kafka {settings.bootstrap_servers}, topic {settings.topic}")
     ensure_topic(settings.bootstrap_servers, settings.topic, max_token_lifetime=LIFETIME)
-    with RevocationPublisher.from_settings(settings, issuer="keycloak-receiver") as publisher:
-        # The receiver binds its port now; Keycloak learns the address with the client.
+    with (
+        RevocationPublisher.from_settings(settings, issuer="keycloak-receiver") as publisher,
+        tempfile.TemporaryDirectory(prefix="jwt-revocation-demo-") as state,
+    ):
+        # The receiver binds its port now; Keycloak learns the address with the client. Its
+        # store lives as long as the demo: what it verified and did not publish dies with it.
         receiver = SecurityEventReceiver(
             publisher,
             None,
             max_token_lifetime=LIFETIME,
+            store=Path(state) / "receiver.db",
             port=0,
             logout=LogoutTokenVerifier(issuer=kc.issuer(realm), client_id=CLIENT),
             keycloak_admin_path=ADMIN_PATH,

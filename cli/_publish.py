@@ -6,25 +6,38 @@ runs in the foreground until SIGINT or SIGTERM: an RFC 8935 SET push endpoint wh
 set (``JWT_REVOCATION_SET_VERIFY_KEY``; the bearer token it asks of pushers comes from
 ``JWT_REVOCATION_RECEIVER_TOKEN`` and is never printed), an OIDC Back-Channel Logout endpoint
 for one client with ``--oidc-issuer`` and ``--oidc-client-id``, and Keycloak's admin messages
-with ``--keycloak-admin-path`` too.
+with ``--keycloak-admin-path`` too. What it verified is stored (``--store`` or
+``JWT_REVOCATION_RECEIVER_STORE``: a file, by default :func:`default_store`, or a database URL)
+before it answers; the store is opened first, so a store it cannot use fails the command at
+once, before it waits for Kafka. A Kafka that cannot be reached within ``--timeout`` at start
+does not stop it (it logs an error, receives and stores, and its relay reaches Kafka at its next
+tries); one that refuses its TLS or credentials does.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 
 from jwt_revocation.producer import (
     LogoutTokenVerifier,
     Published,
+    ReceiverStore,
     RevocationPublisher,
     SecurityEventReceiver,
 )
+from jwt_revocation.producer.outbox import masked_url
 from jwt_revocation.shared import (
     ConfigurationError,
+    Event,
+    KafkaAccessError,
+    PublishError,
     RevocationSettings,
     SecurityEventVerifier,
     parse_address,
@@ -213,6 +226,14 @@ def _receive_arguments(parser: argparse.ArgumentParser, settings: RevocationSett
         remote="allow a non-loopback address (terminate TLS in a proxy in front)",
     )
     parser.add_argument("--path", default="/v1/events", help="the SET push endpoint's path")
+    parser.add_argument(
+        "--store",
+        metavar="PATH|URL",
+        help="where verified revocations are stored before the answer, until the broker "
+        "acknowledged them: a SQLite file (its directory and it writable by their owner only), "
+        "or a database URL for receivers on several hosts [JWT_REVOCATION_RECEIVER_STORE, "
+        "default $XDG_STATE_HOME/jwt-revocation/receiver.db, ~/.local/state/... without it]",
+    )
     oidc = parser.add_argument_group(
         "OpenID Connect Back-Channel Logout (one client of one provider)"
     )
@@ -265,6 +286,29 @@ def _logout_verifier(args: argparse.Namespace) -> LogoutTokenVerifier | None:
     )
 
 
+def default_store() -> Path:
+    """``$XDG_STATE_HOME/jwt-revocation/receiver.db``; ``~/.local/state`` when the variable is
+    unset or not an absolute path (the XDG Base Directory rule)."""
+    state = os.environ.get("XDG_STATE_HOME", "")
+    if not os.path.isabs(state):
+        try:
+            state = str(Path.home() / ".local" / "state")
+        except RuntimeError:
+            raise ConfigurationError(
+                "no home directory to keep the receiver's store in: pass --store or set "
+                "JWT_REVOCATION_RECEIVER_STORE"
+            ) from None
+    return Path(state) / "jwt-revocation" / "receiver.db"
+
+
+def _store_location(args: argparse.Namespace, settings: RevocationSettings) -> str | Path:
+    if args.store:
+        return str(args.store)
+    if settings.receiver_store is not None:
+        return settings.receiver_store.get_secret_value()
+    return default_store()
+
+
 def _receive(args: argparse.Namespace, settings: RevocationSettings) -> int:
     stop = stop_on_signals()
     logout = _logout_verifier(args)
@@ -273,49 +317,109 @@ def _receive(args: argparse.Namespace, settings: RevocationSettings) -> int:
         if logout is not None and settings.set_verify_key is None
         else SecurityEventVerifier.from_settings(settings)
     )
+    store = ReceiverStore(_store_location(args, settings))
+    sent = _PublisherOnceReachable(settings)
+    try:
+        sent.connect(reach=args.timeout)
+        _serve(args, settings, stop, sent, verifier, logout, store)
+    finally:
+        sent.close()
+        store.close()
+    return EXIT_OK
+
+
+class _PublisherOnceReachable:
+    """The receiver's publisher, made once Kafka can be reached: a receiver started during a
+    Kafka outage still receives and stores (the sender would not retry a refused logout), and
+    its relay makes the publisher at a later try, each bounded by the publish timeout."""
+
+    def __init__(self, settings: RevocationSettings) -> None:
+        self.issuer = settings.issuer
+        self._settings = settings
+        self._publisher: RevocationPublisher | None = None
+
+    def connect(self, *, reach: float) -> None:
+        """Reach Kafka now; only a Kafka that cannot be reached is left for later."""
+        try:
+            self._publisher = publisher(self._settings, reach=reach)
+        except KafkaAccessError as err:
+            if not err.retriable:  # refused TLS or credentials: waiting will not help
+                raise
+            logger.error(
+                "receiving and storing without Kafka for now; the relay publishes once it is "
+                "reachable: %s",
+                err,
+            )
+
+    def publish_many(self, events: Iterable[Event]) -> list[Published]:
+        if self._publisher is None:
+            reach = self._settings.publish_timeout.total_seconds()
+            try:
+                self._publisher = publisher(self._settings, reach=reach)
+            except KafkaAccessError as err:
+                raise PublishError(str(err), retriable=err.retriable) from err
+            logger.info("reached Kafka at %s", self._settings.bootstrap_servers)
+        return self._publisher.publish_many(events)
+
+    def close(self) -> None:
+        if self._publisher is not None:
+            self._publisher.close()
+
+
+def _serve(
+    args: argparse.Namespace,
+    settings: RevocationSettings,
+    stop: threading.Event,
+    sent: _PublisherOnceReachable,
+    verifier: SecurityEventVerifier | None,
+    logout: LogoutTokenVerifier | None,
+    store: ReceiverStore,
+) -> None:
     host, port = parse_address(args.http)
     token = settings.receiver_token
-    with publisher(settings, reach=args.timeout) as sent:
-        receiver = SecurityEventReceiver(
-            sent,
-            verifier,
-            max_token_lifetime=settings.max_token_lifetime,
-            host=host,
-            port=port,
-            path=args.path,
-            auth_token=None if token is None else token.get_secret_value(),
-            allow_remote=args.http_allow_remote,
-            logout=logout,
-            logout_path=args.backchannel_path,
-            logout_scope=args.logout_scope,
-            keycloak_admin_path=args.keycloak_admin_path,
+    receiver = SecurityEventReceiver(
+        sent,
+        verifier,
+        max_token_lifetime=settings.max_token_lifetime,
+        store=store,
+        host=host,
+        port=port,
+        path=args.path,
+        auth_token=None if token is None else token.get_secret_value(),
+        allow_remote=args.http_allow_remote,
+        logout=logout,
+        logout_path=args.backchannel_path,
+        logout_scope=args.logout_scope,
+        keycloak_admin_path=args.keycloak_admin_path,
+    )
+    receiver.start()
+    base = "http://{}:{}".format(*receiver.address)
+    if verifier is not None:
+        print(f"receiving SETs on {base}{args.path}", flush=True)
+    if logout is not None:
+        print(f"receiving logout tokens on {base}{args.backchannel_path}", flush=True)
+    if args.keycloak_admin_path is not None:
+        print(
+            f"receiving Keycloak admin messages under {base}{args.keycloak_admin_path}",
+            flush=True,
         )
-        receiver.start()
-        base = "http://{}:{}".format(*receiver.address)
-        if verifier is not None:
-            print(f"receiving SETs on {base}{args.path}", flush=True)
-        if logout is not None:
-            print(f"receiving logout tokens on {base}{args.backchannel_path}", flush=True)
-        if args.keycloak_admin_path is not None:
-            print(
-                f"receiving Keycloak admin messages under {base}{args.keycloak_admin_path}",
-                flush=True,
-            )
-        try:
-            stop.wait()
-        finally:
-            receiver.stop()
-            logger.info(
-                "receiver stopped counts=%s logouts=%s",
-                dict(receiver.counts),
-                {"/".join(key): n for key, n in receiver.logout_counts.items()},
-            )
-    return EXIT_OK
+    print(f"storing what it verified in {masked_url(store.engine)}", flush=True)
+    try:
+        stop.wait()
+    finally:
+        receiver.stop()
+        logger.info(
+            "receiver stopped counts=%s logouts=%s pending=%s",
+            dict(receiver.counts),
+            {"/".join(key): n for key, n in receiver.logout_counts.items()},
+            receiver.relay.status()["pending_rows"],
+        )
 
 
 RECEIVE = foreground(
     "receive",
-    "receive pushed SETs (RFC 8935) and OIDC back-channel logouts; publish their revocations",
+    "receive pushed SETs (RFC 8935) and OIDC back-channel logouts; store their revocations, "
+    "then publish them",
     _receive,
     _receive_arguments,
 )

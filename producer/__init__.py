@@ -2,8 +2,8 @@
 (blocking, or awaited without blocking an event loop); write them into the caller's database
 transaction instead (:mod:`jwt_revocation.producer.outbox`, the ``[outbox]`` extra) for a relay
 to publish once committed; receive what an identity provider pushes (Security Event Tokens,
-OpenID Connect back-channel logout tokens, Keycloak's admin messages) and publish its
-revocations."""
+OpenID Connect back-channel logout tokens, Keycloak's admin messages), store its revocations
+durably (:class:`ReceiverStore`) and publish them."""
 
 from jwt_revocation.shared import InvalidEventError, PublishError, RevocationError
 
@@ -18,6 +18,7 @@ from ._backchannel import (
 )
 from ._publisher import Published, RevocationPublisher
 from ._receiver import SecurityEventReceiver
+from ._receiver_store import ReceiverStore
 
 __all__ = [
     "AdminMessage",
@@ -30,6 +31,7 @@ __all__ = [
     "LogoutTokenVerifier",
     "PublishError",
     "Published",
+    "ReceiverStore",
     "RevocationError",
     "RevocationPublisher",
     "SecurityEventReceiver",

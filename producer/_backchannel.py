@@ -30,6 +30,12 @@ so a flood of made-up ``kid`` values cannot make the receiver hammer the provide
 token signed with a key the provider added less than an interval after the last fetch waits
 for the next one and is checked again once: the provider does not resend a refused logout.
 Tokens and keys never appear in errors or logs.
+
+Whatever a token or message can cause is a :class:`LogoutTokenError` (PyJWT's errors, a bad
+``crit`` header, parsing's ``ValueError``, numbers that are no date: property-tested with
+generated tokens); any other exception (a key source or a clock that fails) is a bug and
+passes through, for the receiver to log and answer 500 rather than a 400 the provider would
+never retry.
 """
 
 from __future__ import annotations
@@ -70,6 +76,8 @@ ADMIN_ACTIONS = ("PUSH_NOT_BEFORE", "LOGOUT")
 MAX_DISCOVERY_BYTES = 256 * 1024
 MAX_KEY_WAIT = 5.0
 """Seconds an unknown ``kid`` may wait for the next allowed key fetch (the refetch interval)."""
+MAX_EPOCH_SECONDS = 253_402_300_799
+"""9999-12-31T23:59:59Z, the last second a ``datetime`` holds."""
 ADMIN_MESSAGE_LIFETIME = timedelta(seconds=30)
 """Keycloak sets an admin message's ``expiration`` 30 s after it wrote the message."""
 
@@ -287,6 +295,12 @@ class LogoutTokenVerifier:
             value = claims.get(name)
             if not isinstance(value, kind) or isinstance(value, bool):
                 raise LogoutTokenError("invalid_claims", f"{name} must be a {kind.__name__}")
+        for name in ("expiration", "notBefore"):
+            # Within what a datetime holds: the event's times are built from both.
+            if not 0 <= claims[name] <= MAX_EPOCH_SECONDS:
+                raise LogoutTokenError(
+                    "invalid_claims", f"{name} must be seconds since 1970 before the year 10000"
+                )
         if claims["expiration"] + self.leeway < self._clock():
             raise LogoutTokenError("invalid_claims", "the admin message has expired")
         if claims["resource"] != self.client_id:
@@ -313,7 +327,7 @@ class LogoutTokenVerifier:
             )
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.DecodeError as err:
+        except jwt.InvalidTokenError as err:  # DecodeError, and a bad crit header
             raise LogoutTokenError("malformed", f"the JOSE header cannot be read: {err}") from None
         alg = str(header.get("alg", ""))
         if alg.lower() == "none" or token.endswith("."):
@@ -370,7 +384,11 @@ class LogoutTokenVerifier:
             raise LogoutTokenError("bad_signature", f"{type(err).__name__}: {err}") from None
         except jwt.InvalidTokenError as err:
             raise LogoutTokenError("invalid_claims", f"{type(err).__name__}: {err}") from None
-        except Exception as err:  # noqa: BLE001 - a crafted token must never crash the receiver
+        except (jwt.PyJWTError, ValueError) as err:
+            # What else PyJWT raises for a token it cannot use (PyJWKError...) and parsing's
+            # ValueError. Anything other is no token's doing but a bug (a key source that
+            # returns no key, say): it reaches the receiver, which logs it and answers 500,
+            # since a 400 would hide it and the provider would never resend the logout.
             raise LogoutTokenError(
                 "malformed", f"the token could not be checked: {type(err).__name__}"
             ) from None
@@ -379,9 +397,10 @@ class LogoutTokenVerifier:
 
 def _numeric(claims: dict[str, Any], name: str) -> float:
     value = claims[name]
-    if numeric_date(value) is None:
-        raise LogoutTokenError("invalid_claims", f"{name} must be a NumericDate")
-    return float(value)
+    seconds = numeric_date(value)
+    if seconds is None:
+        raise LogoutTokenError("invalid_claims", f"{name} must be a NumericDate (a finite number)")
+    return float(seconds)
 
 
 # -- what each message revokes -----------------------------------------------------------

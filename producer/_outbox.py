@@ -16,7 +16,9 @@ Contract:
 4. On PostgreSQL a statement trigger sends ``NOTIFY jwt_revocation_outbox`` for each inserting
    statement; PostgreSQL delivers it at commit, and a listening relay wakes at once.
 
-:func:`outbox_ddl` prints the DDL for teams that run their own migrations;
+:func:`outbox_engine` makes the engine of a database URL as the commands (``relay``, ``outbox
+init``, ``receive``) use it. :func:`outbox_ddl` prints the DDL for teams that run their own
+migrations;
 :func:`outbox_statements` gives it statement by statement and :func:`outbox_insert` an event's
 INSERT, for code that writes through a DB-API cursor outside SQLAlchemy (Django's connection in
 :mod:`jwt_revocation.django.outbox`): the same table, row and payload as the outboxes here.
@@ -42,12 +44,14 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    create_engine,
     event,
     insert,
 )
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.engine.interfaces import Dialect
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 from sqlalchemy.schema import CreateIndex, CreateTable
@@ -77,7 +81,8 @@ OUTBOX = Table(
     METADATA,
     # BIGINT on PostgreSQL; SQLite numbers rows only through an INTEGER PRIMARY KEY.
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
-    Column("event_id", String(64), nullable=False),
+    # 512: an event id is an Identifier (a logout token's jti, up to 512 characters).
+    Column("event_id", String(512), nullable=False),
     Column("key", String(512), nullable=False),
     Column("payload", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
@@ -113,6 +118,19 @@ _DIALECTS: dict[str, Dialect] = {
     "postgresql": PGDialect(paramstyle="pyformat"),  # type: ignore[no-untyped-call]
     "sqlite": sqlite.dialect(paramstyle="pyformat"),
 }
+
+
+def outbox_engine(url: str) -> Engine:
+    """The engine of a database URL (``sqlite:///auth.db``, ``postgresql+psycopg://...``), or a
+    :class:`ConfigurationError` that does not repeat the URL (it may hold a password)."""
+    try:
+        # pool_pre_ping: a relay outlives database restarts without a failed batch first.
+        return create_engine(url, pool_pre_ping=True)
+    except (ArgumentError, NoSuchModuleError) as err:
+        raise ConfigurationError(
+            f"the database URL is not one SQLAlchemy can use ({type(err).__name__}); "
+            "e.g. sqlite:///auth.db or postgresql+psycopg://user:password@host/db"
+        ) from err
 
 
 def outbox_ddl(dialect: str = "postgresql") -> str:

@@ -1,25 +1,34 @@
-"""Receive Security Event Tokens pushed over HTTP (RFC 8935) and publish their revocations.
+"""Receive Security Event Tokens pushed over HTTP (RFC 8935) and OpenID Connect back-channel
+logouts; store their revocations durably, then publish them.
 
 An identity provider that speaks OpenID Shared Signals pushes each SET to this endpoint. The
 receiver verifies it once (signature, ``typ``, issuer, audience), maps it onto a revocation
-event and publishes that event under the publisher's issuer (the SET's ``jti`` stays its event
-id); every sidecar then applies it like any other.
+event under the publisher's issuer (the SET's ``jti`` stays its event id), stores that event in
+its :class:`~._receiver_store.ReceiverStore` and answers; its relay
+(:class:`~._relay.OutboxRelay`, in a thread of the receiver) publishes what is stored, oldest
+first, as soon as the broker takes it, and every sidecar then applies it like any other.
+
+Stored before answered: a success is never answered before the event is on disk (SQLite) or
+committed (PostgreSQL), so a broker outage, a receiver crash or a restart loses nothing that was
+answered with a success (the relay publishes it when the broker is back, after a restart too).
+A broker that is down does not change the answers; only a store that cannot be written does
+(``503``). A stored event id is stored once: a sender's retry is answered as a success and not
+published again (the store keeps event ids until its relay prunes them, ``retention`` after
+publication: 7 days by default, at least ``max_token_lifetime`` and a logout token's
+``max_age``).
 
 ``POST <path>`` with ``Content-Type: application/secevent+jwt`` and the SET as the body:
 
-* ``202 Accepted`` (empty body) once the broker acknowledged the revocation, or for a valid SET
-  of an event type that revokes nothing.
+* ``202 Accepted`` (empty body) once the revocation is stored, or for a valid SET of an event
+  type that revokes nothing, or for a SET whose ``jti`` is stored already (``duplicate``).
 * ``400`` with ``{"err": ..., "description": ...}`` (RFC 8935 section 2.4): ``invalid_request``
   (not a SET, wrong content type, malformed), ``invalid_key`` (unsigned, bad signature,
   algorithm not allowed, unknown ``kid``), ``invalid_issuer``, ``invalid_audience``.
 * ``401`` ``authentication_failed`` when a bearer token is configured and not presented.
-* ``503`` with ``Retry-After`` when the broker did not acknowledge: the transmitter retries, and
-  the SET's ``jti`` becomes the event id, so a retried SET is a harmless duplicate.
-
-A SET pushed again after it was published (the same ``jti``, within ``max_token_lifetime``) is
-answered 202 and not published again, counted as ``duplicate``: transmitters retry on any
-doubt. The ids are kept in a bounded TTL cache (``seen_capacity``); forgetting one early costs
-only a second publish, which the sidecars' merge rules make harmless.
+* ``503`` with ``Retry-After`` when the store cannot be written: the transmitter retries.
+* ``500`` when checking or storing failed in a way no SET can cause (a bug): logged at ERROR
+  with its traceback and counted (``jwt_revocation_receiver_errors_total``), never answered as
+  a refusal the sender would not retry.
 
 With a :class:`LogoutTokenVerifier` (``logout=``) it is also an OpenID Connect Back-Channel
 Logout 1.0 endpoint for one client of one provider:
@@ -31,15 +40,15 @@ issued before the logout token's ``iat``); one with only ``sub``, ``user_tokens_
 ``logout_scope="user"`` every token that names a user revokes all of that user's tokens: for a
 provider that sends one logout token when it ends several sessions (Keycloak 26's admin "log
 the user out" notifies each client once, naming one of the sessions). The logout token's
-``jti`` is the event id. Answers (section 2.8), all with
-``Cache-Control: no-store``:
+``jti`` is the event id. Answers (section 2.8), all with ``Cache-Control: no-store``:
 
-* ``200`` (empty body) once the broker acknowledged; also for a token already published (the
-  same ``jti``): the provider's retry is a success, and nothing is published twice.
+* ``200`` (empty body) once stored; also for a token stored before (the same ``jti``): the
+  provider's retry is a success, and nothing is published twice.
 * ``400`` with ``{"error": "invalid_request", "error_description": ...}`` for a token that fails
   any check: forged, expired, for another client, no logout event, a ``nonce``.
-* ``503`` with ``Retry-After`` and ``{"error": "temporarily_unavailable", ...}`` when the broker
-  did not acknowledge, or the provider's keys could not be fetched.
+* ``503`` with ``Retry-After`` and ``{"error": "temporarily_unavailable", ...}`` when the store
+  cannot be written, or the provider's keys could not be fetched.
+* ``500`` ``{"error": "server_error", ...}`` for a failure no token can cause, as above.
 
 With ``keycloak_admin_path`` it also takes Keycloak's own admin messages for that client
 (Keycloak POSTs them to the client's admin URL): ``<path>/k_push_not_before`` (an admin's
@@ -50,28 +59,35 @@ Answers as above, ``200`` with no body on success.
 
 Without a SET verifier (``verifier=None``) the SET endpoint is not served.
 
-``GET /healthz`` answers 200; ``GET /metrics`` counts pushes by outcome
+``GET /healthz`` answers 200. ``GET /v1/status`` is the relay's status (rows pending, the age
+of the oldest, published, failures, last error; 503 while the relay backs off from a broker
+that refused it or cannot read the store). ``GET /metrics`` counts pushes by outcome
 (``jwt_revocation_receiver_pushes_total``; logout tokens and admin messages under
-``jwt_revocation_receiver_logouts_total`` by ``kind``). The server binds loopback addresses only unless told otherwise:
-serve it behind a proxy that terminates TLS. Neither SETs nor tokens reach the logs.
+``jwt_revocation_receiver_logouts_total`` by ``kind``; unexpected failures under
+``jwt_revocation_receiver_errors_total`` by ``kind`` and ``reason``, the exception's type) and
+has the relay's ``jwt_revocation_outbox_*`` metrics (``relay="jwt-revocation-receiver"``):
+alert on ``jwt_revocation_outbox_oldest_pending_seconds``. The server binds loopback addresses
+only unless told otherwise: serve it behind a proxy that terminates TLS. Neither SETs nor
+tokens reach the logs.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
+import os
 import threading
 import time
 import urllib.parse
 from collections import Counter
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol
 
 import jwt
-from cachetools import TTLCache
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
+from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -86,7 +102,7 @@ from jwt_revocation.shared import (
     ConfigurationError,
     DurationLike,
     Event,
-    PublishError,
+    OutboxError,
     RecordError,
     SecurityEventVerifier,
     json_app,
@@ -103,7 +119,8 @@ from ._backchannel import (
     admin_event,
     logout_event,
 )
-from ._publisher import RevocationPublisher
+from ._receiver_store import ReceiverStore
+from ._relay import OutboxRelay, OutboxRelayCollector, status_answer
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +130,24 @@ Answer = tuple[int, dict[str, Any] | None]
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 NO_STORE = {"Cache-Control": "no-store"}
 RETRY_AFTER = "5"
+RELAY_NAME = "jwt-revocation-receiver"
+"""The receiver's relay: its thread, and the ``relay`` label of its metrics."""
+RELAY_MAX_BACKOFF = 1.0
+"""Seconds at most between the relay's tries while the broker refuses (the outbox relay's
+default is 10 s). A try against a broker that does not answer already waits for the
+publisher's timeout (10 s), so a shorter backoff costs little, and publication follows the
+broker's return sooner."""
+UNAVAILABLE = "the receiver cannot store it now; try again later"
+"""The 503's description: why the store failed is logged, not told to the sender."""
+
+
+class _Publisher(Protocol):
+    """What the receiver uses of a :class:`RevocationPublisher`."""
+
+    @property
+    def issuer(self) -> str: ...
+
+    def publish_many(self, events: Iterable[Event]) -> object: ...
 
 
 def _refused(status: int, err: str, description: str) -> tuple[str, Answer]:
@@ -120,20 +155,21 @@ def _refused(status: int, err: str, description: str) -> tuple[str, Answer]:
 
 
 class SecurityEventReceiver(BackgroundHTTPServer):
-    """An RFC 8935 push endpoint that publishes the revocations of verified SETs."""
+    """An RFC 8935 push endpoint and OIDC back-channel logout endpoint that stores the
+    revocations it verified before it answers, and publishes them through its relay."""
 
     def __init__(
         self,
-        publisher: RevocationPublisher,
+        publisher: _Publisher,
         verifier: SecurityEventVerifier | None,
         *,
         max_token_lifetime: DurationLike,
+        store: ReceiverStore | Engine | str | os.PathLike[str],
         host: str = "127.0.0.1",
         port: int = 8081,
         path: str = "/v1/events",
         auth_token: str | None = None,
         allow_remote: bool = False,
-        seen_capacity: int = 100_000,
         logout: LogoutTokenVerifier | None = None,
         logout_path: str = "/backchannel-logout",
         logout_scope: LogoutScope = "session",
@@ -154,114 +190,221 @@ class SecurityEventReceiver(BackgroundHTTPServer):
         lifetime = parse_duration(max_token_lifetime, name="max_token_lifetime")
         if lifetime.total_seconds() <= 0:
             raise ConfigurationError("max_token_lifetime must be positive")
+        if logout_scope not in ("session", "user"):
+            raise ConfigurationError(f"logout_scope is 'session' or 'user'; got {logout_scope!r}")
         self.publisher = publisher
         self.verifier = verifier
         self.path = path
         self.logout = logout
         self.logout_path = logout_path
-        if logout_scope not in ("session", "user"):
-            raise ConfigurationError(f"logout_scope is 'session' or 'user'; got {logout_scope!r}")
         self.logout_scope: LogoutScope = logout_scope
         self.keycloak_admin_path = keycloak_admin_path
         self._counts: Counter[str] = Counter()
         self._logout_counts: Counter[tuple[str, str]] = Counter()
+        self._errors: Counter[tuple[str, str]] = Counter()
         self._counts_lock = threading.Lock()
         self._lifetime = lifetime.total_seconds()
         self._auth = None if auth_token is None else f"Bearer {auth_token}".encode()
-        if seen_capacity < 0:
-            raise ConfigurationError(f"seen_capacity must not be negative; got {seen_capacity}")
-        # A logout token is accepted only within max_age of its iat: remembering its jti that
-        # long refuses every replay that is not answered as expired.
+        # A logout token is accepted only within max_age of its iat, a SET within the token
+        # lifetime: the store must remember event ids that long to answer every replay that is
+        # not refused as too old as a duplicate.
         remember = max(self._lifetime, logout.max_age + logout.leeway if logout else 0.0)
-        # Off the hot path, and bounded: cachetools' TTLCache is the right tool (the sidecar's
-        # state, which may never evict, keeps plain dicts).
-        self._seen: TTLCache[str, bool] | None = (
-            TTLCache(seen_capacity, ttl=remember, timer=clock) if seen_capacity else None
+        self._owns_store = not isinstance(store, ReceiverStore)
+        self.store: ReceiverStore = (
+            store if isinstance(store, ReceiverStore) else ReceiverStore(store, clock=clock)
         )
-        self._seen_lock = threading.Lock()
+        """Where verified revocations are kept until the broker acknowledged them."""
+        try:
+            if self.store.retention < remember:
+                raise ConfigurationError(
+                    f"the store's retention ({self.store.retention:g} s) must cover the "
+                    f"{remember:g} s in which a sender may retry, or a retry is published again"
+                )
+            self.relay = OutboxRelay(
+                self.store.engine,
+                publisher.publish_many,
+                max_backoff=RELAY_MAX_BACKOFF,
+                retention=self.store.retention,
+                clock=clock,
+                name=RELAY_NAME,
+            )
+            """Publishes what the store holds; started and stopped with the receiver."""
+            super().__init__(
+                json_app(self._routes()),
+                host=host,
+                port=port,
+                name="jwt-revocation-receiver",
+                allow_remote=allow_remote,
+                remote_warning="the receiver should sit behind a proxy that terminates TLS",
+            )
+        except BaseException:
+            self._close_store()
+            raise
+        self._running = False
+
+    def _routes(self) -> list[Route]:
         routes = [
             Route("/healthz", _healthz, methods=["GET"]),
+            Route("/v1/status", self._status, methods=["GET"]),
             Route("/metrics", self._metrics, methods=["GET"]),
         ]
-        if verifier is not None:
-            routes.append(Route(path, self._push, methods=["POST"]))
-        if logout is not None:
-            routes.append(Route(logout_path, self._backchannel, methods=["POST"]))
-        if keycloak_admin_path is not None:
-            base = keycloak_admin_path.rstrip("/")
+        if self.verifier is not None:
+            routes.append(Route(self.path, self._push, methods=["POST"]))
+        if self.logout is not None:
+            routes.append(Route(self.logout_path, self._backchannel, methods=["POST"]))
+        if self.keycloak_admin_path is not None:
+            base = self.keycloak_admin_path.rstrip("/")
             routes.append(Route(base + "/k_push_not_before", self._admin, methods=["POST"]))
             routes.append(Route(base + "/k_logout", self._admin, methods=["POST"]))
-        app = json_app(routes)
-        super().__init__(
-            app,
-            host=host,
-            port=port,
-            name="jwt-revocation-receiver",
-            allow_remote=allow_remote,
-            remote_warning="the receiver should sit behind a proxy that terminates TLS",
-        )
+        return routes
 
     def __repr__(self) -> str:
         host, port = self.address
         return f"SecurityEventReceiver(address='{host}:{port}', path={self.path!r})"
 
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the relay (it publishes what an earlier run stored, first), then serve."""
+        if self._running:
+            return
+        self.relay.start()
+        self._running = True
+        super().start()
+
+    def stop(self) -> None:
+        """Finish the requests in flight (they are stored), stop serving, then stop the relay;
+        what it has not published stays stored for the next start. Idempotent."""
+        super().stop()
+        self.relay.stop()
+        self._close_store()
+
+    def _close_store(self) -> None:
+        if self._owns_store:
+            self.store.close()
+
+    # -- what the endpoints do, callable without HTTP --------------------------------------
+
     def receive(self, body: bytes, content_type: str | None, authorization: str | None) -> Answer:
         """Handle one pushed SET; the status and JSON body to answer with."""
-        outcome, answer = self._receive(body, content_type, authorization)
+        outcome, answer = self._guarded(
+            "set", _SET_FAILURE, self._receive, body, content_type, authorization
+        )
         with self._counts_lock:
             self._counts[outcome] += 1
         return answer
 
     @property
     def counts(self) -> dict[str, int]:
-        """Pushes by outcome: ``published``, ``duplicate``, ``ignored``, or the ``err`` answered."""
+        """Pushes by outcome: ``stored``, ``duplicate``, ``ignored``, ``unavailable``,
+        ``error``, or the ``err`` answered."""
         with self._counts_lock:
             return dict(self._counts)
 
     @property
     def logout_counts(self) -> dict[tuple[str, str], int]:
         """Logout tokens (``backchannel``) and Keycloak admin messages (``keycloak_admin``) by
-        kind and outcome: ``published``, ``duplicate``, ``ignored``, ``unavailable``, or the
-        reason the token was refused."""
+        kind and outcome: ``stored``, ``duplicate``, ``ignored``, ``unavailable``, ``error``,
+        or the reason the token was refused."""
         with self._counts_lock:
             return dict(self._logout_counts)
 
+    @property
+    def errors(self) -> dict[tuple[str, str], int]:
+        """Unexpected failures (answered 500) by kind (``set``, ``backchannel``,
+        ``keycloak_admin``) and reason (the exception's type)."""
+        with self._counts_lock:
+            return dict(self._errors)
+
     def receive_logout_token(self, body: bytes, content_type: str | None) -> Answer:
         """Handle one back-channel logout request; the status and JSON body to answer with."""
-        outcome, answer = self._receive_logout(body, content_type)
+        outcome, answer = self._guarded(
+            "backchannel", _OIDC_FAILURE, self._receive_logout, body, content_type
+        )
         with self._counts_lock:
             self._logout_counts["backchannel", outcome] += 1
         return answer
 
     def receive_admin_message(self, body: bytes) -> Answer:
         """Handle one Keycloak admin message; the status and JSON body to answer with."""
-        outcome, answer = self._receive_admin(body)
+        outcome, answer = self._guarded("keycloak_admin", _OIDC_FAILURE, self._receive_admin, body)
         with self._counts_lock:
             self._logout_counts["keycloak_admin", outcome] += 1
         return answer
 
     def metrics(self) -> bytes:
-        """The Prometheus text format of :attr:`counts`."""
+        """The Prometheus text format of the counts and of the relay's metrics (it reads the
+        store: call it off an event loop)."""
         registry = CollectorRegistry()
         registry.register(_ReceiverCollector(self))
+        registry.register(OutboxRelayCollector(self.relay))
         return generate_latest(registry)
 
+    def _guarded(
+        self, kind: str, failure: Answer, handle: Callable[..., tuple[str, Answer]], *args: Any
+    ) -> tuple[str, Answer]:
+        """Run a handler; a failure no request can cause is logged, counted and answered 500.
+
+        The handlers turn every error a bad request can raise into its 4xx, and a store that
+        cannot be written into a 503; anything else is a bug, and a 400 would hide it (a
+        provider never resends a refused logout)."""
+        try:
+            return handle(*args)
+        except Exception as err:
+            logger.exception("the %s endpoint failed; answered 500", kind)
+            with self._counts_lock:
+                self._errors[kind, type(err).__name__] += 1
+            return "error", failure
+
+    # -- HTTP ------------------------------------------------------------------------------
+
     async def _metrics(self, request: Request) -> Response:
-        return Response(self.metrics(), media_type="text/plain; version=0.0.4; charset=utf-8")
+        body = await run_in_threadpool(self.metrics)
+        return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    async def _status(self, request: Request) -> Response:
+        return json_response(*await run_in_threadpool(status_answer, self.relay))
 
     async def _push(self, request: Request) -> Response:
         try:
             body = await read_body(request, max_bytes=MAX_RECORD_BYTES, timeout=self.read_timeout)
         except BodyError as err:
             return err.answer
-        # The publish waits for the broker's acknowledgement: off the event loop.
+        # The store commits to disk or to a database: off the event loop.
         status, answer = await run_in_threadpool(
             self.receive,
             body,
             request.headers.get("content-type"),
             request.headers.get("authorization"),
         )
-        return json_response(status, answer, {"Retry-After": "5"} if status == 503 else None)
+        return json_response(
+            status, answer, {"Retry-After": RETRY_AFTER} if status == 503 else None
+        )
+
+    async def _backchannel(self, request: Request) -> Response:
+        return await self._oidc(request, self.receive_logout_token, with_type=True)
+
+    async def _admin(self, request: Request) -> Response:
+        return await self._oidc(request, self.receive_admin_message, with_type=False)
+
+    async def _oidc(
+        self, request: Request, handle: Callable[..., Answer], with_type: bool
+    ) -> Response:
+        """Read the body, handle it off the event loop (the store commits), and answer as
+        Back-Channel Logout 1.0 says: no-store always, Retry-After with a 503."""
+        try:
+            body = await read_body(request, max_bytes=MAX_RECORD_BYTES, timeout=self.read_timeout)
+        except BodyError as err:
+            err.answer.headers.update(NO_STORE)
+            return err.answer
+        arguments = (body, request.headers.get("content-type")) if with_type else (body,)
+        status, answer = await run_in_threadpool(handle, *arguments)
+        headers = dict(NO_STORE)
+        if status == 503:
+            headers["Retry-After"] = RETRY_AFTER
+        return json_response(status, answer, headers)
+
+    # -- SETs ------------------------------------------------------------------------------
 
     def _receive(
         self, body: bytes, content_type: str | None, authorization: str | None
@@ -286,68 +429,42 @@ class SecurityEventReceiver(BackgroundHTTPServer):
         # Published as this publisher's event (sidecars that verify SETs trust its issuer); the
         # SET's jti stays the event id, so a SET pushed twice is one revocation.
         source = event.issuer
-        outcome, error = self._publish_once(
+        outcome = self._store(
             event.model_copy(update={"issuer": self.publisher.issuer}), "SET", source
         )
-        if error is not None:
-            return _refused(503, "temporarily_unavailable", error)
+        if outcome == "unavailable":
+            return _refused(503, "temporarily_unavailable", UNAVAILABLE)
         return outcome, (202, None)
 
-    def _publish_once(self, event: Event, what: str, source: str) -> tuple[str, str | None]:
-        """Publish an event unless its id was published before: the outcome (``published``,
-        ``duplicate`` or ``unavailable``) and, when the broker did not acknowledge, why."""
-        if self._already_published(event.event_id):
-            logger.info("received a %s published before event_id=%s", what, event.event_id)
-            return "duplicate", None
+    def _store(self, event: Event, what: str, source: str) -> str:
+        """Store an event unless its id is stored already, and wake the relay: the outcome,
+        ``stored``, ``duplicate`` or ``unavailable`` (the store cannot be written)."""
         try:
-            published = self.publisher.publish(event)
-        except PublishError as err:
+            stored = self.store.add(event)
+        except OutboxError as err:
             logger.error(
-                "a verified %s was not published; the sender should retry event_id=%s error=%s",
+                "a verified %s could not be stored; answered 503 for the sender to retry "
+                "event_id=%s error=%s",
                 what,
                 event.event_id,
                 err,
             )
-            return "unavailable", str(err)
-        if self._seen is not None:
-            with self._seen_lock:
-                self._seen[event.event_id] = True
+            return "unavailable"
+        if not stored:
+            logger.info("received a %s stored before event_id=%s", what, event.event_id)
+            return "duplicate"
+        self.relay.wake()
         logger.info(
-            "received %s published type=%s event_id=%s source=%s key=%s partition=%d offset=%d",
+            "received %s stored type=%s event_id=%s source=%s key=%s",
             what,
             event.type,
             event.event_id,
             source,
             record_key(event),
-            published.partition,
-            published.offset,
         )
-        return "published", None
+        return "stored"
 
     # -- OIDC back-channel logout and Keycloak admin messages -----------------------------
-
-    async def _backchannel(self, request: Request) -> Response:
-        return await self._oidc(request, self.receive_logout_token, with_type=True)
-
-    async def _admin(self, request: Request) -> Response:
-        return await self._oidc(request, self.receive_admin_message, with_type=False)
-
-    async def _oidc(
-        self, request: Request, handle: Callable[..., Answer], with_type: bool
-    ) -> Response:
-        """Read the body, handle it off the event loop (the publish waits for the broker), and
-        answer as Back-Channel Logout 1.0 says: no-store always, Retry-After with a 503."""
-        try:
-            body = await read_body(request, max_bytes=MAX_RECORD_BYTES, timeout=self.read_timeout)
-        except BodyError as err:
-            err.answer.headers.update(NO_STORE)
-            return err.answer
-        arguments = (body, request.headers.get("content-type")) if with_type else (body,)
-        status, answer = await run_in_threadpool(handle, *arguments)
-        headers = dict(NO_STORE)
-        if status == 503:
-            headers["Retry-After"] = RETRY_AFTER
-        return json_response(status, answer, headers)
 
     def _receive_logout(self, body: bytes, content_type: str | None) -> tuple[str, Answer]:
         if self.logout is None:
@@ -369,7 +486,7 @@ class SecurityEventReceiver(BackgroundHTTPServer):
         except LogoutTokenError as err:
             return self._refuse("logout token", err)
         event = logout_event(token, issuer=self.publisher.issuer, scope=self.logout_scope)
-        return self._answer_publish(event, "logout token", token.issuer)
+        return self._answer_store(event, "logout token", token.issuer)
 
     def _receive_admin(self, body: bytes) -> tuple[str, Answer]:
         if self.logout is None:
@@ -386,7 +503,7 @@ class SecurityEventReceiver(BackgroundHTTPServer):
                 "received a Keycloak %s that revokes nothing (no not-before)", message.action
             )
             return "ignored", (200, None)
-        return self._answer_publish(event, f"Keycloak {message.action}", self.logout.issuer)
+        return self._answer_store(event, f"Keycloak {message.action}", self.logout.issuer)
 
     def _refuse(self, what: str, err: LogoutTokenError) -> tuple[str, Answer]:
         if err.reason == "keys_unavailable":
@@ -398,17 +515,24 @@ class SecurityEventReceiver(BackgroundHTTPServer):
         logger.warning("refused a %s reason=%s detail=%s", what, err.reason, err.detail)
         return _invalid(err.reason, err.detail)
 
-    def _answer_publish(self, event: Event, what: str, source: str) -> tuple[str, Answer]:
-        outcome, error = self._publish_once(event, what, source)
-        if error is not None:
-            return outcome, (503, {"error": "temporarily_unavailable", "error_description": error})
+    def _answer_store(self, event: Event, what: str, source: str) -> tuple[str, Answer]:
+        outcome = self._store(event, what, source)
+        if outcome == "unavailable":
+            return outcome, (
+                503,
+                {"error": "temporarily_unavailable", "error_description": UNAVAILABLE},
+            )
         return outcome, (200, None)
 
-    def _already_published(self, event_id: str) -> bool:
-        if self._seen is None:
-            return False
-        with self._seen_lock:
-            return event_id in self._seen
+
+_SET_FAILURE: Answer = (
+    500,
+    {"err": "internal_error", "description": "the receiver failed; its log says why"},
+)
+_OIDC_FAILURE: Answer = (
+    500,
+    {"error": "server_error", "error_description": "the receiver failed; its log says why"},
+)
 
 
 def _invalid(reason: str, description: str) -> tuple[str, Answer]:
@@ -433,8 +557,8 @@ class _ReceiverCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         family = CounterMetricFamily(
             "jwt_revocation_receiver_pushes",
-            "Security Event Tokens pushed to the receiver, by outcome (published, duplicate, ignored, or "
-            "the RFC 8935 error answered).",
+            "Security Event Tokens pushed to the receiver, by outcome (stored, duplicate, "
+            "ignored, unavailable, error, or the RFC 8935 error answered).",
             labels=["outcome"],
         )
         for outcome, count in sorted(self.receiver.counts.items()):
@@ -443,12 +567,21 @@ class _ReceiverCollector(Collector):
         logouts = CounterMetricFamily(
             "jwt_revocation_receiver_logouts",
             "OIDC back-channel logout tokens and Keycloak admin messages received, by kind and "
-            "outcome (published, duplicate, ignored, unavailable, or why it was refused).",
+            "outcome (stored, duplicate, ignored, unavailable, error, or why it was refused).",
             labels=["kind", "outcome"],
         )
         for (kind, outcome), count in sorted(self.receiver.logout_counts.items()):
             logouts.add_metric([kind, outcome], float(count))
         yield logouts
+        errors = CounterMetricFamily(
+            "jwt_revocation_receiver_errors",
+            "Requests the receiver answered 500: failures no request can cause (bugs), by kind "
+            "(set, backchannel, keycloak_admin) and reason (the exception's type).",
+            labels=["kind", "reason"],
+        )
+        for (kind, reason), count in sorted(self.receiver.errors.items()):
+            errors.add_metric([kind, reason], float(count))
+        yield errors
 
 
 async def _healthz(request: Request) -> Response:

@@ -19,7 +19,9 @@ Contract:
    it is released (on stop, or by the kernel when the first process dies).
 5. On PostgreSQL the relay LISTENs on ``jwt_revocation_outbox``: the outbox's trigger
    notifies at commit, so a committed row is published without waiting for ``poll_interval``
-   (the fallback when no notification arrives, and the only pacing elsewhere).
+   (the fallback when no notification arrives, and the only pacing elsewhere). A writer in the
+   relay's own process calls :meth:`OutboxRelay.wake` after its commit for the same effect on
+   SQLite (the receiver does).
 6. Published rows older than ``retention`` are deleted every ``prune_interval``; pending rows
    never are.
 7. Time comes from ``clock`` (backoff, pruning, row ages), so tests move time instead of
@@ -146,6 +148,7 @@ class OutboxRelay:
         self._last_error: str | None = None
         self._listening = False
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._stopped = False
 
@@ -232,13 +235,7 @@ class OutboxRelay:
         return delay
 
     def _database_error(self, action: str, err: SQLAlchemyError) -> OutboxError:
-        # A database that is down or restarting: waiting may help. A missing table will not.
-        retriable = isinstance(err, OperationalError | InterfaceError)
-        return OutboxError(
-            f"cannot {action} in {OUTBOX.name} at {masked_url(self.engine)}: "
-            f"{type(err).__name__}: {str(err).splitlines()[0][:300]}",
-            retriable=retriable,
-        )
+        return database_error(self.engine, action, err)
 
     # -- pruning and status ----------------------------------------------------------------
 
@@ -331,21 +328,34 @@ class OutboxRelay:
             self._state = "stopped"
             logger.info("relay %s stopped published=%d", self.name, self._published)
 
+    def wake(self) -> None:
+        """Take the next step now rather than after ``poll_interval``: for a writer in this
+        process that just committed a row (a backoff still runs its course)."""
+        self._wake.set()
+
     def _wait(self, delay: float, stop: threading.Event, listener: _Listener | None) -> None:
         deadline = time.monotonic() + delay
         while not stop.is_set():
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or self._woken():
                 return
             if listener is None:
-                stop.wait(min(remaining, _SLICE))
+                self._wake.wait(min(remaining, _SLICE))
                 continue
             notified = listener.wait(min(remaining, _SLICE))
             self._listening = listener.connected
             if notified:
                 return
             if not listener.connected:
-                stop.wait(min(remaining, _SLICE))
+                self._wake.wait(min(remaining, _SLICE))
+
+    def _woken(self) -> bool:
+        """True once after each :meth:`wake` (cleared before the step it asks for, so a wake
+        during that step is not lost)."""
+        if not self._wake.is_set():
+            return False
+        self._wake.clear()
+        return True
 
     def start(self) -> Self:
         """Relay in a daemon thread named after the relay."""
@@ -363,6 +373,7 @@ class OutboxRelay:
         """Finish the batch in flight and stop; idempotent."""
         self._stopped = True
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
@@ -372,6 +383,18 @@ class OutboxRelay:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def database_error(engine: Engine, action: str, err: SQLAlchemyError) -> OutboxError:
+    """The :class:`OutboxError` for a failed ``action`` on the outbox table: the database (its
+    password masked) and the first line of what it said; retriable when waiting may help."""
+    # A database that is down or restarting: waiting may help. A missing table will not.
+    retriable = isinstance(err, OperationalError | InterfaceError)
+    return OutboxError(
+        f"cannot {action} in {OUTBOX.name} at {masked_url(engine)}: "
+        f"{type(err).__name__}: {str(err).splitlines()[0][:300]}",
+        retriable=retriable,
+    )
 
 
 def _seconds(value: DurationLike, name: str, *, positive: bool = False) -> float:
@@ -419,7 +442,7 @@ class _FileLock:
             os.close(fd)
             return False
         self._fd = fd
-        logger.info("relay holds the SQLite relay lock %s", self.path)
+        logger.info("holding the SQLite lock %s", self.path)
         return True
 
     def release(self) -> None:
@@ -525,6 +548,14 @@ def render_relay_metrics(*relays: OutboxRelay) -> bytes:
     return generate_latest(registry)
 
 
+def status_answer(relay: OutboxRelay) -> tuple[int, dict[str, Any]]:
+    """``GET /v1/status``: :meth:`OutboxRelay.status` (it reads the database), with 200 unless
+    the relay is backing off or cannot read its table (503)."""
+    status = relay.status()
+    healthy = status["state"] != "backing_off" and status["pending_rows"] is not None
+    return 200 if healthy else 503, status
+
+
 def _utc(value: datetime) -> datetime:
     """SQLite keeps no zone; the outbox writes UTC."""
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
@@ -568,9 +599,7 @@ class OutboxRelayHTTPServer(BackgroundHTTPServer):
         return json_response(200, {"status": "alive"})
 
     async def _status(self, request: Request) -> Response:
-        status = await run_in_threadpool(self.relay.status)  # it reads the database
-        healthy = status["state"] != "backing_off" and status["pending_rows"] is not None
-        return json_response(200 if healthy else 503, status)
+        return json_response(*await run_in_threadpool(status_answer, self.relay))
 
     async def _metrics(self, request: Request) -> Response:
         body = await run_in_threadpool(render_relay_metrics, self.relay)

@@ -25,6 +25,7 @@ from ._outbox import (
     AsyncRevocationOutbox,
     RevocationOutbox,
     outbox_ddl,
+    outbox_engine,
     outbox_insert,
     outbox_statements,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "SendBatch",
     "masked_url",
     "outbox_ddl",
+    "outbox_engine",
     "outbox_insert",
     "outbox_statements",
     "render_relay_metrics",

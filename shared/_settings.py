@@ -113,6 +113,11 @@ class RevocationSettings(BaseSettings):
     keycloak_admin_path: str | None = None
     """`receive`: the path under which it takes Keycloak's admin messages (the client's admin
     URL), e.g. ``/keycloak``; None: not served."""
+    receiver_store: SecretStr | None = None
+    """`receive`: where verified revocations are stored before the receiver answers, until the
+    broker acknowledged them: a SQLite file's path, or a SQLAlchemy URL
+    (``postgresql+psycopg://user:password@host/db``) for receivers on several hosts; kept out of
+    reprs. None: ``$XDG_STATE_HOME/jwt-revocation/receiver.db`` (``~/.local/state/...``)."""
     database_url: SecretStr | None = None
     """The outbox's database for `jwt-revocation outbox init` and `relay`, as a SQLAlchemy URL
     (``sqlite:///auth.db``, ``postgresql+psycopg://user:password@host/db``); kept out of reprs

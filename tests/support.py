@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Callable
-from typing import TypeVar
+from email.message import Message
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -33,3 +38,22 @@ def wait_for(predicate: Callable[[], T], timeout: float = 10.0, interval: float 
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s: {predicate}")
         time.sleep(interval)
+
+
+FORM = "application/x-www-form-urlencoded"
+
+
+def post(url: str, body: bytes, content_type: str) -> tuple[int, Message, Any]:
+    """POST ``body``; the answer's status, headers and JSON body (None when empty)."""
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            status, headers, raw = answer.status, answer.headers, answer.read()
+    except urllib.error.HTTPError as err:
+        status, headers, raw = err.code, err.headers, err.read()
+    return status, headers, json.loads(raw) if raw else None
+
+
+def post_logout(url: str, token: str, content_type: str = FORM) -> tuple[int, Message, Any]:
+    """POST a back-channel logout token as a form, as an OpenID provider does."""
+    return post(url, urllib.parse.urlencode({"logout_token": token}).encode(), content_type)

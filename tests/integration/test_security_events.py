@@ -9,6 +9,7 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -261,10 +262,15 @@ def _push(
 
 
 @pytest.fixture
-def receiver(topic: str) -> Iterator[tuple[str, SecurityEventReceiver]]:
+def receiver(topic: str, tmp_path: Path) -> Iterator[tuple[str, SecurityEventReceiver]]:
     with RevocationPublisher(BOOTSTRAP, topic, issuer="receiver") as publisher:
         server = SecurityEventReceiver(
-            publisher, _verifier(), max_token_lifetime="1h", port=0, auth_token="push-secret"
+            publisher,
+            _verifier(),
+            max_token_lifetime="1h",
+            store=tmp_path / "receiver.db",
+            port=0,
+            auth_token="push-secret",
         )
         server.start()
         host, port = server.address
@@ -309,7 +315,7 @@ def test_pushed_sets_are_published_and_every_sidecar_enforces_them(
     other = _idp_set("caep/event-type/assurance-level-change", disabled)
     assert _push(url, other, token="push-secret") == (202, None)
     assert _push(url, disabling, token="push-secret") == (202, None)  # a transmitter's retry
-    assert server.counts == {"published": 2, "ignored": 1, "duplicate": 1}
+    assert server.counts == {"stored": 2, "ignored": 1, "duplicate": 1}
     assert sidecar.stats().applied == {"user_tokens_revoked": 1, "user_deleted": 1}
     with urllib.request.urlopen(url.replace("/v1/events", "/metrics"), timeout=10) as response:
         text = response.read().decode()
@@ -319,11 +325,11 @@ def test_pushed_sets_are_published_and_every_sidecar_enforces_them(
         for sample in family.samples
         if sample.name == "jwt_revocation_receiver_pushes_total"
     }
-    assert pushes == {"published": 2.0, "ignored": 1.0, "duplicate": 1.0}
+    assert pushes == {"stored": 2.0, "ignored": 1.0, "duplicate": 1.0}
 
 
 def test_a_receiver_that_signs_publishes_sets_its_own_sidecars_trust(
-    topic: str, make_sidecar: SidecarFactory
+    topic: str, make_sidecar: SidecarFactory, tmp_path: Path
 ) -> None:
     own_key = ec.generate_private_key(ec.SECP256R1())
     signer = SecurityEventSigner(own_key, algorithm="ES256")
@@ -334,12 +340,15 @@ def test_a_receiver_that_signs_publishes_sets_its_own_sidecars_trust(
     user = f"pushed-{uuid.uuid4().hex[:6]}"
     token = issue(user, iat=time.time() - 5)
     with RevocationPublisher(BOOTSTRAP, topic, issuer="auth", security_events=signer) as pub:
-        server = SecurityEventReceiver(pub, _verifier(), max_token_lifetime="1h", port=0)
+        server = SecurityEventReceiver(
+            pub, _verifier(), max_token_lifetime="1h", store=tmp_path / "receiver.db", port=0
+        )
         server.start()
         try:
             url = "http://{}:{}/v1/events".format(*server.address)
             pushed = _idp_set("risc/event-type/account-disabled", user)
             assert _push(url, pushed) == (202, None)
+            wait_for(lambda: server.relay.status()["pending_rows"] == 0)
         finally:
             server.stop()
     # Re-signed under the receiver's issuer, so a sidecar that trusts only it applies the event.
@@ -409,29 +418,48 @@ def test_refused_pushes_get_the_rfc8935_error_and_publish_nothing(
     assert sidecar.stats().applied == {}, "a refused SET must publish nothing"
 
 
-def test_a_push_the_broker_does_not_acknowledge_gets_a_503_to_retry(topic: str) -> None:
-    publisher = RevocationPublisher(BOOTSTRAP, topic, issuer="receiver")
-    server = SecurityEventReceiver(publisher, _verifier(), max_token_lifetime="1h", port=0)
-    server.start()
+def test_a_push_stored_by_a_receiver_that_could_not_publish_is_published_after_a_restart(
+    topic: str, make_sidecar: SidecarFactory, tmp_path: Path
+) -> None:
+    store = tmp_path / "receiver.db"
+    user = f"restarted-{uuid.uuid4().hex[:6]}"
+    token = issue(user, iat=time.time() - 5)
+    closed = RevocationPublisher(BOOTSTRAP, topic, issuer="receiver")
+    closed.close()  # nothing it is given can be acknowledged
+    first = SecurityEventReceiver(closed, _verifier(), max_token_lifetime="1h", store=store, port=0)
+    first.start()
     try:
-        publisher.close()  # nothing can be acknowledged any more
-        url = "http://{}:{}/v1/events".format(*server.address)
-        status, answer = _push(url, _idp_set("risc/event-type/account-purged", "u"))
-        assert status == 503
-        assert answer is not None
-        assert answer["err"] == "temporarily_unavailable"
+        url = "http://{}:{}/v1/events".format(*first.address)
+        assert _push(url, _idp_set("risc/event-type/account-purged", user)) == (202, None)
+        wait_for(lambda: first.relay.status()["publish_failures"] >= 1)
     finally:
-        server.stop()
+        first.stop()
+    sidecar = make_sidecar()
+    assert revocation_reason(sidecar, token) is None
+
+    with RevocationPublisher(BOOTSTRAP, topic, issuer="receiver") as publisher:
+        second = SecurityEventReceiver(
+            publisher, _verifier(), max_token_lifetime="1h", store=store, port=0
+        )
+        second.start()
+        try:
+            wait_for(lambda: revocation_reason(sidecar, token) == "user_deleted")
+        finally:
+            second.stop()
 
 
-def test_the_receiver_refuses_a_remote_address_unless_allowed(topic: str) -> None:
+def test_the_receiver_refuses_a_remote_address_unless_allowed(topic: str, tmp_path: Path) -> None:
+    store = tmp_path / "receiver.db"
     with RevocationPublisher(BOOTSTRAP, topic, issuer="receiver") as publisher:
         with pytest.raises(ConfigurationError, match="TLS"):
-            SecurityEventReceiver(publisher, _verifier(), max_token_lifetime="1h", host="0.0.0.0")
-        allowed = SecurityEventReceiver(
+            SecurityEventReceiver(
+                publisher, _verifier(), max_token_lifetime="1h", store=store, host="0.0.0.0"
+            )
+        allowed = SecurityEventReceiver(  # the refused one let go of the store
             publisher,
             _verifier(),
             max_token_lifetime="1h",
+            store=store,
             host="0.0.0.0",
             port=0,
             allow_remote=True,
@@ -441,7 +469,7 @@ def test_the_receiver_refuses_a_remote_address_unless_allowed(topic: str) -> Non
 
 
 def test_the_cli_receiver_publishes_what_it_verifies(
-    topic: str, make_sidecar: SidecarFactory
+    topic: str, make_sidecar: SidecarFactory, tmp_path: Path
 ) -> None:
     public = (
         SET_KEY.public_key()
@@ -452,6 +480,7 @@ def test_the_cli_receiver_publishes_what_it_verifies(
         "receive",
         "--http",
         "127.0.0.1:0",
+        JWT_REVOCATION_RECEIVER_STORE=str(tmp_path / "receiver.db"),
         JWT_REVOCATION_TOPIC=topic,
         JWT_REVOCATION_SET_ISSUER=ISSUER,
         JWT_REVOCATION_SET_VERIFY_KEY=public,
@@ -467,4 +496,4 @@ def test_the_cli_receiver_publishes_what_it_verifies(
         assert revocation_reason(sidecar, token) == "user_tokens_revoked"
     assert run.returncode == 0
     assert "push-secret" not in run.stderr
-    assert "'published': 1" in run.stderr
+    assert "'stored': 1" in run.stderr

@@ -3,6 +3,8 @@ says, and mapped onto revocation events; no network: the keys come from a resolv
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -10,6 +12,8 @@ from typing import Any
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from jwt_revocation.cli._table import build_parser
 from jwt_revocation.producer import LogoutTokenError, LogoutTokenVerifier
@@ -301,3 +305,107 @@ def test_receive_takes_its_back_channel_options_from_the_settings() -> None:
         "session",
         None,
     )
+
+
+# -- whatever a token can cause is a LogoutTokenError ----------------------------------------
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+_HUGE = st.integers(min_value=10**11, max_value=10**400) | st.integers(max_value=-1)
+
+
+def _signed(claims: dict[str, Any], header: dict[str, Any]) -> str:
+    """Signed with the provider's key, whatever the claims (PyJWT's encode checks some)."""
+    return jwt.api_jws.encode(
+        json.dumps(claims).encode(), KEY, algorithm="RS256", headers={"kid": "k1", **header}
+    )
+
+
+def _raw(header: Any, payload: bytes, signature: bytes) -> str:
+    parts = [json.dumps(header).encode(), payload, signature]
+    return ".".join(base64.urlsafe_b64encode(p).rstrip(b"=").decode() for p in parts)
+
+
+@settings(max_examples=1_500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    changes=st.dictionaries(
+        st.sampled_from(["iss", "aud", "iat", "exp", "jti", "sub", "sid", "events", "nonce"]),
+        _JSON | _HUGE,
+        max_size=3,
+    ),
+    header=st.dictionaries(
+        st.sampled_from(["typ", "crit", "b64", "cty", "zip"]), _JSON, max_size=2
+    ),
+    raw=st.none() | st.tuples(_JSON, st.binary(max_size=64), st.binary(max_size=300)),
+)
+def test_a_logout_token_fails_only_with_a_logout_token_error(
+    changes: dict[str, Any], header: dict[str, Any], raw: tuple[Any, bytes, bytes] | None
+) -> None:
+    clock = FakeClock()
+    verifier = LogoutTokenVerifier(issuer=ISSUER, client_id=CLIENT, keys=_keys, clock=clock)
+    token = _signed({**_claims(clock), **changes}, header) if raw is None else _raw(*raw)
+    try:
+        verified = verifier.verify(token)
+    except LogoutTokenError:
+        return
+    logout_event(verified, issuer="receiver")  # what the receiver builds from it next
+
+
+@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    changes=st.dictionaries(
+        st.sampled_from(["id", "action", "resource", "expiration", "notBefore"]),
+        _JSON | _HUGE,
+        max_size=3,
+    )
+)
+def test_an_admin_message_fails_only_with_a_logout_token_error(changes: dict[str, Any]) -> None:
+    clock = FakeClock()
+    verifier = LogoutTokenVerifier(issuer=ISSUER, client_id=CLIENT, keys=_keys, clock=clock)
+    now = int(clock.now)
+    claims = {"id": "m", "action": "LOGOUT", "resource": CLIENT, "expiration": now + 30}
+    try:
+        message = verifier.verify_admin_message(
+            _signed({**claims, "notBefore": now, **changes}, {})
+        )
+    except LogoutTokenError:
+        return
+    admin_event(message, realm_issuer=ISSUER, issuer="receiver")
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"iat": 10**400}, {"exp": float("inf")}, {"iat": float("nan")}],
+    ids=["beyond-float", "infinite", "nan"],
+)
+def test_a_logout_token_time_that_is_no_finite_number_is_refused(
+    verifier: LogoutTokenVerifier, clock: FakeClock, changes: dict[str, Any]
+) -> None:
+    with pytest.raises(LogoutTokenError, match="finite number"):
+        verifier.verify(_signed({**_claims(clock), **changes}, {"typ": "logout+jwt"}))
+
+
+@pytest.mark.parametrize(
+    "changes", [{"notBefore": 10**12}, {"expiration": 10**400}, {"notBefore": -1}]
+)
+def test_an_admin_message_time_no_datetime_holds_is_refused(
+    verifier: LogoutTokenVerifier, clock: FakeClock, changes: dict[str, Any]
+) -> None:
+    now = int(clock.now)
+    claims = {"id": "m", "action": "LOGOUT", "resource": CLIENT, "expiration": now + 30}
+    with pytest.raises(LogoutTokenError, match="before the year 10000"):
+        verifier.verify_admin_message(_signed({**claims, "notBefore": now, **changes}, {}))
+
+
+def test_a_bad_crit_header_is_a_malformed_token(
+    verifier: LogoutTokenVerifier, clock: FakeClock
+) -> None:
+    with pytest.raises(LogoutTokenError) as caught:
+        verifier.verify(_signed(_claims(clock), {"crit": "b64"}))
+
+    assert caught.value.reason == "malformed"

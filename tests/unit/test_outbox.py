@@ -383,6 +383,27 @@ def test_run_relays_in_a_thread_until_stopped(
         relay.start()
 
 
+def test_a_woken_relay_publishes_a_new_row_without_waiting_for_its_poll_interval(
+    outbox: RevocationOutbox, broker: Broker, engine: Engine
+) -> None:
+    steps: list[float] = []
+
+    def clock() -> float:  # read once at the start of every step
+        steps.append(time.time())
+        return steps[-1]
+
+    first = write(outbox, 1)
+    relay = OutboxRelay(engine, broker, poll_interval=3600, listen=False, clock=clock)
+    with relay:
+        # The first step publishes (state "publishing"); the second finds nothing and turns
+        # "idle": the relay then waits an hour unless woken.
+        wait_for(lambda: len(steps) >= 2 and relay.state == "idle")
+        assert broker.events == first
+        second = write(outbox, 1)
+        relay.wake()
+        wait_for(lambda: broker.events == first + second)
+
+
 def test_the_relay_survives_an_unexpected_error_in_send(
     outbox: RevocationOutbox, engine: Engine
 ) -> None:

@@ -76,7 +76,7 @@ class Realm:
 
 
 @pytest.fixture(scope="session")
-def realm(keycloak: Keycloak) -> Iterator[Realm]:
+def realm(keycloak: Keycloak, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Realm]:
     """A realm whose ``orders`` client sends back-channel logouts and admin messages to
     ``jwt-revocation receive``, run as a service would run it, publishing to the session's
     topic."""
@@ -93,6 +93,8 @@ def realm(keycloak: Keycloak) -> Iterator[Realm]:
         CLIENT,
         "--keycloak-admin-path",
         ADMIN_PATH,
+        "--store",
+        str(tmp_path_factory.mktemp("receiver") / "receiver.db"),
         JWT_REVOCATION_TOPIC=topic,
         JWT_REVOCATION_ISSUER=RECEIVER_ISSUER,
     ) as receiver:
