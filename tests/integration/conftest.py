@@ -25,6 +25,7 @@ import pytest
 import redis
 from kafka.admin import KafkaAdminClient
 
+from bench.secured import services_lock
 from jwt_revocation.consumer import RevocationSidecar, RevocationVerifier, TokenRevokedError
 from jwt_revocation.producer import RevocationPublisher
 from jwt_revocation.shared import (
@@ -58,6 +59,10 @@ def _reachable(host: str, port: int) -> bool:
         return False
 
 
+PLAIN_BROKER_LOCK = "kafka.tests"
+"""The plain broker's lock in the services dir (see :func:`bench.secured.services_lock`)."""
+
+
 @pytest.fixture(scope="session", autouse=True)
 def services() -> Iterator[None]:
     """The real broker and Redis must be up; start them if they are not, fail if that fails.
@@ -65,8 +70,11 @@ def services() -> Iterator[None]:
     Every topic the session created is deleted at its end, so runs do not pile up partitions
     (a broker with thousands of them takes many seconds to restart after a crash).
     """
-    if not (_reachable("127.0.0.1", 9092) and _reachable(*REDIS)):
-        subprocess.run([str(SERVICES), "start"], check=False, timeout=300)
+    # Under the broker's shared lock: a broker another session's fault test killed is not
+    # started again in the middle of that test.
+    with services_lock(PLAIN_BROKER_LOCK, exclusive=False):
+        if not (_reachable("127.0.0.1", 9092) and _reachable(*REDIS)):
+            subprocess.run([str(SERVICES), "start"], check=False, timeout=300)
     missing = [
         name
         for name, (host, port) in {"kafka": ("127.0.0.1", 9092), "redis": REDIS}.items()
@@ -88,6 +96,53 @@ def services() -> Iterator[None]:
             admin.delete_topics(created, timeout_ms=30_000)
         finally:
             admin.close()
+
+
+@pytest.fixture(autouse=True)
+def plain_broker_lock(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every integration test holds the plain broker's lock for its duration: shared, or
+    exclusive for a test that kills or pauses it (one that uses :func:`broker_control`), so
+    such a test never runs while another session's test uses the broker.
+
+    The mode is chosen once, from the test's fixtures: a test holding a share that then asked
+    for exclusive would wait for itself.
+    """
+    exclusive = "broker_control" in request.fixturenames
+    with services_lock(PLAIN_BROKER_LOCK, exclusive=exclusive):
+        yield
+
+
+class BrokerControl:
+    """Kills, pauses and starts the plain broker through scripts/services.sh."""
+
+    @staticmethod
+    def _run(action: str) -> None:
+        subprocess.run([str(SERVICES), action], check=True, timeout=180, capture_output=True)
+
+    def kill(self) -> None:
+        """SIGKILL the broker: a crash."""
+        self._run("kafka-kill")
+
+    def start(self) -> None:
+        """Start it again (or wake it from a pause) and wait for its port."""
+        self._run("kafka-start")
+
+    def pause(self) -> None:
+        """SIGSTOP it: a broker that answers nothing."""
+        self._run("kafka-pause")
+
+    def resume(self) -> None:
+        """SIGCONT it."""
+        self._run("kafka-resume")
+
+
+@pytest.fixture
+def broker_control() -> Iterator[BrokerControl]:
+    """Lets a test crash or freeze the plain broker, holding its lock exclusive (see
+    :func:`plain_broker_lock`); whatever happens, the broker is running afterwards."""
+    control = BrokerControl()
+    yield control
+    control.start()
 
 
 def _topics() -> set[str]:
