@@ -6,7 +6,6 @@ A missing broker fails the tests: it is never a reason to skip.
 from __future__ import annotations
 
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -43,12 +42,28 @@ LIFETIME = timedelta(hours=1)
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ROOT / "scripts" / "services.sh"
 
-pytestmark = pytest.mark.integration
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test under tests/integration ``integration``, before ``-m`` selects: ``-m
+    integration`` runs them, ``-m "not integration"`` the unit tests. (A ``pytestmark`` in a
+    conftest marks nothing.)"""
+    for item in items:
+        if item.path.is_relative_to(HERE):
+            item.add_marker(pytest.mark.integration)
+
 
 SESSION = uuid.uuid4().hex[:6]
-_OTHER_SESSION = re.compile(r"^test-[0-9a-f]{6}-[0-9a-f]{8}$")
-"""Names this test session's topics: ``test-<SESSION>-...``. Another session running beside it
-(a second pytest on the same broker) names its own, and neither deletes the other's."""
+"""Names this test session's topics: ``test-<SESSION>-...`` (:func:`topic_name`). Another
+session running beside it (a second pytest on the same broker) names its own, a bench run its
+``bench-...``, and each deletes only its own."""
+
+
+def topic_name(label: str = "") -> str:
+    """A fresh topic name of this session (deleted at its end if it was created)."""
+    return f"test-{SESSION}-{label}{'-' if label else ''}{uuid.uuid4().hex[:8]}"
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -67,8 +82,9 @@ PLAIN_BROKER_LOCK = "kafka.tests"
 def services() -> Iterator[None]:
     """The real broker and Redis must be up; start them if they are not, fail if that fails.
 
-    Every topic the session created is deleted at its end, so runs do not pile up partitions
-    (a broker with thousands of them takes many seconds to restart after a crash).
+    Every topic the session created (named by :func:`topic_name`) is deleted at its end, so runs
+    do not pile up partitions (a broker with thousands of them takes many seconds to restart
+    after a crash); no other topic is touched.
     """
     # Under the broker's shared lock: a broker another session's fault test killed is not
     # started again in the middle of that test.
@@ -82,14 +98,8 @@ def services() -> Iterator[None]:
     ]
     if missing:
         pytest.fail(f"{', '.join(missing)} not reachable; run `make services`", pytrace=False)
-    before = _topics()
     yield
-    # Topics of another session running beside this one are not this session's to delete.
-    created = sorted(
-        name
-        for name in _topics() - before
-        if name.startswith(f"test-{SESSION}-") or not _OTHER_SESSION.match(name)
-    )
+    created = sorted(name for name in _topics() if name.startswith(f"test-{SESSION}-"))
     if created:
         admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP)
         try:
@@ -156,7 +166,7 @@ def _topics() -> set[str]:
 @pytest.fixture
 def topic() -> str:
     """A fresh topic for this test, created with a safe retention."""
-    name = f"test-{SESSION}-{uuid.uuid4().hex[:8]}"
+    name = topic_name()
     ensure_topic(BOOTSTRAP, name, max_token_lifetime=LIFETIME, partitions=3)
     return name
 
