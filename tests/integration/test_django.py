@@ -535,6 +535,22 @@ def test_the_drf_class_answers_as_simplejwt_and_503_when_it_cannot_decide(
     assert headers["Retry-After"] == "1"
 
 
+def test_the_relay_command_on_a_missing_topic_stops_with_the_reason(tmp_path: Path) -> None:
+    missing = topic_name("absent")
+    relay = subprocess.run(
+        [sys.executable, "-m", "django", "jwt_revocation_relay"],
+        env=_env(missing, tmp_path / "auth.sqlite3", AUTH_SETTINGS),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert relay.returncode == 1, relay.stderr
+    assert f"topic {missing!r} does not exist" in relay.stderr
+    assert "jwt-revocation topic ensure" in relay.stderr
+
+
 def test_the_check_command_reports_the_topic_and_catches_up(auth_site: Path) -> None:
     from io import StringIO
 
