@@ -47,6 +47,8 @@ def _lock_holders() -> dict[str, list[str]]:
 
 
 def test_each_start_again_returns_at_once_and_no_service_holds_a_start_lock() -> None:
+    # Services an older services.sh started may hold one: each start below would wait 600 s.
+    assert _lock_holders() == {}, "restart the services: scripts/services.sh stop; ... start"
     _services("start", timeout=900)  # whatever is missing starts (minutes, the first time)
     for action in ("keycloak-start", "secured-start", "cluster-start"):
         _services(action, timeout=120)  # running already: each returns within seconds
