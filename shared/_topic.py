@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from functools import partial
@@ -414,10 +414,12 @@ def _await_topic(
     everywhere: bool,
     configs: bool,
     settled: Callable[[_BrokerView], bool] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], object] = time.sleep,
 ) -> list[_BrokerView]:
     """The views of the brokers that list the topic, once one does (``everywhere``: once every
     live broker does) and each of them is ``settled``; rules 1-3."""
-    started = time.monotonic()
+    started = clock()
     while True:
         views = _ask_brokers(admin, topic, configs=configs)
         if any(view.metadata_error == TopicAuthorizationFailedError.errno for view in views):
@@ -433,7 +435,7 @@ def _await_topic(
         unsettled = [view.node for view in listed if settled is not None and not settled(view)]
         if listed and not unsettled and not (everywhere and missing):
             return listed
-        waited = time.monotonic() - started
+        waited = clock() - started
         if not listed and waited >= min(TOPIC_APPEAR_TIMEOUT, wait):
             raise TopicNotFoundError(
                 f"topic {topic!r} does not exist (no broker lists it); create it with "
@@ -442,19 +444,19 @@ def _await_topic(
         if waited >= wait:
             if missing:
                 raise TopicNotFoundError(
-                    f"topic {topic!r} is listed by broker(s) {_nodes(listed)} but not by "
-                    f"{', '.join(map(str, missing))} after {wait:g} s: their metadata is behind "
+                    f"topic {topic!r} is listed by broker(s) {_nodes(v.node for v in listed)} "
+                    f"but not by {_nodes(missing)} after {wait:g} s: their metadata is behind "
                     "the controller's; check those brokers' logs"
                 )
             raise TopicError(
-                f"broker(s) {', '.join(map(str, unsettled))} do not describe topic {topic!r} "
-                f"with the replicas and configuration it was given after {wait:g} s"
+                f"broker(s) {_nodes(unsettled)} do not describe topic {topic!r} with the "
+                f"replicas and configuration it was given after {wait:g} s"
             )
-        time.sleep(_ASK_AGAIN)
+        sleep(_ASK_AGAIN)
 
 
-def _nodes(views: list[_BrokerView]) -> str:
-    return ", ".join(str(view.node) for view in views)
+def _nodes(nodes: Iterable[int]) -> str:
+    return ", ".join(map(str, nodes))
 
 
 def _checked_replication(
