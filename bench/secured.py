@@ -9,6 +9,7 @@ back in sync).
 Several test sessions may share these services (engineers run ``make test`` side by side): a
 test that kills cluster nodes holds :meth:`Cluster.exclusive`, one that only uses the cluster
 holds :meth:`Cluster.shared`, so a kill never lands in the middle of another session's test.
+The plain broker's tests do the same with :func:`services_lock` (tests/integration/conftest.py).
 """
 
 from __future__ import annotations
@@ -89,6 +90,37 @@ def reachable(address: str) -> bool:
             return True
     except OSError:
         return False
+
+
+@contextmanager
+def services_lock(name: str, *, exclusive: bool) -> Iterator[None]:
+    """Hold ``<services dir>/NAME.lock``, shared or exclusive, for the block: how test sessions on
+    one machine share a service that some tests kill or pause (the plain broker, the cluster).
+
+    An exclusive holder waits for the shared holders of the moment and runs alone; it is not
+    starved by sessions whose tests overlap (a flock alone lets shared holders take turns
+    forever): it first holds ``NAME.turn.lock``, which a shared taker passes through before it
+    takes its share, so new shared holders wait behind it. The files are opened close-on-exec:
+    no process a test starts holds them.
+    """
+    folder = services_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    with (
+        open(folder / f"{name}.turn.lock", "a+", encoding="ascii") as turn,
+        open(folder / f"{name}.lock", "a+", encoding="ascii") as held,
+    ):
+        fcntl.flock(turn, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(held, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        finally:
+            if not exclusive:
+                fcntl.flock(turn, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(held, fcntl.LOCK_UN)
+            if exclusive:
+                fcntl.flock(turn, fcntl.LOCK_UN)
 
 
 def services(*args: str, check: bool = True) -> None:
@@ -286,24 +318,13 @@ class Cluster:
         """Where node ``node`` listens."""
         return f"127.0.0.1:{29191 + node}"
 
-    @contextmanager
-    def _lock(self, mode: int) -> Iterator[None]:
-        path = services_dir() / "kafka-cluster.tests.lock"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a+", encoding="ascii") as held:
-            fcntl.flock(held, mode)
-            try:
-                yield
-            finally:
-                fcntl.flock(held, fcntl.LOCK_UN)
-
     def shared(self) -> Any:
         """Held while a test uses the cluster without killing nodes."""
-        return self._lock(fcntl.LOCK_SH)
+        return services_lock("kafka-cluster.tests", exclusive=False)
 
     def exclusive(self) -> Any:
         """Held while a test kills nodes: no other session's test runs on the cluster then."""
-        return self._lock(fcntl.LOCK_EX)
+        return services_lock("kafka-cluster.tests", exclusive=True)
 
     def kill(self, node: int) -> None:
         """SIGKILL node ``node``: a crash."""

@@ -295,7 +295,12 @@ class RevocationSidecar:
         On timeout the sidecar keeps loading in the background (verification fails closed
         meanwhile) and :class:`SidecarUnavailableError` is raised; call :meth:`stop` to give up.
         Calling ``start`` again on a started sidecar only waits.
+
+        The topic is checked first (unless ``verify_topic=False``): one that some broker does not
+        list yet (just created) is waited for within ``timeout`` (60 s when None); one that no
+        broker lists is a :class:`TopicNotFoundError` after ``TOPIC_APPEAR_TIMEOUT`` (2 s).
         """
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._lifecycle:
             if self.health.phase is SidecarStatus.STOPPED:
                 raise LifecycleError("a stopped sidecar cannot be started again; create a new one")
@@ -307,6 +312,7 @@ class RevocationSidecar:
                         max_token_lifetime=self.max_token_lifetime,
                         connection=self.connection,
                         strict_replication=self._strict_replication,
+                        wait=60.0 if timeout is None else timeout,
                     )
                 sets = self.security_events
                 logger.info(
@@ -320,7 +326,9 @@ class RevocationSidecar:
                 )
                 self.health.start()
                 self._start_thread()
-        if not self._ready_event.wait(timeout):
+        if not self._ready_event.wait(
+            None if deadline is None else max(0.0, deadline - time.monotonic())
+        ):
             raise SidecarUnavailableError(
                 f"sidecar {self.name} did not catch up with topic {self.topic!r} within "
                 f"{timeout} s; {self.progress.describe()}",

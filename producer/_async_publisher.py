@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Iterable
+from functools import partial
 from types import TracebackType
 from typing import Any, Self
 
@@ -84,7 +85,11 @@ class AsyncRevocationPublisher(_PublisherBase, RevocationMethods[Awaitable[Publi
         try:
             await loop.run_in_executor(None, self._producer.partitions_for, self.topic)
         except KafkaError as err:
-            raise self._error(event, err) from err
+            # Off the loop too: telling a deleted topic asks the brokers.
+            error = await loop.run_in_executor(
+                None, partial(self._error, event, err, handed_over=False)
+            )
+            raise error from err
         self._metadata_ready = True
 
     # -- lifecycle -------------------------------------------------------------------------

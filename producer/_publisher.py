@@ -3,6 +3,11 @@
 :class:`RevocationPublisher` blocks its caller until the acknowledgement; the awaitable
 :class:`~jwt_revocation.producer.AsyncRevocationPublisher` shares everything here but the
 waiting (``_PublisherBase``: the producer's configuration, sending, errors, closing).
+
+A publisher is built on a topic that exists: its constructor raises
+:class:`~jwt_revocation.shared.TopicNotFoundError` when no broker lists the topic within
+``TOPIC_APPEAR_TIMEOUT`` (2 s), rather than letting each publish wait for its whole timeout.
+A topic deleted later makes a publish a non-retriable :class:`PublishError` that says so.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, KafkaTimeoutError
 
 from jwt_revocation.shared import (
     SET_CONTENT_TYPE,
@@ -33,6 +38,8 @@ from jwt_revocation.shared import (
     open_client,
     parse_duration,
     record_key,
+    topic_listed,
+    wait_for_topic,
 )
 
 from ._revocations import RevocationMethods
@@ -104,6 +111,14 @@ class _PublisherBase:
         # An unreachable broker, or one that refuses the connection's TLS or credentials, is a
         # KafkaAccessError saying which, within the timeout.
         self._producer = open_client("producer", config, self.connection, timeout=self.timeout)
+        self._bootstrap_servers = bootstrap_servers
+        try:
+            wait_for_topic(
+                bootstrap_servers, topic, timeout=self.timeout, connection=self.connection
+            )
+        except BaseException:
+            self._producer.close(timeout=0)
+            raise
 
     @classmethod
     def from_settings(cls, settings: RevocationSettings, **overrides: Any) -> Self:
@@ -132,7 +147,7 @@ class _PublisherBase:
                     self.topic, key=record_key(event).encode(), value=value, headers=headers
                 )
             except KafkaError as err:
-                raise self._error(event, err) from err
+                raise self._error(event, err, handed_over=False) from err
             pending.append((event, future))
         return pending
 
@@ -147,7 +162,37 @@ class _PublisherBase:
         )
         return Published(event=event, partition=meta.partition, offset=meta.offset)
 
-    def _error(self, event: Event, err: KafkaError) -> PublishError:
+    def _error(self, event: Event, err: KafkaError, *, handed_over: bool = True) -> PublishError:
+        """The PublishError for ``err``; ``handed_over``: the producer took the event (it may
+        still be delivered), else it never left this process.
+
+        A producer that found no metadata for the topic within the timeout (the topic was
+        deleted since the publisher was built) gets a non-retriable error naming the topic
+        when no broker lists it.
+        """
+        if (
+            not handed_over
+            and isinstance(err, KafkaTimeoutError)
+            and topic_listed(
+                self._bootstrap_servers,
+                self.topic,
+                timeout=self.timeout,
+                connection=self.connection,
+            )
+            is False
+        ):
+            logger.error(
+                "publish failed type=%s event_id=%s error=topic %s does not exist",
+                event.type,
+                event.event_id,
+                self.topic,
+            )
+            return PublishError(
+                f"event {event.event_id} ({event.type}) was not published: topic {self.topic!r} "
+                "does not exist (no broker lists it); create it with `jwt-revocation topic "
+                "ensure`",
+                retriable=False,
+            )
         refused = authorization_detail(
             err, self.connection, operation=f"WRITE to topic {self.topic!r}", role="publisher"
         )
@@ -170,10 +215,14 @@ class _PublisherBase:
             type(err).__name__,
             retriable,
         )
+        later = (
+            "It may still be delivered; publishing it again is safe."
+            if handed_over
+            else "It was not sent; publishing it again is safe."
+        )
         return PublishError(
             f"event {event.event_id} ({event.type}, key {record_key(event)}) was not "
-            f"acknowledged by the broker within {self.timeout} s: {type(err).__name__}. "
-            "It may still be delivered; publishing it again is safe.",
+            f"acknowledged by the broker within {self.timeout} s: {type(err).__name__}. {later}",
             retriable=retriable,
         )
 
@@ -191,7 +240,8 @@ class RevocationPublisher(_PublisherBase, RevocationMethods[Published]):
 
     Every method returns only after the broker acknowledged the event with ``acks=all``, or
     raises :class:`PublishError`. A timed-out event may still be delivered later; publishing it
-    again is harmless, since the sidecar's merge rules absorb duplicates. With
+    again is harmless, since the sidecar's merge rules absorb duplicates. Building one on a topic
+    that no broker lists raises :class:`~jwt_revocation.shared.TopicNotFoundError`. With
     ``security_events``, each event is written as a Security Event Token signed by that signer
     (OpenID Shared Signals), with the Kafka header ``content-type: application/secevent+jwt``.
     """

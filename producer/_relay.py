@@ -12,7 +12,10 @@ Contract:
    the duplicate harmless, so at-least-once is exact in effect.
 3. When ``send`` fails, the rows stay pending with ``attempts`` and ``last_error`` updated,
    and the relay backs off (doubling from ``min_backoff`` up to ``max_backoff``) before the
-   next try; it goes on by itself once the broker answers again.
+   next try; it goes on by itself once the broker answers again. Each failure is logged at
+   WARNING; one that will not pass by itself (not ``retriable``: the topic does not exist, an
+   ACL refuses the write, the table is missing) is logged at ERROR, at most once per
+   :data:`ERROR_INTERVAL`, for as long as it lasts.
 4. On PostgreSQL several relays share the work: each locks its batch with ``FOR UPDATE SKIP
    LOCKED``, so no row is handed to two relays at once, and none waits for another. On SQLite
    (a file) one relay holds a lock file beside the database and a second one stands by until
@@ -64,6 +67,7 @@ from jwt_revocation.shared import (
     OutboxError,
     PublishError,
     RecordError,
+    RevocationError,
     decode_event,
     json_app,
     json_response,
@@ -86,6 +90,10 @@ RelayState = Literal["stopped", "idle", "publishing", "backing_off", "standby"]
 
 _SLICE = 0.25
 """The longest a waiting relay goes without looking at its stop flag (bounds shutdown)."""
+
+
+ERROR_INTERVAL = 60.0
+"""Seconds between two ERROR lines of a relay whose failure needs a person (contract rule 3)."""
 
 
 def masked_url(engine: Engine) -> str:
@@ -146,6 +154,7 @@ class OutboxRelay:
         self._retry_at = 0.0
         self._next_prune = 0.0
         self._last_error: str | None = None
+        self._alarmed_at: float | None = None
         self._listening = False
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -175,6 +184,7 @@ class OutboxRelay:
         except (PublishError, OutboxError) as err:
             return self._back_off(now, err)
         self._consecutive_failures = 0
+        self._alarmed_at = None
         self._state = "publishing" if sent else "idle"
         return 0.0 if sent else self.poll_interval
 
@@ -225,7 +235,15 @@ class OutboxRelay:
             else:
                 self._database_errors += 1
             self._last_error = f"{type(err).__name__}: {err}"
-        logger.warning(
+        level = logging.WARNING
+        if (
+            isinstance(err, RevocationError)
+            and not err.retriable
+            and (self._alarmed_at is None or now - self._alarmed_at >= ERROR_INTERVAL)
+        ):
+            level, self._alarmed_at = logging.ERROR, now
+        logger.log(
+            level,
             "relay %s failed (%d in a row), next try in %.1f s: %s",
             self.name,
             self._consecutive_failures,

@@ -71,6 +71,22 @@ KEYCLOAK_HEAP="-Xms128m -Xmx512m"
 
 log() { printf 'services: %s\n' "$*" >&2; }
 
+# locked LOCK SECONDS ACTION: run `services.sh ACTION` holding $DIR/LOCK (two callers at once,
+# `make test` in two shells, would unpack or start the same service twice). flock -o closes the
+# lock's descriptor before the action runs, so no process the action starts (a broker, Keycloak,
+# Redis) holds it: the lock ends with the action, never with a service that outlives it. (A
+# descriptor taken with `exec 9>` in this shell was inherited by every service started after it,
+# and the next start waited for that service to stop.)
+locked() {
+  mkdir -p "$DIR"
+  local rc=0
+  flock -o -E 75 -w "$2" "$DIR/$1" "$ROOT/scripts/services.sh" "$3" || rc=$?
+  if [ "$rc" = 75 ]; then
+    log "$DIR/$1 was held for $2 s by another start; see which process holds it: fuser $DIR/$1"
+  fi
+  return "$rc"
+}
+
 # The secured broker, the three-node cluster and the TLS Redis (secured-*, cluster-*, redis-tls-*).
 # shellcheck source=kafka/services-secured.sh
 . "$ROOT/scripts/kafka/services-secured.sh"
@@ -321,7 +337,7 @@ keycloak_launch() { # home: start kc.sh in the background, its pid in $KEYCLOAK_
   JAVA_HOME=$java_home KC_BOOTSTRAP_ADMIN_USERNAME=$KEYCLOAK_ADMIN KC_BOOTSTRAP_ADMIN_PASSWORD=admin \
     JAVA_OPTS_KC_HEAP=$KEYCLOAK_HEAP JAVA_OPTS_APPEND="--add-opens=java.base/java.lang=ALL-UNNAMED" \
     nohup "$1/bin/kc.sh" start-dev --http-port $KEYCLOAK_PORT \
-    --http-host 127.0.0.1 >"$KEYCLOAK_LOG" 2>&1 9>&- &
+    --http-host 127.0.0.1 >"$KEYCLOAK_LOG" 2>&1 &
   echo $! >"$KEYCLOAK_PID"
   local deadline=$((SECONDS + 180))
   until keycloak_ready; do
@@ -360,12 +376,7 @@ install_keycloak() {
   touch "$KEYCLOAK_TEMPLATE/.complete"
 }
 
-keycloak_start() {
-  # Two callers at once (make test in two shells) would unpack and start into the same home.
-  mkdir -p "$DIR"
-  # Keycloak itself must not inherit the lock (9>&- where it is launched).
-  exec 9>"$DIR/keycloak.lock"
-  flock -w 600 9
+keycloak_start() { # under keycloak.lock (the keycloak-start action)
   if keycloak_running && keycloak_ready; then
     log "keycloak already running (pid $(cat "$KEYCLOAK_PID"))"
     return
@@ -405,7 +416,12 @@ status() {
 }
 
 case "${1:-}" in
-  start) install_tools; redis_start; postgres_start; kafka_start; keycloak_start; redis_tls_start; secured_start; cluster_start ;;
+  start)
+    install_tools; redis_start; postgres_start; kafka_start
+    locked keycloak.lock 600 _keycloak-start
+    redis_tls_start
+    locked kafka-secured.lock 600 _secured-start
+    locked kafka-cluster.lock 600 _cluster-start ;;
   start-core) redis_start; kafka_start ;;
   stop) kafka_stop; redis_stop; postgres_stop; keycloak_stop; secured_stop; cluster_stop; redis_tls_stop ;;
   status) status ;;
@@ -416,16 +432,21 @@ case "${1:-}" in
   kafka-resume) kafka_resume ;;
   postgres-start) postgres_start ;;
   postgres-stop) postgres_stop ;;
-  keycloak-start) keycloak_start ;;
+  keycloak-start) locked keycloak.lock 600 _keycloak-start ;;
   keycloak-stop) keycloak_stop ;;
-  secured-start) secured_start ;;
+  secured-start) locked kafka-secured.lock 600 _secured-start ;;
   secured-stop) secured_stop ;;
-  cluster-start) cluster_start ;;
+  cluster-start) locked kafka-cluster.lock 600 _cluster-start ;;
   cluster-stop) cluster_stop ;;
   cluster-kill) cluster_kill "${2:?cluster-kill NODE (1-3)}" ;;
   cluster-node-start) cluster_node_start "${2:?cluster-node-start NODE (1-3)}" ;;
   redis-tls-start) redis_tls_start ;;
   redis-tls-stop) redis_tls_stop ;;
-  install) install_tools; install_redis; install_postgres; install_kafka; mkdir -p "$DIR"; exec 9>"$DIR/keycloak.lock"; flock 9; install_keycloak ;;
+  install) install_tools; install_redis; install_postgres; install_kafka; locked keycloak.lock 600 _keycloak-install ;;
+  # What the actions above run while holding their lock (see locked).
+  _keycloak-start) keycloak_start ;;
+  _keycloak-install) install_keycloak ;;
+  _secured-start) secured_start ;;
+  _cluster-start) cluster_start ;;
   *) echo "usage: $0 start|start-core|stop|status|install|kafka-start|kafka-stop|kafka-kill|kafka-pause|kafka-resume|postgres-start|postgres-stop|keycloak-start|keycloak-stop|secured-start|secured-stop|cluster-start|cluster-stop|cluster-kill N|cluster-node-start N|redis-tls-start|redis-tls-stop" >&2; exit 2 ;;
 esac

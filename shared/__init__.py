@@ -90,7 +90,15 @@ from ._security_events import (
     record_decoder,
 )
 from ._settings import RevocationSettings
-from ._topic import DEFAULT_RETENTION_MARGIN, TopicInfo, check_topic, ensure_topic
+from ._topic import (
+    DEFAULT_RETENTION_MARGIN,
+    TOPIC_APPEAR_TIMEOUT,
+    TopicInfo,
+    check_topic,
+    ensure_topic,
+    topic_listed,
+    wait_for_topic,
+)
 
 # Only applications configure logging; every module logs under "jwt_revocation".
 logging.getLogger("jwt_revocation").addHandler(logging.NullHandler())
@@ -110,6 +118,7 @@ __all__ = [
     "SESSION_REVOKED",
     "SET_CONTENT_TYPE",
     "SET_TYPE",
+    "TOPIC_APPEAR_TIMEOUT",
     "AccessReason",
     "AllTokensRevoked",
     "BackgroundHTTPServer",
@@ -177,4 +186,6 @@ __all__ = [
     "record_key",
     "to_datetime",
     "token_from_file",
+    "topic_listed",
+    "wait_for_topic",
 ]

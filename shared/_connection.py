@@ -19,6 +19,10 @@ Contract:
    any SASL ``auth_bytes``, with ``<redacted>``: at DEBUG kafka-python prints the admin
    client's whole configuration and every request, the SASL ones included. Errors name the
    user, the certificate's subject or the mechanism, never a secret.
+4. A client whose constructor fails leaves no thread or socket behind: kafka-python's consumer
+   and admin client start an IO thread before they bootstrap and keep it when the bootstrap
+   fails (one idle thread per failed connect, measured), so :func:`open_client` builds
+   subclasses that close their network client when the constructor raises.
 """
 
 from __future__ import annotations
@@ -413,9 +417,18 @@ def redact(text: str) -> str:
 # -- the one builder ---------------------------------------------------------------------------
 
 _CLIENT_OPTIONS: dict[ClientKind, frozenset[str]] = {}
+_CLIENT_CLASSES: dict[ClientKind, Any] = {}
 
 
 def _client_class(kind: ClientKind) -> Any:
+    """kafka-python's class of ``kind``, closed when its constructor fails (rule 4)."""
+    cached = _CLIENT_CLASSES.get(kind)
+    if cached is None:
+        cached = _CLIENT_CLASSES[kind] = _closed_on_failure(_kafka_class(kind))
+    return cached
+
+
+def _kafka_class(kind: ClientKind) -> Any:
     if kind == "producer":
         from kafka import KafkaProducer
 
@@ -427,6 +440,23 @@ def _client_class(kind: ClientKind) -> Any:
     from kafka.admin import KafkaAdminClient
 
     return KafkaAdminClient
+
+
+def _closed_on_failure(base: Any) -> Any:
+    """A subclass of ``base`` whose failed constructor closes the network client it built."""
+
+    def construct(self: Any, **configs: Any) -> None:
+        try:
+            base.__init__(self, **configs)
+        except BaseException:
+            # The consumer and the admin client start their IO thread before they bootstrap;
+            # closing their network client stops it and closes its selector and sockets.
+            network = self.__dict__.get("_client")
+            if network is not None:
+                network.close()
+            raise
+
+    return type(base.__name__, (base,), {"__init__": construct, "__module__": __name__})
 
 
 def _known_options(kind: ClientKind) -> frozenset[str]:

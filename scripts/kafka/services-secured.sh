@@ -48,14 +48,13 @@ secret() { cat "$PKI_DIR/$1.password"; }
 
 pid_running() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
-# launch_kafka PROPS LOGS PIDFILE: one broker JVM in the background. It must not inherit the
-# start locks (fds 7 and 8): it would hold them as long as it runs.
+# launch_kafka PROPS LOGS PIDFILE: one broker JVM in the background.
 launch_kafka() {
   mkdir -p "$2"
   # shellcheck disable=SC2086 # the heap flags are two words
   nohup java $KAFKA_TEST_HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
     -Dkafka.logs.dir="$2" -Dlog4j.configuration="file:$ROOT/scripts/kafka/log4j.properties" \
-    -cp "$JARS/*" kafka.Kafka "$1" >"$2/stdout.log" 2>&1 7>&- 8>&- &
+    -cp "$JARS/*" kafka.Kafka "$1" >"$2/stdout.log" 2>&1 &
   echo $! >"$3"
 }
 
@@ -90,11 +89,8 @@ render() { # template out key=value...: the template with every @key@ replaced
 
 # -- the secured broker ----------------------------------------------------------------------
 
-secured_start() {
+secured_start() { # under kafka-secured.lock (services.sh secured-start)
   install_kafka
-  mkdir -p "$DIR"
-  exec 8>"$DIR/kafka-secured.lock"
-  flock 8
   pki_make
   if pid_running "$SECURED_PID" && port_open $SECURED_SASL_PORT; then
     log "secured kafka already running (pid $(cat "$SECURED_PID"))"
@@ -179,11 +175,8 @@ cluster_node_start() { # node
   launch_kafka "$home/server.properties" "$home/logs" "$(cluster_pid "$node")"
 }
 
-cluster_start() {
+cluster_start() { # under kafka-cluster.lock (services.sh cluster-start)
   install_kafka
-  mkdir -p "$DIR"
-  exec 7>"$DIR/kafka-cluster.lock"
-  flock 7
   local node
   for node in $CLUSTER_NODES; do cluster_node_start "$node"; done
   for node in $CLUSTER_NODES; do
@@ -246,7 +239,7 @@ user checker on >$(secret redis-checker) ~jwt-revocation:* +@read +evalsha +eval
 EOF
   )
   log "starting tls redis on 127.0.0.1:$REDIS_TLS_PORT"
-  redis-server "$REDIS_TLS_DIR/redis.conf" 7>&- 8>&-
+  redis-server "$REDIS_TLS_DIR/redis.conf"
   wait_port $REDIS_TLS_PORT 20 "tls redis"
 }
 

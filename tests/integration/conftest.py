@@ -6,7 +6,6 @@ A missing broker fails the tests: it is never a reason to skip.
 from __future__ import annotations
 
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -25,6 +24,7 @@ import pytest
 import redis
 from kafka.admin import KafkaAdminClient
 
+from bench.secured import services_lock
 from jwt_revocation.consumer import RevocationSidecar, RevocationVerifier, TokenRevokedError
 from jwt_revocation.producer import RevocationPublisher
 from jwt_revocation.shared import (
@@ -42,12 +42,28 @@ LIFETIME = timedelta(hours=1)
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ROOT / "scripts" / "services.sh"
 
-pytestmark = pytest.mark.integration
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test under tests/integration ``integration``, before ``-m`` selects: ``-m
+    integration`` runs them, ``-m "not integration"`` the unit tests. (A ``pytestmark`` in a
+    conftest marks nothing.)"""
+    for item in items:
+        if item.path.is_relative_to(HERE):
+            item.add_marker(pytest.mark.integration)
+
 
 SESSION = uuid.uuid4().hex[:6]
-_OTHER_SESSION = re.compile(r"^test-[0-9a-f]{6}-[0-9a-f]{8}$")
-"""Names this test session's topics: ``test-<SESSION>-...``. Another session running beside it
-(a second pytest on the same broker) names its own, and neither deletes the other's."""
+"""Names this test session's topics: ``test-<SESSION>-...`` (:func:`topic_name`). Another
+session running beside it (a second pytest on the same broker) names its own, a bench run its
+``bench-...``, and each deletes only its own."""
+
+
+def topic_name(label: str = "") -> str:
+    """A fresh topic name of this session (deleted at its end if it was created)."""
+    return f"test-{SESSION}-{label}{'-' if label else ''}{uuid.uuid4().hex[:8]}"
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -58,15 +74,23 @@ def _reachable(host: str, port: int) -> bool:
         return False
 
 
+PLAIN_BROKER_LOCK = "kafka.tests"
+"""The plain broker's lock in the services dir (see :func:`bench.secured.services_lock`)."""
+
+
 @pytest.fixture(scope="session", autouse=True)
 def services() -> Iterator[None]:
     """The real broker and Redis must be up; start them if they are not, fail if that fails.
 
-    Every topic the session created is deleted at its end, so runs do not pile up partitions
-    (a broker with thousands of them takes many seconds to restart after a crash).
+    Every topic the session created (named by :func:`topic_name`) is deleted at its end, so runs
+    do not pile up partitions (a broker with thousands of them takes many seconds to restart
+    after a crash); no other topic is touched.
     """
-    if not (_reachable("127.0.0.1", 9092) and _reachable(*REDIS)):
-        subprocess.run([str(SERVICES), "start"], check=False, timeout=300)
+    # Under the broker's shared lock: a broker another session's fault test killed is not
+    # started again in the middle of that test.
+    with services_lock(PLAIN_BROKER_LOCK, exclusive=False):
+        if not (_reachable("127.0.0.1", 9092) and _reachable(*REDIS)):
+            subprocess.run([str(SERVICES), "start"], check=False, timeout=300)
     missing = [
         name
         for name, (host, port) in {"kafka": ("127.0.0.1", 9092), "redis": REDIS}.items()
@@ -74,20 +98,61 @@ def services() -> Iterator[None]:
     ]
     if missing:
         pytest.fail(f"{', '.join(missing)} not reachable; run `make services`", pytrace=False)
-    before = _topics()
     yield
-    # Topics of another session running beside this one are not this session's to delete.
-    created = sorted(
-        name
-        for name in _topics() - before
-        if name.startswith(f"test-{SESSION}-") or not _OTHER_SESSION.match(name)
-    )
+    created = sorted(name for name in _topics() if name.startswith(f"test-{SESSION}-"))
     if created:
         admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP)
         try:
             admin.delete_topics(created, timeout_ms=30_000)
         finally:
             admin.close()
+
+
+@pytest.fixture(autouse=True)
+def plain_broker_lock(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every integration test holds the plain broker's lock for its duration: shared, or
+    exclusive for a test that kills or pauses it (one that uses :func:`broker_control`), so
+    such a test never runs while another session's test uses the broker.
+
+    The mode is chosen once, from the test's fixtures: a test holding a share that then asked
+    for exclusive would wait for itself.
+    """
+    exclusive = "broker_control" in request.fixturenames
+    with services_lock(PLAIN_BROKER_LOCK, exclusive=exclusive):
+        yield
+
+
+class BrokerControl:
+    """Kills, pauses and starts the plain broker through scripts/services.sh."""
+
+    @staticmethod
+    def _run(action: str) -> None:
+        subprocess.run([str(SERVICES), action], check=True, timeout=180, capture_output=True)
+
+    def kill(self) -> None:
+        """SIGKILL the broker: a crash."""
+        self._run("kafka-kill")
+
+    def start(self) -> None:
+        """Start it again (or wake it from a pause) and wait for its port."""
+        self._run("kafka-start")
+
+    def pause(self) -> None:
+        """SIGSTOP it: a broker that answers nothing."""
+        self._run("kafka-pause")
+
+    def resume(self) -> None:
+        """SIGCONT it."""
+        self._run("kafka-resume")
+
+
+@pytest.fixture
+def broker_control() -> Iterator[BrokerControl]:
+    """Lets a test crash or freeze the plain broker, holding its lock exclusive (see
+    :func:`plain_broker_lock`); whatever happens, the broker is running afterwards."""
+    control = BrokerControl()
+    yield control
+    control.start()
 
 
 def _topics() -> set[str]:
@@ -101,7 +166,7 @@ def _topics() -> set[str]:
 @pytest.fixture
 def topic() -> str:
     """A fresh topic for this test, created with a safe retention."""
-    name = f"test-{SESSION}-{uuid.uuid4().hex[:8]}"
+    name = topic_name()
     ensure_topic(BOOTSTRAP, name, max_token_lifetime=LIFETIME, partitions=3)
     return name
 

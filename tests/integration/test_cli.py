@@ -9,7 +9,6 @@ import re
 import subprocess
 import sys
 import time
-import uuid
 from typing import Any
 
 import jwt
@@ -28,6 +27,7 @@ from tests.integration.conftest import (
     issue,
     mixed_events,
     running_cli,
+    topic_name,
 )
 from tests.support import wait_for
 
@@ -105,7 +105,7 @@ def test_publish_replay_and_check(topic: str) -> None:
 
 
 def test_topic_ensure_creates_a_topic_with_safe_retention() -> None:
-    name = f"cli-{uuid.uuid4().hex[:10]}"
+    name = topic_name("cli")
     created = _json(
         _cli("--topic", name, "--max-token-lifetime", "2h", "topic", "ensure", "--partitions", "4")
     )
@@ -127,7 +127,7 @@ def test_bad_settings_get_a_clear_error() -> None:
     result = _cli("replay", JWT_REVOCATION_MAX_TOKEN_LIFETIME="forever")
     assert result.returncode == 2
     assert "max_token_lifetime" in result.stderr
-    missing = _cli("--topic", f"absent-{uuid.uuid4().hex[:8]}", "replay")
+    missing = _cli("--topic", topic_name("absent"), "replay")
     assert missing.returncode == 2
     assert "does not exist" in missing.stderr
 
@@ -176,7 +176,7 @@ def test_sidecar_runs_until_terminated(topic: str) -> None:
 
 
 def test_the_demo_tells_the_whole_story() -> None:
-    result = _cli("demo", "--topic-name", f"demo-{uuid.uuid4().hex[:8]}")
+    result = _cli("demo", "--topic-name", topic_name("demo"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "demo passed" in result.stdout
     for reason in ("token_revoked", "user_tokens_revoked", "user_deleted"):
@@ -189,9 +189,10 @@ REDIS_URL = f"redis://{REDIS[0]}:{REDIS[1]}/0"
 def test_replay_summarises_and_takes_a_window(topic: str, publisher: RevocationPublisher) -> None:
     publisher.publish_many(mixed_events(12))
     raw = KafkaProducer(bootstrap_servers=BOOTSTRAP)
-    raw.send(topic, key=b"x", value=b"\xffnot an event").get(timeout=10)
+    last = raw.send(topic, key=b"x", value=b"\xffnot an event").get(timeout=10)
     raw.close()
-    time.sleep(0.05)  # the window below ends after every record above
+    # The 1 ms window below starts after every record above.
+    wait_for(lambda: time.time() * 1000 > last.timestamp + 1)
     env = {"JWT_REVOCATION_TOPIC": topic}
 
     full = _json(_cli("replay", "--json", **env))

@@ -19,7 +19,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,15 @@ import pytest
 
 from jwt_revocation.consumer import RevocationSidecar
 from jwt_revocation.shared import Event, decode_event, ensure_topic
-from tests.integration.conftest import BOOTSTRAP, KEY, LIFETIME, ROOT, free_port, serving
+from tests.integration.conftest import (
+    BOOTSTRAP,
+    KEY,
+    LIFETIME,
+    ROOT,
+    free_port,
+    serving,
+    topic_name,
+)
 from tests.support import wait_for
 
 AUTH_SETTINGS = "tests.integration.django_project.auth_site.settings"
@@ -41,7 +48,7 @@ WORKERS = 2
 @pytest.fixture(scope="module")
 def django_topic() -> str:
     """One topic for the module: its server and relay serve every test, each with its users."""
-    name = f"test-django-{uuid.uuid4().hex[:10]}"
+    name = topic_name("django")
     ensure_topic(BOOTSTRAP, name, max_token_lifetime=LIFETIME, partitions=3)
     return name
 
@@ -359,10 +366,13 @@ def test_a_rolled_back_password_change_revokes_nothing(
     assert answer.status_code == 500
     assert outbox_after(before) == []
     assert login("erin")  # the old password still works: the change rolled back
-    # A later revocation of the same user reaches both workers; the rolled-back one never will.
-    _client().post("/api/logout/", HTTP_AUTHORIZATION=f"Bearer {login('erin')['access']}")
+    # A later revocation of the same user (a logout of another session): once both workers
+    # refuse its token, they have applied every earlier event of erin's (one key, one
+    # partition, in order), and a rolled-back one would be among them.
+    later = login("erin")
+    _client().post("/api/logout/", HTTP_AUTHORIZATION=f"Bearer {later['access']}")
     assert len(outbox_after(before)) == 1
-    time.sleep(0.5)  # more than the relay's and the sidecar's poll intervals
+    site.refused_everywhere(later["access"])
     assert site.accepted(tokens["access"])
 
 
@@ -510,7 +520,7 @@ def test_the_drf_class_answers_as_simplejwt_and_503_when_it_cannot_decide(
             == status_of(JWTStatelessUserAuthentication, token)[:2]
         )
 
-    missing_topic = {"BOOTSTRAP_SERVERS": BOOTSTRAP, "TOPIC": f"absent-{uuid.uuid4().hex[:8]}"}
+    missing_topic = {"BOOTSTRAP_SERVERS": BOOTSTRAP, "TOPIC": topic_name("absent")}
     try:
         with override_settings(JWT_REVOCATION=missing_topic):
             status, data, headers = status_of(
@@ -523,6 +533,22 @@ def test_the_drf_class_answers_as_simplejwt_and_503_when_it_cannot_decide(
     assert status == 503
     assert data["detail"].code == "temporarily_unavailable"
     assert headers["Retry-After"] == "1"
+
+
+def test_the_relay_command_on_a_missing_topic_stops_with_the_reason(tmp_path: Path) -> None:
+    missing = topic_name("absent")
+    relay = subprocess.run(
+        [sys.executable, "-m", "django", "jwt_revocation_relay"],
+        env=_env(missing, tmp_path / "auth.sqlite3", AUTH_SETTINGS),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert relay.returncode == 1, relay.stderr
+    assert f"topic {missing!r} does not exist" in relay.stderr
+    assert "jwt-revocation topic ensure" in relay.stderr
 
 
 def test_the_check_command_reports_the_topic_and_catches_up(auth_site: Path) -> None:

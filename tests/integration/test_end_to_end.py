@@ -35,6 +35,7 @@ from tests.integration.conftest import (
     SidecarFactory,
     issue,
     revocation_reason,
+    topic_name,
     verifier_for,
 )
 from tests.support import FakeClock, wait_for
@@ -201,11 +202,11 @@ def test_verify_fails_closed_until_caught_up(make_sidecar: SidecarFactory) -> No
 
 def test_start_refuses_a_missing_topic(make_sidecar: SidecarFactory) -> None:
     with pytest.raises(TopicNotFoundError):
-        make_sidecar(topic=f"missing-{uuid.uuid4().hex[:8]}")
+        make_sidecar(topic=topic_name("missing"))
 
 
 def test_start_refuses_a_topic_that_forgets_too_early(make_sidecar: SidecarFactory) -> None:
-    short = f"short-{uuid.uuid4().hex[:8]}"
+    short = topic_name("short")
     ensure_topic(
         BOOTSTRAP, short, max_token_lifetime=timedelta(minutes=1), retention_margin=timedelta(0)
     )

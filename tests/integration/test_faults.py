@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import logging
-import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import jwt
@@ -25,7 +23,7 @@ from jwt_revocation.shared import Event, PublishError
 from tests.integration.conftest import (
     BOOTSTRAP,
     KEY,
-    SERVICES,
+    BrokerControl,
     SidecarFactory,
     issue,
     verifier_for,
@@ -33,19 +31,8 @@ from tests.integration.conftest import (
 from tests.support import FakeClock, wait_for
 
 
-def _broker(action: str) -> None:
-    subprocess.run([str(SERVICES), action], check=True, timeout=180, capture_output=True)
-
-
-@pytest.fixture
-def broker_control() -> Iterator[None]:
-    """Lets a test crash the broker; whatever happens, the broker is running afterwards."""
-    yield
-    _broker("kafka-start")
-
-
 def test_every_acknowledged_event_survives_a_broker_crash(
-    broker_control: None, topic: str, make_sidecar: SidecarFactory
+    broker_control: BrokerControl, topic: str, make_sidecar: SidecarFactory
 ) -> None:
     sidecars = [make_sidecar(max_staleness=300) for _ in range(2)]
     acknowledged: list[Published] = []
@@ -70,10 +57,10 @@ def test_every_acknowledged_event_survives_a_broker_crash(
     writer.start()
     try:
         wait_for(lambda: len(acknowledged) >= 200, timeout=30)
-        _broker("kafka-kill")
+        broker_control.kill()
         killed_at = len(acknowledged)
         time.sleep(1.0)  # real downtime: the broker is gone for a while
-        _broker("kafka-start")
+        broker_control.start()
         wait_for(lambda: len(acknowledged) >= killed_at + 200, timeout=60)
     finally:
         stop.set()
@@ -88,7 +75,7 @@ def test_every_acknowledged_event_survives_a_broker_crash(
 
 
 def test_a_stale_sidecar_fails_closed_and_recovers(
-    broker_control: None, make_sidecar: SidecarFactory, caplog: pytest.LogCaptureFixture
+    broker_control: BrokerControl, make_sidecar: SidecarFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     clock = FakeClock(time.time())
     strict = make_sidecar(clock=clock, max_staleness=30)
@@ -96,7 +83,7 @@ def test_a_stale_sidecar_fails_closed_and_recovers(
     token = issue("alice")
     assert verifier_for(strict).verify(token)["sub"] == "alice"
 
-    _broker("kafka-kill")
+    broker_control.kill()
     clock.advance(31)
     wait_for(lambda: strict.status is SidecarStatus.STALE, timeout=20)
     with pytest.raises(SidecarUnavailableError) as caught:
@@ -108,7 +95,7 @@ def test_a_stale_sidecar_fails_closed_and_recovers(
         assert verifier_for(lenient).verify(token)["sub"] == "alice"
     assert "STALE revocation state accepted because on_stale=allow" in caplog.text
 
-    _broker("kafka-start")
+    broker_control.start()
     wait_for(lambda: strict.ready and lenient.ready, timeout=60)
     assert verifier_for(strict).verify(token)["sub"] == "alice"
 

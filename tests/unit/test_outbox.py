@@ -7,6 +7,7 @@ the SQLite lock and the metrics are checked exactly.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -52,10 +53,14 @@ class Broker:
     def __init__(self) -> None:
         self.batches: list[list[Event]] = []
         self.down = False
+        self.refusal: PublishError | None = None
+        """Raised for every batch while set: a failure that does not pass by itself."""
 
     def __call__(self, events: Sequence[Event]) -> None:
         if self.down:
             raise PublishError("the broker is down (test)", retriable=True)
+        if self.refusal is not None:
+            raise self.refusal
         self.batches.append(list(events))
 
     @property
@@ -271,6 +276,42 @@ def test_a_refused_batch_stays_pending_and_the_relay_backs_off_then_goes_on(
     clock.advance(1)
     write(outbox, 1)
     assert relay.poll() == relay.min_backoff, "a success resets the backoff"
+
+
+def test_a_failure_that_will_not_pass_is_logged_at_error_once_a_minute_while_it_lasts(
+    outbox: RevocationOutbox,
+    broker: Broker,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    write(outbox, 1)
+    relay = relay_for(outbox.engine, broker, clock, min_backoff=1, max_backoff=10)
+    broker.refusal = PublishError("topic 'auth.revocations' does not exist (test)", retriable=False)
+    tried_at = []
+    with caplog.at_level(logging.WARNING, logger="jwt_revocation"):
+        for _ in range(20):  # tries at 0, 1, 3, 7, 15, 25, 35 ... 165 s
+            tried_at.append(clock.now)
+            clock.advance(relay.poll())
+        alarms = [
+            tried_at[i] - tried_at[0]
+            for i, record in enumerate(caplog.records)
+            if record.levelno == logging.ERROR
+        ]
+        assert len(caplog.records) == 20, "every failure is logged"
+        assert alarms == [0, 65, 125]  # the first, then the first try 60 s after the last one
+        assert all("does not exist" in record.getMessage() for record in caplog.records)
+
+        caplog.clear()
+        broker.refusal = None
+        relay.poll()
+        assert broker.batches, "published once the topic is there"
+        write(outbox, 1)
+        broker.down = True  # a failure that passes by itself: a warning
+        relay.poll()
+        broker.down, broker.refusal = False, PublishError("refused again (test)", retriable=False)
+        clock.advance(relay.min_backoff)
+        relay.poll()  # a new refusal after a success: at once an error again
+    assert [record.levelname for record in caplog.records] == ["WARNING", "ERROR"]
 
 
 def test_published_rows_are_pruned_after_the_retention_and_pending_ones_never(

@@ -27,9 +27,9 @@ from tests.integration.conftest import (
     BOOTSTRAP,
     LIFETIME,
     SERVICES,
-    SESSION,
     CliRun,
     running_cli,
+    topic_name,
 )
 from tests.support import wait_for
 
@@ -81,7 +81,7 @@ def realm(keycloak: Keycloak, tmp_path_factory: pytest.TempPathFactory) -> Itera
     ``jwt-revocation receive``, run as a service would run it, publishing to the session's
     topic."""
     name = f"jr-{uuid.uuid4().hex[:8]}"
-    topic = f"test-{SESSION}-{uuid.uuid4().hex[:8]}"  # deleted at the end of this session
+    topic = topic_name("keycloak")  # deleted at the end of this session
     ensure_topic(BOOTSTRAP, topic, max_token_lifetime=LIFETIME, partitions=3)
     with running_cli(
         "receive",

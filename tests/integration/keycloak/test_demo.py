@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import uuid
 
 from jwt_revocation.cli._keycloak import Keycloak
-from tests.integration.conftest import BOOTSTRAP, SESSION
+from tests.integration.conftest import BOOTSTRAP, topic_name
 
 
 def test_the_keycloak_demo_passes(keycloak: Keycloak) -> None:
-    topic = f"test-{SESSION}-{uuid.uuid4().hex[:8]}"  # deleted at the end of this session
+    topic = topic_name("demo")  # deleted at the end of this session
     run = subprocess.run(
         [
             sys.executable,

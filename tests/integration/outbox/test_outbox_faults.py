@@ -1,7 +1,7 @@
 """The outbox and the async publisher while the shared broker is down or frozen.
 
-Like tests/integration/test_faults.py, these stop the suite's one broker through
-scripts/services.sh and always leave it running.
+Like tests/integration/test_faults.py, these stop the suite's one broker through the
+``broker_control`` fixture, which holds the broker's lock exclusive and always leaves it running.
 """
 
 from __future__ import annotations
@@ -16,14 +16,13 @@ from fastapi import FastAPI
 from jwt_revocation.producer import AsyncRevocationPublisher
 from jwt_revocation.producer.outbox import RevocationOutbox
 from jwt_revocation.shared import PublishError, record_key
-from tests.integration.conftest import BOOTSTRAP, SidecarFactory
+from tests.integration.conftest import BOOTSTRAP, BrokerControl, SidecarFactory
 from tests.integration.outbox.conftest import RelayFactory, pending, read_topic
-from tests.integration.test_faults import _broker, broker_control  # noqa: F401 - a fixture
 from tests.support import wait_for
 
 
-@pytest.mark.usefixtures("broker_control")
 def test_1000_password_changes_committed_while_the_broker_is_down_are_all_enforced(
+    broker_control: BrokerControl,
     outbox: RevocationOutbox,
     topic: str,
     start_relay: RelayFactory,
@@ -34,13 +33,13 @@ def test_1000_password_changes_committed_while_the_broker_is_down_are_all_enforc
     relay = start_relay(outbox.engine, timeout=2, max_backoff=1)
     users = [f"changed-{i}" for i in range(1_000)]
 
-    _broker("kafka-kill")
+    broker_control.kill()
     for user in users:  # one transaction per password change, as an auth service would
         with outbox.engine.begin() as connection:
             outbox.password_changed(connection, user_id=user)
     wait_for(lambda: relay.status()["publish_failures"] >= 1, timeout=30)
     assert pending(outbox.engine) == 1_000
-    _broker("kafka-start")
+    broker_control.start()
     back = time.monotonic()
 
     for sidecar in sidecars:
@@ -58,9 +57,8 @@ def test_1000_password_changes_committed_while_the_broker_is_down_are_all_enforc
         )
 
 
-@pytest.mark.usefixtures("broker_control")
 def test_other_requests_are_served_while_an_async_publish_waits_on_a_frozen_broker(
-    topic: str,
+    broker_control: BrokerControl, topic: str
 ) -> None:
     async def scenario() -> tuple[list[float], BaseException | str]:
         publisher = AsyncRevocationPublisher(BOOTSTRAP, topic, issuer="auth", timeout=3)
@@ -81,7 +79,7 @@ def test_other_requests_are_served_while_an_async_publish_waits_on_a_frozen_brok
             httpx2.AsyncClient(transport=transport, base_url="http://auth") as client,
         ):
             assert (await client.post("/logout/warm-up")).status_code == 200
-            _broker("kafka-pause")
+            broker_control.pause()
             waiting = asyncio.create_task(client.post("/logout/alice"))
             latencies = []
             while not waiting.done():
@@ -93,7 +91,7 @@ def test_other_requests_are_served_while_an_async_publish_waits_on_a_frozen_brok
                 outcome: BaseException | str = str((await waiting).status_code)
             except PublishError as err:
                 outcome = err
-            _broker("kafka-resume")
+            broker_control.resume()
             return latencies, outcome
 
     latencies, outcome = asyncio.run(scenario())

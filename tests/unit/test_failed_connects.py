@@ -1,0 +1,70 @@
+"""A client that cannot connect leaves no thread behind (a loopback port where nothing listens).
+
+kafka-python's consumer and admin client start an IO thread before they bootstrap and kept it
+when the bootstrap failed: a sidecar restarting against a dead broker gathered one idle thread
+per attempt.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from typing import Literal
+
+import pytest
+
+from jwt_revocation.consumer import RevocationSidecar
+from jwt_revocation.shared import (
+    KafkaAccessError,
+    SidecarUnavailableError,
+    client_config,
+    open_client,
+)
+
+SLACK = 2
+"""Threads that may come and go on their own (a logging or garbage-collection helper)."""
+
+
+@pytest.fixture
+def dead_broker() -> str:
+    """``host:port`` of a loopback port that nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{sock.getsockname()[1]}"
+
+
+def test_50_failed_connects_leave_the_thread_count_where_it_was(dead_broker: str) -> None:
+    kinds: tuple[Literal["producer", "consumer", "admin"], ...] = ("producer", "consumer", "admin")
+    before = threading.active_count()
+    for attempt in range(50):
+        kind = kinds[attempt % len(kinds)]
+        config = client_config(
+            kind,
+            dead_broker,
+            client_id=f"dead-{attempt}",
+            timeout=0.1,
+            defaults={"fetch_max_wait_ms": 10, "request_timeout_ms": 100},
+        )
+        with pytest.raises(KafkaAccessError) as failed:
+            open_client(kind, config, None, timeout=0.1)
+        assert failed.value.reason == "unreachable"
+    assert abs(threading.active_count() - before) <= SLACK, [t.name for t in threading.enumerate()]
+
+
+def test_a_sidecar_restarting_against_a_dead_broker_gathers_no_threads(dead_broker: str) -> None:
+    before = threading.active_count()
+    sidecar = RevocationSidecar(
+        dead_broker,
+        "nowhere",
+        max_token_lifetime=3600,
+        verify_topic=False,
+        max_restarts=12,
+        restart_backoff=0.001,  # 12 backoffs: 4 s in all
+        consumer_config={"bootstrap_timeout_ms": 50},
+    )
+    with pytest.raises(SidecarUnavailableError) as failed:
+        sidecar.start(timeout=60)  # returns when the 13th failure in a row ends the thread
+    assert failed.value.reason == "failed"
+    assert sidecar.stats().restarts == 13
+    sidecar.stop()
+    assert abs(threading.active_count() - before) <= SLACK, [t.name for t in threading.enumerate()]
