@@ -29,6 +29,7 @@ from jwt_revocation.producer.outbox import OUTBOX
 from tests.integration.conftest import (
     BOOTSTRAP,
     KEY,
+    BrokerControl,
     CliRun,
     SidecarFactory,
     free_port,
@@ -37,7 +38,6 @@ from tests.integration.conftest import (
     start_cli,
 )
 from tests.integration.jwks_server import JWKSServer, SigningKey, jwks_server
-from tests.integration.test_faults import _broker, broker_control  # noqa: F401 - a fixture
 from tests.support import post_logout, wait_for
 
 ISSUER = "https://idp.example.com/realms/acme"
@@ -114,8 +114,8 @@ def _published_at(store: Path) -> list[Any]:
         engine.dispose()
 
 
-@pytest.mark.usefixtures("broker_control")
 def test_logouts_received_while_the_broker_is_frozen_are_answered_and_enforced_when_it_is_back(
+    broker_control: BrokerControl,
     topic: str,
     make_sidecar: SidecarFactory,
     provider: tuple[JWKSServer, SigningKey],
@@ -148,7 +148,7 @@ def test_logouts_received_while_the_broker_is_frozen_are_answered_and_enforced_w
                 up_latencies.append(took)
             wait_for(lambda: _enforced(sidecars, [tokens[s] for s in up]), timeout=30)
 
-            _broker("kafka-pause")
+            broker_control.pause()
             frozen_latencies = []
             for session in frozen:
                 status, took = _log_out(url, _logout_token(key, "alice", session))
@@ -158,7 +158,7 @@ def test_logouts_received_while_the_broker_is_frozen_are_answered_and_enforced_w
             # Down for longer than a publish may wait: the relay has given up once at least.
             wait_for(lambda: receiver.relay.status()["publish_failures"] >= 1, timeout=60)
             assert receiver.relay.status()["pending_rows"] == SAMPLES
-            _broker("kafka-resume")
+            broker_control.resume()
             resumed = time.perf_counter()
 
             wait_for(lambda: receiver.relay.status()["pending_rows"] == 0, timeout=60)
@@ -178,8 +178,8 @@ def test_logouts_received_while_the_broker_is_frozen_are_answered_and_enforced_w
         )
 
 
-@pytest.mark.usefixtures("broker_control")
 def test_a_logout_stored_by_a_receiver_killed_before_publishing_is_enforced_after_a_restart(
+    broker_control: BrokerControl,
     topic: str,
     make_sidecar: SidecarFactory,
     provider: tuple[JWKSServer, SigningKey],
@@ -201,7 +201,7 @@ def test_a_logout_stored_by_a_receiver_killed_before_publishing_is_enforced_afte
         # Killed, not frozen: a frozen broker keeps the dying receiver's produce request in its
         # socket buffer and appends it once resumed (measured: enforced 0.09 s after the
         # resume, before the new receiver was up), which would hide what the restart does.
-        _broker("kafka-kill")
+        broker_control.kill()
         assert _log_out(url, _logout_token(key, "bob", session))[0] == 200
         first.process.send_signal(signal.SIGKILL)
         assert first.process.wait(timeout=30) == -signal.SIGKILL
@@ -210,7 +210,7 @@ def test_a_logout_stored_by_a_receiver_killed_before_publishing_is_enforced_afte
         first.process.communicate()
     assert _published_at(store) == [None]  # stored, and never marked published
 
-    _broker("kafka-start")
+    broker_control.start()
     restarted = time.perf_counter()
     second, _ = receive()
     try:
