@@ -15,10 +15,10 @@ import io
 import json
 import re
 import tomllib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import yaml
 from pydantic import SecretStr
@@ -26,10 +26,12 @@ from sqlalchemy import create_engine
 
 from jwt_revocation.cli._table import build_parser
 from jwt_revocation.consumer import RevocationSidecar, RevocationVerifier, SidecarHTTPServer
-from jwt_revocation.producer import RevocationPublisher, SecurityEventReceiver
+from jwt_revocation.producer import SecurityEventReceiver
 from jwt_revocation.producer.outbox import OutboxRelay, OutboxRelayHTTPServer
 from jwt_revocation.shared import (
     BackgroundHTTPServer,
+    Event,
+    PublishError,
     RevocationSettings,
     SecurityEventVerifier,
     parse_address,
@@ -213,25 +215,46 @@ def setting_names() -> set[str]:
 SERVING_COMMANDS = ("sidecar", "receive", "relay")
 """The commands that serve HTTP, each with the server class :func:`command_server` starts."""
 
+SET_KEY = "k" * 32
+"""The shared secret (HS256) the receiver of :func:`receiver_server` verifies SETs with."""
+
+
+class KafkaDown:
+    """A receiver's publisher while Kafka cannot be reached: every batch fails as a publish
+    the broker did not acknowledge, so the receiver's relay backs off and keeps what is stored."""
+
+    issuer = "auth"
+
+    def publish_many(self, events: Iterable[Event]) -> None:
+        raise PublishError("Kafka cannot be reached (a test's publisher)", retriable=True)
+
+
+def receiver_server(tmp: Path) -> SecurityEventReceiver:
+    """The server ``jwt-revocation receive --http`` runs, on a free loopback port, not started:
+    SETs signed with :data:`SET_KEY` (HS256), stored in a SQLite file under ``tmp``, and a
+    Kafka that cannot be reached (:class:`KafkaDown`)."""
+    settings = RevocationSettings(set_verify_key=SecretStr(SET_KEY), set_algorithm="HS256")
+    return SecurityEventReceiver(
+        KafkaDown(),
+        SecurityEventVerifier.from_settings(settings),
+        max_token_lifetime="1h",
+        store=tmp / "receiver" / "receiver.db",
+        port=0,
+    )
+
 
 @contextlib.contextmanager
 def command_server(command: str, tmp: Path) -> Iterator[tuple[str, int]]:
     """The HTTP server that ``jwt-revocation <command> --http`` runs, on a free loopback port
-    with nothing behind it: a sidecar never started, a receiver whose publisher is never
-    called, a relay over an empty SQLite file. Yields its address."""
+    with nothing behind it: a sidecar never started, a receiver with an empty store and no
+    Kafka, a relay over an empty SQLite file. Yields its address."""
     server: BackgroundHTTPServer
     if command == "sidecar":
         sidecar = RevocationSidecar("127.0.0.1:9", max_token_lifetime="1h")
         verifier = RevocationVerifier(sidecar, key="k" * 32, algorithms=["HS256"])
         server = SidecarHTTPServer(sidecar, verifier, port=0)
     elif command == "receive":
-        settings = RevocationSettings(set_verify_key=SecretStr("k" * 32), set_algorithm="HS256")
-        server = SecurityEventReceiver(
-            cast(RevocationPublisher, None),  # never called: nothing is pushed
-            SecurityEventVerifier.from_settings(settings),
-            max_token_lifetime="1h",
-            port=0,
-        )
+        server = receiver_server(tmp)
     elif command == "relay":
         engine = create_engine(f"sqlite:///{tmp / 'outbox.db'}")
         server = OutboxRelayHTTPServer(OutboxRelay(engine, lambda events: None), port=0)

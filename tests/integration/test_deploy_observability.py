@@ -4,12 +4,14 @@ dashboard read.
 Each container of the image in deploy/kubernetes/ runs here as its manifest says (its
 arguments, ConfigMap, Secret and env), with only what differs on this machine replaced: the
 plain broker on 127.0.0.1:9092 and a topic of its own, loopback ports, keys made here, a SQLite
-outbox; the receiver also takes back-channel logouts, as its manifest's comment offers. Once
-every readiness probe answers 200, a little traffic gives each metric its samples and each
-``/metrics`` is scraped. Every metric, label and label value that the alerting rules, their
-promtool tests and the Grafana dashboard use must be in those scrapes (or, for a label value,
-one the code defines). promtool, Debian's (scripts/services.sh installs it), checks the rules
-and runs their unit tests.
+outbox, a directory here for each volume (the receiver's store); the receiver also takes
+back-channel logouts, as its manifest's comment offers. Once every readiness probe answers 200,
+a little traffic gives each metric its samples and each ``/metrics`` is scraped, with that of a
+receiver in this process that answered a 500 (no request causes one: its key source fails).
+Every metric, label and label value that the alerting rules, their promtool tests and the
+Grafana dashboard use must be in those scrapes (or, for a label value, one the code defines);
+a value a rule or the dashboard names, even to exclude it, too. promtool, Debian's
+(scripts/services.sh installs it), checks the rules and runs their unit tests.
 """
 
 from __future__ import annotations
@@ -25,13 +27,14 @@ import sys
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
-from contextlib import ExitStack
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, get_args
 
+import jwt
 import pytest
 import yaml
 from cryptography.hazmat.primitives import serialization
@@ -40,7 +43,8 @@ from kafka import KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from jwt_revocation.consumer import SidecarStatus
-from jwt_revocation.producer import RevocationPublisher
+from jwt_revocation.producer import LogoutTokenVerifier, RevocationPublisher, SecurityEventReceiver
+from jwt_revocation.producer._receiver import RELAY_NAME
 from jwt_revocation.shared import (
     RecordReason,
     SecurityEventSigner,
@@ -52,6 +56,7 @@ from tests.deploy import (
     GRAFANA,
     PROMETHEUS,
     ROOT,
+    KafkaDown,
     Selector,
     command_name,
     env_sources,
@@ -61,7 +66,7 @@ from tests.deploy import (
     status_of,
 )
 from tests.integration.conftest import BOOTSTRAP, KEY, LIFETIME, SESSION, free_port, issue, serving
-from tests.support import wait_for
+from tests.support import post_logout, wait_for
 
 RULES = PROMETHEUS / "jwt-revocation.rules.yaml"
 RULE_TESTS = PROMETHEUS / "jwt-revocation.rules.test.yaml"
@@ -128,10 +133,11 @@ def _get(url: str, data: bytes | None = None, headers: dict[str, str] | None = N
 
 
 def _environment(
-    container: dict[str, Any], here: dict[str, str | None], extra: dict[str, str]
+    container: dict[str, Any], here: dict[str, str | None], extra: dict[str, str], volumes: Path
 ) -> dict[str, str]:
     """The container's environment as Kubernetes would build it, with ``here``'s values for
-    the names it has (None: left out) and ``extra`` added."""
+    the names it has (None: left out), ``extra`` added, and each path on a volume it mounts
+    moved to that volume's directory under ``volumes``."""
     sources = env_sources()
     given: dict[str, str] = {}
     for reference in container["envFrom"]:
@@ -147,6 +153,12 @@ def _environment(
         else:
             given[name] = value
     given |= extra
+    for mount in container.get("volumeMounts", []):
+        local = volumes / mount["name"]
+        local.mkdir(parents=True, exist_ok=True)
+        for name, value in given.items():
+            if value == mount["mountPath"] or value.startswith(mount["mountPath"] + "/"):
+                given[name] = str(local) + value[len(mount["mountPath"]) :]
     placeholders = sorted(name for name, value in given.items() if "REPLACE-ME" in value)
     assert not placeholders, f"{container['name']}: no value for {placeholders} on this machine"
     return {n: v for n, v in os.environ.items() if not n.startswith("JWT_")} | given
@@ -192,7 +204,8 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
             command = command_name(parse_command(args))
             address = ("127.0.0.1", free_port())
             args[args.index("--http") + 1] = "{}:{}".format(*address)
-            env = _environment(container, here, logout if command == "receive" else {})
+            extra = logout if command == "receive" else {}
+            env = _environment(container, here, extra, tmp / "volumes" / command)
             if command == "receive":
                 receiver_env = env
             paths = [container[p]["httpGet"]["path"] for p in PROBES if p in container]
@@ -209,9 +222,45 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
         _traffic(addresses, topic, set_key, tokens, receiver_env)
         scraped = Scraped()
         for address in addresses.values():
-            with urllib.request.urlopen("http://{}:{}/metrics".format(*address)) as response:
-                scraped.add(response.read().decode())
+            scraped.add(_metrics(address))
+        with _receiver_with_a_bug(tmp, set_key) as address:
+            scraped.add(_metrics(address))
         yield Deployed(addresses, probes, scraped)
+
+
+def _metrics(address: tuple[str, int]) -> str:
+    with urllib.request.urlopen("http://{}:{}/metrics".format(*address), timeout=10) as answer:
+        return str(answer.read().decode())
+
+
+@contextmanager
+def _receiver_with_a_bug(tmp: Path, key: ec.EllipticCurvePrivateKey) -> Iterator[tuple[str, int]]:
+    """A receiver that has answered a logout 500, serving: no request can cause a 500 (it is a
+    bug), so this one's key source fails. Its 500s have series only from the first one on."""
+
+    def failing_keys(header: Mapping[str, Any]) -> Any:
+        raise RuntimeError("the key source has a bug (a test's)")
+
+    issuer = "http://127.0.0.1:9/realms/bug"
+    logout = LogoutTokenVerifier(
+        issuer=issuer, client_id="orders", keys=failing_keys, algorithms=["ES256"]
+    )
+    receiver = SecurityEventReceiver(
+        KafkaDown(),
+        None,
+        max_token_lifetime=LIFETIME,
+        store=tmp / "bug" / "receiver.db",
+        port=0,
+        logout=logout,
+    )
+    receiver.start()
+    try:
+        url = "http://{}:{}{}".format(*receiver.address, receiver.logout_path)
+        token = jwt.encode({"iss": issuer}, key, algorithm="ES256", headers={"typ": "logout+jwt"})
+        assert post_logout(url, token)[0] == 500
+        yield receiver.address
+    finally:
+        receiver.stop()
 
 
 def _answers(address: tuple[str, int], path: str) -> bool:
@@ -277,7 +326,9 @@ def test_every_probe_of_the_manifests_passes_on_the_running_commands(deployed: D
     # The traffic reached them: the scrapes show it.
     values = deployed.scraped.values
     assert "not_json" in values["jwt_revocation_records_skipped_total", "kind"]
-    assert "published" in values["jwt_revocation_receiver_pushes_total", "outcome"]
+    assert "stored" in values["jwt_revocation_receiver_pushes_total", "outcome"]
+    relays = values["jwt_revocation_outbox_published_total", "relay"]
+    assert RELAY_NAME in relays, "the receiver's relay published what it stored"
     for command, paths in deployed.probes.items():
         for path in paths:
             assert status_of(deployed.addresses[command], path) == 200, (command, path)
@@ -291,9 +342,12 @@ def _rules() -> list[dict[str, Any]]:
     return [rule for group in groups for rule in group["rules"]]
 
 
-def _check(selected: list[Selector], scraped: Scraped, where: str) -> set[str]:
+def _check(
+    selected: list[Selector], scraped: Scraped, where: str, *, every_value: bool = True
+) -> set[str]:
     """Every selector names an exported metric, with labels and values it has; the labels of
-    the metrics selected."""
+    the metrics selected. A value a matcher names, even to exclude it, must occur; with
+    ``every_value=False`` (invented series) only the values of the labels the code decides."""
     assert selected, f"{where}: no metric"
     labels: set[str] = set()
     for selector in selected:
@@ -302,10 +356,11 @@ def _check(selected: list[Selector], scraped: Scraped, where: str) -> set[str]:
         labels |= exported
         for label, operator, value in selector.matchers:
             assert label in exported | TARGET_LABELS, f"{where}: {selector.metric} has no {label}"
-            if operator in ("=", "=~") and label in CLOSED_LABELS:
-                allowed = scraped.allowed(selector.metric, label)
-                for alternative in value.split("|") if operator == "=~" else [value]:
-                    assert alternative in allowed, f"{where}: {label}={alternative!r} never occurs"
+            if label in TARGET_LABELS or not (every_value or label in CLOSED_LABELS):
+                continue
+            allowed = scraped.allowed(selector.metric, label)
+            for alternative in value.split("|") if "~" in operator else [value]:
+                assert alternative in allowed, f"{where}: {label}={alternative!r} never occurs"
     return labels
 
 
@@ -321,7 +376,7 @@ def test_every_metric_label_and_value_the_alerts_use_is_exported(deployed: Deplo
 def test_the_rule_tests_feed_series_the_code_exports(deployed: Deployed) -> None:
     for case in yaml.safe_load(RULE_TESTS.read_text())["tests"]:
         for series in case["input_series"]:
-            _check(selectors(series["series"]), deployed.scraped, case["name"])
+            _check(selectors(series["series"]), deployed.scraped, case["name"], every_value=False)
 
 
 def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
@@ -389,6 +444,17 @@ def test_every_metric_the_dashboard_queries_is_exported(deployed: Deployed) -> N
             queried |= {s.metric for s in selectors(target["expr"])}
     alerted = {s.metric for rule in _rules() for s in selectors(rule["expr"])}
     assert alerted <= queried, "the dashboard shows what every alert reads"
+
+
+def test_the_dashboard_and_the_readme_name_the_alerts_there_are() -> None:
+    alerts = {rule["alert"] for rule in _rules()}
+    named = set(re.findall(r"\bJwtRevocation\w+", DASHBOARD.read_text()))
+    assert named <= alerts, f"the dashboard names no such alerts: {sorted(named - alerts)}"
+    readme = (ROOT / "README.md").read_text()
+    table = set(re.findall(r"^\| `(JwtRevocation\w+)` \|", readme, re.MULTILINE))
+    assert table == alerts, "the README's alerts table has a row for each alert, and no other"
+    named = set(re.findall(r"\bJwtRevocation\w+", readme))
+    assert named <= alerts, f"the README names no such alerts: {sorted(named - alerts)}"
 
 
 def test_the_dashboard_is_one_grafana_can_import() -> None:

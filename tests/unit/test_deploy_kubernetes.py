@@ -5,24 +5,32 @@ and every object is validated with kubernetes-validate's strict schemas, for the
 Kubernetes the manifests need (native sidecars: 1.29) and the newest it ships. Then each
 container of the image: its arguments parse as a command the CLI has, it listens on the port
 it declares, every probe and the metrics annotation ask a path that command's server answers,
-every setting it is given is one the package reads, it runs as the image's non-root user, and
-its resources hold the measured sizes.
+every setting it is given (or a comment names) is one the package reads, it runs as the image's
+non-root user, and its resources hold the measured sizes. The receiver's store: a SQLite file on
+a claim, which the store accepts as the kubelet lays the volume out, for one replica; its
+readiness stays 200 while Kafka is down, and it still takes revocations then.
 """
 
 from __future__ import annotations
 
 import copy
 import re
-from pathlib import Path
+import stat
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import kubernetes_validate
 import pytest
 
+from jwt_revocation.producer import ReceiverStore
+from jwt_revocation.producer.outbox import outbox_engine
+from jwt_revocation.shared import ConfigurationError, SecurityEventSigner, UserDeleted
 from tests.deploy import (
     IMAGE,
     KUBERNETES,
     SERVING_COMMANDS,
+    SET_KEY,
     command_name,
     command_server,
     containers,
@@ -36,9 +44,11 @@ from tests.deploy import (
     only,
     parse_command,
     pyproject,
+    receiver_server,
     setting_names,
     status_of,
 )
+from tests.support import post, wait_for
 
 MINIMUM = "1.29"
 """Native sidecars (an init container with ``restartPolicy: Always``) are on by default from
@@ -49,6 +59,10 @@ SIDECAR_RSS = 74e6
 73.8 MB after 80 s idle; BENCHMARKS.md row 12 has 70 MB for a sidecar without HTTP)."""
 BYTES_PER_ENTRY = 126
 """RSS per live revocation (README, Sizing; BENCHMARKS.md row 3)."""
+RECEIVER_RSS = 96.5e6
+"""Bytes of RSS of ``jwt-revocation receive`` with a SQLite store, idle (measured here: 94,232
+kB after 80 s, its relay polling the store)."""
+STORE_SETTING = "JWT_REVOCATION_RECEIVER_STORE"
 PROBES = ("startupProbe", "readinessProbe", "livenessProbe")
 
 
@@ -153,6 +167,121 @@ def test_every_setting_given_is_one_the_package_reads() -> None:
                     assert reference["key"] in sources["Secret", reference["name"]], variable
 
 
+def test_every_setting_a_manifest_names_even_in_a_comment_is_one_the_package_reads() -> None:
+    known = setting_names()
+    for path in sorted(KUBERNETES.glob("*.yaml")):
+        unknown = set(re.findall(r"\bJWT_REVOCATION_[A-Z0-9_]+", path.read_text())) - known
+        assert not unknown, f"{path.name}: the package reads no {sorted(unknown)}"
+
+
+def _receiver() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(workload, pod template, container) of the receiver."""
+    (found,) = [
+        found
+        for found in image_containers()
+        if command_name(parse_command(found[2]["args"])) == "receive"
+    ]
+    return found
+
+
+def _store_on_volume(container: dict[str, Any]) -> tuple[PurePosixPath, dict[str, Any]]:
+    """The receiver's SQLite store (its file path) and the volume mount it lies under."""
+    given = {v["name"]: v.get("value") for v in container["env"]}
+    assert given.get(STORE_SETTING), "the default store is on the read-only root file system"
+    store = PurePosixPath(given[STORE_SETTING])
+    assert store.is_absolute(), f"{STORE_SETTING} is a file here, not a URL: {store}"
+    mounts = [m for m in container["volumeMounts"] if store.is_relative_to(m["mountPath"])]
+    assert len(mounts) == 1, f"the store {store} is on no volume, or on several"
+    return store, mounts[0]
+
+
+def test_the_receivers_sqlite_store_is_on_a_claim_of_its_one_replica() -> None:
+    workload, template, container = _receiver()
+    store, mount = _store_on_volume(container)
+    # One receiver per file (a second one is refused the file's lock): one replica, and the
+    # old pod gone before the new one opens the file.
+    assert workload["spec"]["replicas"] == 1
+    assert workload["spec"]["strategy"] == {"type": "Recreate"}
+    assert not mount.get("readOnly", False)
+    (volume,) = [v for v in template["spec"]["volumes"] if v["name"] == mount["name"]]
+    claims = {
+        o["metadata"]["name"]: o
+        for o in kubernetes_objects()
+        if o["kind"] == "PersistentVolumeClaim"
+    }
+    claim = claims[volume["persistentVolumeClaim"]["claimName"]]
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    # The volume's root is the pod's group's and group-writable (fsGroup), which the store
+    # refuses: its file is in a directory below, which the receiver creates 0700.
+    assert store.parent != PurePosixPath(mount["mountPath"])
+    pod = template["spec"]["securityContext"]
+    assert pod["fsGroup"] == image_user()[1]
+    assert pod["fsGroupChangePolicy"] == "OnRootMismatch"
+
+
+def test_the_receivers_store_for_several_replicas_is_a_database_url_it_takes() -> None:
+    """The alternative secrets.yaml has commented out, in the receiver's Secret."""
+    documents = (KUBERNETES / "secrets.yaml").read_text().split("\n---\n")
+    (receiver,) = [d for d in documents if "name: jwt-revocation-receiver\n" in d]
+    (url,) = re.findall(rf"^\s*#\s*{STORE_SETTING}:\s*(\S+)$", receiver, re.MULTILINE)
+    engine = outbox_engine(url)
+    try:
+        assert engine.dialect.name == "postgresql"
+    finally:
+        engine.dispose()
+
+
+def test_the_receivers_store_opens_on_its_volume_as_the_kubelet_prepares_it(
+    tmp_path: Path,
+) -> None:
+    store, mount = _store_on_volume(_receiver()[2])
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    volume.chmod(0o2775)  # fsGroup: the pod's group, writable by it, set-group-id
+    path = volume / store.relative_to(mount["mountPath"])
+
+    ReceiverStore(path).close()
+    ReceiverStore(path).close()  # a restart: OnRootMismatch leaves the volume as it is
+
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) & 0o077 == 0
+    # Why a directory below the root, and why OnRootMismatch: the kubelet's default (Always)
+    # makes every directory and file on the volume group-writable at each mount.
+    with pytest.raises(ConfigurationError, match="writable by group"):
+        ReceiverStore(volume / store.name)
+    for what, bits in ((path.parent, 0o070), (path, 0o060)):
+        what.chmod(stat.S_IMODE(what.stat().st_mode) | bits)
+    with pytest.raises(ConfigurationError, match="writable by group"):
+        ReceiverStore(path)
+
+
+def test_the_receivers_readiness_holds_and_it_takes_revocations_while_kafka_is_down(
+    tmp_path: Path,
+) -> None:
+    ready = _receiver()[2]["readinessProbe"]["httpGet"]["path"]
+    receiver = receiver_server(tmp_path)
+    assert receiver.verifier is not None
+    issuer = receiver.verifier.issuer
+    signer = SecurityEventSigner(SET_KEY, algorithm="HS256")
+    url = "http://{}:{}{}".format(*receiver.address, receiver.path)
+
+    def push(user: str) -> int:
+        now = datetime.now(UTC)
+        event = UserDeleted(issuer=issuer, occurred_at=now, user_id=user, at=now)
+        return post(url, signer.encode(event).encode(), "application/secevent+jwt")[0]
+
+    receiver.start()
+    try:
+        assert push("deploy-kim") == 202
+        # The relay cannot publish it and backs off: /v1/status says so.
+        wait_for(lambda: status_of(receiver.address, "/v1/status") == 503)
+        assert status_of(receiver.address, ready) == 200
+        assert push("deploy-lee") == 202
+        assert receiver.relay.status()["pending_rows"] == 2
+    finally:
+        receiver.stop()
+
+
 def test_the_secrets_hold_only_placeholders() -> None:
     for (kind, name), data in env_sources().items():
         if kind == "Secret":
@@ -192,7 +321,10 @@ def test_resources_hold_the_measured_sizes() -> None:
         for what in ("cpu", "memory"):
             request = quantity(resources["requests"][what])
             assert 0 < request <= quantity(resources["limits"][what]), (container["name"], what)
-        if command_name(parse_command(container["args"])) == "sidecar":
+        command = command_name(parse_command(container["args"]))
+        if command == "receive":
+            assert quantity(resources["requests"]["memory"]) >= RECEIVER_RSS
+        if command == "sidecar":
             assert quantity(resources["requests"]["memory"]) >= SIDECAR_RSS
             # Past max_entries the sidecar fails closed: the limit must hold that many, or the
             # kernel kills it first.
