@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from jwt_revocation.consumer import RevocationSource, RevocationVerifier
+from jwt_revocation.consumer import RevocationSource, RevocationVerifier, claims_only
 from jwt_revocation.shared import RevocationSettings, parse_duration
 
 
@@ -75,8 +75,11 @@ def verifier_for(
     if settings.jwks_url:
         algorithms = args.algorithm or ["RS256"]
         return RevocationVerifier(source, jwks_url=settings.jwks_url, algorithms=algorithms), True
-    key = os.environ.get(args.key_env) or ""
-    return RevocationVerifier(source, key=key, algorithms=args.algorithm or ["HS256"]), bool(key)
+    key = os.environ.get(args.key_env) or None
+    algorithms = args.algorithm or ["HS256"]
+    if key is None:  # tokens' claims are judged unverified: see the commands
+        return RevocationVerifier(source, key_resolver=claims_only, algorithms=algorithms), False
+    return RevocationVerifier(source, key=key, algorithms=algorithms), True
 
 
 def add_http(

@@ -73,6 +73,7 @@ from ._http import (
     read_body,
 )
 from ._jwks import JWKSKeys, KeyResolver
+from ._keys import KeyRole, check_algorithms, check_key
 from ._security_events import (
     ACCOUNT_DISABLED,
     ACCOUNT_PURGED,
@@ -120,6 +121,7 @@ __all__ = [
     "KafkaAccessError",
     "KafkaConnection",
     "KeyResolver",
+    "KeyRole",
     "LifecycleError",
     "OutboxError",
     "PublishError",
@@ -153,6 +155,8 @@ __all__ = [
     "UserTokensCause",
     "UserTokensRevoked",
     "authorization_detail",
+    "check_algorithms",
+    "check_key",
     "check_topic",
     "client_config",
     "decode_event",
