@@ -15,6 +15,11 @@ Contract:
    id). The database's own errors pass through unchanged: they are the caller's transaction's.
 4. On PostgreSQL a statement trigger sends ``NOTIFY jwt_revocation_outbox`` for each inserting
    statement; PostgreSQL delivers it at commit, and a listening relay wakes at once.
+5. Sync and async are not mixed: :class:`RevocationOutbox` (and the relay) refuse an async
+   engine, and its methods an ``AsyncConnection`` or ``AsyncSession`` (whose ``execute`` would
+   return a coroutine nobody awaits: no row and no error); :class:`AsyncRevocationOutbox`
+   refuses the sync ones; both refuse an engine where the transaction's connection or session
+   is expected. Each refusal is a ``ConfigurationError`` naming what to pass.
 
 :func:`outbox_ddl` prints the DDL for teams that run their own migrations;
 :func:`outbox_statements` gives it statement by statement and :func:`outbox_insert` an event's
@@ -31,6 +36,7 @@ from typing import Any
 
 from sqlalchemy import (
     DDL,
+    URL,
     BigInteger,
     Column,
     Connection,
@@ -182,6 +188,57 @@ def _create(connection: Connection) -> None:
     METADATA.create_all(connection, checkfirst=True)
 
 
+_SYNC_DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}
+"""The sync driver suggested for a database an async engine reaches (psycopg serves both)."""
+
+
+def require_sync_engine(engine: object, what: str) -> Engine:
+    """``engine`` if it is a SQLAlchemy ``Engine`` driven synchronously, else a
+    :class:`ConfigurationError` saying which engine to pass (rule 5)."""
+    if isinstance(engine, AsyncEngine) or (isinstance(engine, Engine) and engine.dialect.is_async):
+        url = engine.url
+        sync_url = url.set(drivername=_SYNC_DRIVERS.get(url.get_backend_name(), url.drivername))
+        raise ConfigurationError(
+            f"{what} needs a sync engine; this one is async "
+            f"({url.render_as_string(hide_password=True)}). Its sync_engine cannot be used "
+            "outside the event loop either: pass "
+            f'create_engine("{sync_url.render_as_string(hide_password=True)}") on the same '
+            "database"
+        )
+    if isinstance(engine, Engine):
+        return engine
+    if isinstance(engine, str | URL):
+        raise ConfigurationError(f"{what} takes an Engine, not a URL: pass create_engine(url)")
+    raise ConfigurationError(
+        f"{what} takes a SQLAlchemy Engine (create_engine(url)); got {type(engine).__name__}"
+    )
+
+
+def _require_sync_transaction(on: object) -> None:
+    # An async session's execute() would return a coroutine that nobody awaits: no row, no error.
+    if isinstance(on, AsyncConnection | AsyncSession):
+        raise ConfigurationError(
+            "an async connection or session: write through AsyncRevocationOutbox, with await"
+        )
+    if isinstance(on, Engine | AsyncEngine):
+        raise ConfigurationError(
+            "pass the Connection or Session of your transaction, not the engine: "
+            "with Session(engine) as session, session.begin(): outbox.logout(session, ...)"
+        )
+
+
+def _require_async_transaction(on: object) -> None:
+    if isinstance(on, Connection | Session):
+        raise ConfigurationError(
+            "a sync connection or session: write through RevocationOutbox, without await"
+        )
+    if isinstance(on, Engine | AsyncEngine):
+        raise ConfigurationError(
+            "pass the AsyncConnection or AsyncSession of your transaction, not the engine: "
+            "async with AsyncSession(engine) as session, session.begin(): ..."
+        )
+
+
 class _OutboxBase:
     """What both outboxes share: the issuer, the clock, and how an event becomes a row."""
 
@@ -204,7 +261,11 @@ class RevocationOutbox(_OutboxBase, RevocationMethods[Connection | Session, Even
 
     def __init__(self, engine: Engine, *, issuer: str, clock: Clock = time.time) -> None:
         super().__init__(issuer=issuer, clock=clock)
-        self.engine = engine
+        if isinstance(engine, AsyncEngine):
+            raise ConfigurationError(
+                "an async engine: write through AsyncRevocationOutbox, with await"
+            )
+        self.engine = require_sync_engine(engine, "RevocationOutbox")
 
     def create_table(self) -> None:
         """Create the table, its indexes (and on PostgreSQL its NOTIFY trigger) if missing."""
@@ -213,6 +274,7 @@ class RevocationOutbox(_OutboxBase, RevocationMethods[Connection | Session, Even
 
     def write(self, on: Connection | Session, event: Event) -> Event:
         """Insert an event built elsewhere, within ``on``'s transaction."""
+        _require_sync_transaction(on)
         on.execute(_INSERT, self._row(event))
         return event
 
@@ -232,6 +294,11 @@ class AsyncRevocationOutbox(
 
     def __init__(self, engine: AsyncEngine, *, issuer: str, clock: Clock = time.time) -> None:
         super().__init__(issuer=issuer, clock=clock)
+        if not isinstance(engine, AsyncEngine):
+            raise ConfigurationError(
+                "AsyncRevocationOutbox takes an AsyncEngine (create_async_engine(url)); for a "
+                f"{type(engine).__name__} use RevocationOutbox"
+            )
         self.engine = engine
 
     async def create_table(self) -> None:
@@ -241,6 +308,7 @@ class AsyncRevocationOutbox(
 
     async def write(self, on: AsyncConnection | AsyncSession, event: Event) -> Event:
         """Insert an event built elsewhere, within ``on``'s transaction."""
+        _require_async_transaction(on)
         await on.execute(_INSERT, self._row(event))
         return event
 

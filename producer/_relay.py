@@ -24,6 +24,10 @@ Contract:
    never are.
 7. Time comes from ``clock`` (backoff, pruning, row ages), so tests move time instead of
    sleeping; the loop itself waits with :func:`time.monotonic`.
+8. The engine is a sync ``Engine``: an async one (or its ``sync_engine``, which still drives
+   the async driver and fails outside an event loop) is refused at construction with a
+   ``ConfigurationError`` naming the sync URL to build on the same database. Taking it would
+   mean a second engine built behind the caller's back, without its pool or ``connect_args``.
 
 Metrics (:class:`OutboxRelayCollector`, served with the status by
 :class:`OutboxRelayHTTPServer`): rows pending, age of the oldest pending row, rows
@@ -69,7 +73,7 @@ from jwt_revocation.shared import (
     to_datetime,
 )
 
-from ._outbox import NOTIFY_CHANNEL, OUTBOX
+from ._outbox import NOTIFY_CHANNEL, OUTBOX, require_sync_engine
 
 if TYPE_CHECKING:
     from sqlalchemy.pool import PoolProxiedConnection
@@ -115,7 +119,9 @@ class OutboxRelay:
     ) -> None:
         if batch_size <= 0:
             raise ConfigurationError(f"batch_size must be positive; got {batch_size}")
-        self.engine = engine
+        # Async engines are refused: the relay's thread has no event loop to drive one, and
+        # LISTEN needs psycopg's sync connection.
+        self.engine = require_sync_engine(engine, "OutboxRelay")
         self.batch_size = batch_size
         self.poll_interval = _seconds(poll_interval, "poll_interval", positive=True)
         self.min_backoff = _seconds(min_backoff, "min_backoff", positive=True)
