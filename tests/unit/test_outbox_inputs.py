@@ -72,7 +72,7 @@ def test_the_relay_and_the_outbox_refuse_a_url_or_anything_else() -> None:
     ):
         with pytest.raises(ConfigurationError, match=r"not a URL: pass create_engine\(url\)"):
             build("sqlite:///auth.db")
-        with pytest.raises(ConfigurationError, match="SQLAlchemy Engine.*got dict"):
+        with pytest.raises(ConfigurationError, match=r"SQLAlchemy Engine.*got dict"):
             build({"url": "sqlite:///auth.db"})
 
 
