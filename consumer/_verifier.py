@@ -44,10 +44,12 @@ from jwt_revocation.shared import (
     TokenLifetimeExceededError,
     TokenRevokedError,
     UnknownKeyError,
+    UserIdLike,
     check_algorithms,
     check_key,
     parse_duration,
     to_datetime,
+    user_id_text,
 )
 
 from ._state import RevocationState
@@ -398,16 +400,17 @@ class RevocationVerifier:
         self,
         *,
         jti: str | None = None,
-        user_id: str | None = None,
+        user_id: UserIdLike | None = None,
         issued_at: Instant | None = None,
         session_id: str | None = None,
         token_issuer: str | None = None,
     ) -> RevocationReason | None:
         """The revocation reason of a token with these claims (jti, user, ``iat``, session,
-        ``iss``; any may be left out), or None."""
+        ``iss``; any may be left out), or None. An integer ``user_id`` is its decimal text."""
         self.source.ensure_usable()
         iat = None if issued_at is None else to_datetime(issued_at, name="issued_at").timestamp()
-        return self._check(jti, user_id, iat, session_id, token_issuer)
+        user = None if user_id is None else user_id_text(user_id)
+        return self._check(jti, user, iat, session_id, token_issuer)
 
 
 def claims_only(header: Mapping[str, Any]) -> Any:
