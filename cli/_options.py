@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from jwt_revocation.consumer import RevocationSource, RevocationVerifier, claims_only
-from jwt_revocation.shared import RevocationSettings, parse_duration
+from jwt_revocation.shared import ConfigurationError, RevocationSettings, parse_duration
 
 
 def instant(text: str) -> float:
@@ -33,19 +32,29 @@ def instant(text: str) -> float:
     return parsed.timestamp()
 
 
-def duration(flag: str) -> Callable[[str], timedelta]:
-    """An argument type reading ``15m``, ``1h``, ``1d`` or seconds, naming ``flag`` when wrong."""
-    return lambda text: parse_duration(text, name=flag)
+def duration(text: str) -> timedelta:
+    """The argument type of every duration option: ``15m``, ``1h``, ``1d`` or seconds. A wrong
+    value is argparse's usage error with the accepted forms (``argument --since: the value must
+    be a duration...``), not ``invalid <lambda> value``."""
+    try:
+        return parse_duration(text, name="the value")
+    except ConfigurationError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def seconds(text: str) -> float:
+    """:func:`duration` in seconds, for options read as seconds (``--timeout 10``, ``500ms``)."""
+    return duration(text).total_seconds()
 
 
 def add_timeout(parser: argparse.ArgumentParser, *, default: float, what: str) -> None:
     """``--timeout SECONDS``."""
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=seconds,
         default=default,
         metavar="SECONDS",
-        help=f"{what} (default %(default)g)",
+        help=f"{what} (default %(default)g; or 500ms, 30s, 2m)",
     )
 
 

@@ -122,7 +122,7 @@ def build_parser(settings: RevocationSettings) -> argparse.ArgumentParser:
     parser.add_argument(
         "--max-token-lifetime",
         default=settings.max_token_lifetime,
-        type=duration("--max-token-lifetime"),
+        type=duration,
         help="longest token lifetime, e.g. 15m, 1h [JWT_REVOCATION_MAX_TOKEN_LIFETIME]",
     )
     parser.add_argument(

@@ -35,7 +35,8 @@ def parse_duration(value: object, *, name: str = "duration") -> timedelta:
         seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
     else:
         raise ConfigurationError(
-            f"{name} must be a duration such as 90, 90s, 15m, 1h or 7d; got {value!r}"
+            f"{name} must be a duration: seconds as a number, or a number and one of the units "
+            f"ms, s, m, h, d, as in 90, 90s, 15m, 1h or 7d; got {value!r}"
         )
     if not math.isfinite(seconds) or seconds > _LONGEST:
         raise ConfigurationError(f"{name} must be a finite duration; got {value!r}")
