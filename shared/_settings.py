@@ -76,7 +76,8 @@ class RevocationSettings(BaseSettings):
     """How often a caught-up sidecar with Redis writes a snapshot; 0 never."""
     snapshot_key: SecretStr | None = None
     """HMAC keys for snapshots, ``kid:secret[,kid:secret...]`` (each secret at least 32 bytes):
-    the first signs, every one verifies. Without it a sidecar trusts whoever can write Redis."""
+    the first signs, every one verifies; a lone secret is the key id ``default``. Without it a
+    sidecar trusts whoever can write Redis."""
     set_signing_key: SecretStr | None = None
     """With it, a publisher writes each event as a Security Event Token signed with this key
     (PEM, shared secret, or a JWK as JSON)."""
