@@ -208,7 +208,9 @@ def test_one_secret_as_bytes_or_as_text_is_a_key_under_the_default_key_id() -> N
     by_text = RedisSnapshots(NOWHERE, key="ab" * 32)  # `openssl rand -hex 32`
     by_mapping = RedisSnapshots(NOWHERE, key={"default": secret})
 
-    assert by_bytes.keys is not None and by_text.keys is not None and by_mapping.keys is not None
+    assert by_bytes.keys is not None
+    assert by_text.keys is not None
+    assert by_mapping.keys is not None
     assert by_bytes.keys.key_ids == by_text.keys.key_ids == ["default"]
     assert repr(by_bytes).endswith("key_ids=['default'])")
     sealed = _stored(by_bytes.keys.seal(HEADER, BODY))
