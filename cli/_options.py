@@ -11,10 +11,18 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from jwt_revocation.consumer import RevocationSource, RevocationVerifier, claims_only
-from jwt_revocation.shared import ConfigurationError, RevocationSettings, parse_duration
+from jwt_revocation.shared import (
+    ConfigurationError,
+    RevocationSettings,
+    check_bootstrap_servers,
+    check_topic_name,
+    parse_duration,
+)
 
 
 def instant(text: str) -> float:
@@ -32,14 +40,32 @@ def instant(text: str) -> float:
     return parsed.timestamp()
 
 
-def duration(text: str) -> timedelta:
-    """The argument type of every duration option: ``15m``, ``1h``, ``1d`` or seconds. A wrong
-    value is argparse's usage error with the accepted forms (``argument --since: the value must
-    be a duration...``), not ``invalid <lambda> value``."""
+T = TypeVar("T")
+
+
+def _usage_error(check: Callable[..., T], text: str) -> T:
+    """``check(text)``; its ConfigurationError becomes argparse's usage error, which names
+    the option (``argument --since: the value must be a duration...``)."""
     try:
-        return parse_duration(text, name="the value")
+        return check(text, name="the value")
     except ConfigurationError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def duration(text: str) -> timedelta:
+    """The argument type of every duration option: ``15m``, ``1h``, ``1d`` or seconds. A wrong
+    value is a usage error with the accepted forms, not ``invalid <lambda> value``."""
+    return _usage_error(parse_duration, text)
+
+
+def bootstrap_servers(text: str) -> str:
+    """The argument type of ``--bootstrap-servers``: ``host:port[,host:port...]``."""
+    return _usage_error(check_bootstrap_servers, text)
+
+
+def topic_name(text: str) -> str:
+    """The argument type of ``--topic``: a name Kafka accepts."""
+    return _usage_error(check_topic_name, text)
 
 
 def seconds(text: str) -> float:

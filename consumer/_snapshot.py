@@ -71,6 +71,7 @@ from jwt_revocation.shared import (
     parse_duration,
 )
 
+from ._redis_blocklist import redis_client
 from ._state import StateSnapshot
 
 logger = logging.getLogger(__name__)
@@ -272,9 +273,7 @@ class RedisSnapshots:
     ) -> None:
         if not prefix:
             raise ConfigurationError("prefix must not be empty")
-        self.client: redis.Redis = (
-            redis.Redis.from_url(client) if isinstance(client, str) else client
-        )
+        self.client: redis.Redis = redis_client(client)
         if self.client.connection_pool.connection_kwargs.get("decode_responses"):
             raise ConfigurationError(
                 "snapshots are binary: give a Redis client without decode_responses=True"

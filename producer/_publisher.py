@@ -28,11 +28,13 @@ from jwt_revocation.shared import (
     RevocationSettings,
     SecurityEventSigner,
     authorization_detail,
+    check_topic_name,
     client_config,
     encode_event,
     open_client,
     parse_duration,
     record_key,
+    require_instance,
 )
 
 from ._revocations import RevocationMethods
@@ -64,10 +66,20 @@ class _PublisherBase:
         security_events: SecurityEventSigner | None = None,
         connection: KafkaConnection | None = None,
     ) -> None:
-        if not topic:
-            raise ConfigurationError("topic must not be empty")
-        if not issuer:
-            raise ConfigurationError("issuer must not be empty")
+        check_topic_name(topic)
+        if not isinstance(issuer, str) or not issuer:
+            raise ConfigurationError("issuer must be a non-empty string: the name events carry")
+        if connection is not None:
+            require_instance(
+                connection, KafkaConnection, name="connection", how="KafkaConnection(...)"
+            )
+        if security_events is not None:
+            require_instance(
+                security_events,
+                SecurityEventSigner,
+                name="security_events",
+                how="SecurityEventSigner(key, algorithm=...)",
+            )
         self.topic = topic
         self.issuer = issuer
         self._clock = clock

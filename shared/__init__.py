@@ -6,6 +6,7 @@ Imports neither :mod:`jwt_revocation.producer` nor :mod:`jwt_revocation.consumer
 
 import logging
 
+from ._arguments import require_callable, require_count, require_instance
 from ._clock import Clock
 from ._connection import (
     BOOTSTRAP_SHARE,
@@ -18,7 +19,7 @@ from ._connection import (
     open_client,
     token_from_file,
 )
-from ._duration import Duration, DurationLike, parse_duration
+from ._duration import Duration, DurationLike, parse_duration, parse_seconds
 from ._errors import (
     AccessReason,
     ConfigurationError,
@@ -77,6 +78,7 @@ from ._http import (
 )
 from ._jwks import JWKSKeys, KeyResolver
 from ._keys import KeyRole, check_algorithms, check_key
+from ._names import check_bootstrap_servers, check_topic_name
 from ._security_events import (
     ACCOUNT_DISABLED,
     ACCOUNT_PURGED,
@@ -161,8 +163,10 @@ __all__ = [
     "authorization_detail",
     "build_event",
     "check_algorithms",
+    "check_bootstrap_servers",
     "check_key",
     "check_topic",
+    "check_topic_name",
     "client_config",
     "decode_event",
     "encode_event",
@@ -175,9 +179,13 @@ __all__ = [
     "parse_address",
     "parse_duration",
     "parse_key",
+    "parse_seconds",
     "read_body",
     "record_decoder",
     "record_key",
+    "require_callable",
+    "require_count",
+    "require_instance",
     "to_datetime",
     "token_from_file",
     "user_id_text",

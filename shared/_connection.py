@@ -38,6 +38,7 @@ from kafka.net.sasl.oauth import AbstractTokenProvider
 from pydantic import SecretStr
 
 from ._errors import AccessReason, ConfigurationError, KafkaAccessError
+from ._names import check_bootstrap_servers
 
 if TYPE_CHECKING:
     from ._settings import RevocationSettings
@@ -452,8 +453,7 @@ def client_config(
     ``timeout`` (seconds) bounds the bootstrap (:data:`BOOTSTRAP_SHARE` of it) and each request
     (30 s at most) unless ``defaults`` or ``overrides`` say otherwise.
     """
-    if not bootstrap_servers:
-        raise ConfigurationError("bootstrap_servers must name at least one broker")
+    bootstrap_servers = check_bootstrap_servers(bootstrap_servers)
     timeout_ms = max(1, int(timeout * 1000))
     config: dict[str, Any] = {
         "bootstrap_servers": bootstrap_servers,

@@ -2,8 +2,9 @@
 
 Every constructor, function and setting that takes a duration accepts a :data:`DurationLike`:
 a ``timedelta``, seconds as a number, or text such as ``500ms``, ``90s``, ``15m``, ``1h`` or
-``7d``; :func:`parse_duration` is the one parser, and :data:`Duration` is the same parser as a
-pydantic field type for the settings.
+``7d``; :func:`parse_duration` is the one parser (:func:`parse_seconds` gives its seconds, for
+the many that count in them), and :data:`Duration` is the same parser as a pydantic field
+type for the settings.
 """
 
 from __future__ import annotations
@@ -43,6 +44,14 @@ def parse_duration(value: object, *, name: str = "duration") -> timedelta:
     if seconds < 0:
         raise ConfigurationError(f"{name} must not be negative; got {seconds} s")
     return timedelta(seconds=seconds)
+
+
+def parse_seconds(value: object, *, name: str, positive: bool = False) -> float:
+    """:func:`parse_duration` in seconds; with ``positive``, zero is refused too."""
+    seconds = parse_duration(value, name=name).total_seconds()
+    if positive and seconds <= 0:
+        raise ConfigurationError(f"{name} must be positive; got {value!r}")
+    return seconds
 
 
 def _duration(value: Any) -> timedelta:
