@@ -55,7 +55,8 @@ def parse_seconds(value: object, *, name: str, positive: bool = False) -> float:
 
 
 def _duration(value: Any) -> timedelta:
-    return parse_duration(value)
+    # Pydantic names the field before this message: "max_token_lifetime: Value error, ...".
+    return parse_duration(value, name="the value")
 
 
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
