@@ -48,6 +48,7 @@ from jwt_revocation.shared import (
     check_algorithms,
     check_key,
     parse_duration,
+    require_instance,
     to_datetime,
     user_id_text,
 )
@@ -152,6 +153,13 @@ class RevocationVerifier:
         clock: Clock = time.time,
         options: Mapping[str, Any] | None = None,
     ) -> None:
+        if getattr(source, "state", None) is None or not callable(
+            getattr(source, "ensure_usable", None)
+        ):
+            raise ConfigurationError(
+                "source must be a RevocationSidecar, a RedisBlocklist or InMemoryRevocations; "
+                f"got {type(source).__name__}"
+            )
         if sum(x is not None for x in (key, jwks_url, key_resolver)) != 1:
             raise ConfigurationError("give exactly one of key, jwks_url and key_resolver")
         algorithms = check_algorithms(algorithms)
@@ -411,6 +419,17 @@ class RevocationVerifier:
         iat = None if issued_at is None else to_datetime(issued_at, name="issued_at").timestamp()
         user = None if user_id is None else user_id_text(user_id)
         return self._check(jti, user, iat, session_id, token_issuer)
+
+
+def require_verifier(verifier: RevocationVerifier) -> RevocationVerifier:
+    """``verifier``, or a :class:`ConfigurationError` for what the web integrations are often
+    given instead (the sidecar itself)."""
+    return require_instance(
+        verifier,
+        RevocationVerifier,
+        name="verifier",
+        how="a RevocationVerifier(sidecar, key=..., algorithms=[...])",
+    )
 
 
 def claims_only(header: Mapping[str, Any]) -> Any:

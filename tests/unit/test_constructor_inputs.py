@@ -224,3 +224,85 @@ def test_a_redis_client_or_url_is_taken() -> None:
 
     assert RedisSnapshots(client).client is client
     assert isinstance(RedisSnapshots("redis://127.0.0.1:1/0").client, redis.Redis)
+
+
+# -- verifiers, the web integrations, the receivers ---------------------------------------------
+
+
+def test_the_web_integrations_refuse_a_sidecar_where_the_verifier_belongs() -> None:
+    from flask import Flask
+
+    from jwt_revocation.consumer.fastapi import BearerClaims, RevocationMiddleware, sidecar_lifespan
+    from jwt_revocation.consumer.flask import FlaskRevocation
+
+    sidecar = RevocationSidecar(NOWHERE, max_token_lifetime="1h")
+    for build in (
+        lambda: BearerClaims(sidecar),  # type: ignore[arg-type]
+        lambda: RevocationMiddleware(Flask(__name__), sidecar),  # type: ignore[arg-type]
+        lambda: FlaskRevocation(sidecar),  # type: ignore[arg-type]
+        lambda: sidecar_lifespan(sidecar, verifiers=[sidecar]),  # type: ignore[list-item]
+    ):
+        with pytest.raises(ConfigurationError, match=r"verifier must be a RevocationVerifier\("):
+            build()
+    with pytest.raises(ConfigurationError, match="sidecar must be a RevocationSidecar"):
+        sidecar_lifespan("kafka:9092")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="timeout must be a duration"):
+        sidecar_lifespan(sidecar, timeout="a minute")
+
+
+def test_a_verifier_refuses_a_source_that_cannot_answer() -> None:
+    from jwt_revocation.consumer import RevocationVerifier
+
+    with pytest.raises(ConfigurationError, match=r"source must be a RevocationSidecar.*got str"):
+        RevocationVerifier("kafka:9092", key="k" * 32, algorithms=["HS256"])  # type: ignore[arg-type]
+
+
+def test_a_logout_token_verifier_reads_durations_and_checks_algorithms() -> None:
+    from jwt_revocation.producer import LogoutTokenVerifier
+
+    def build(**options: Any) -> LogoutTokenVerifier:
+        return LogoutTokenVerifier(
+            issuer="https://idp", client_id="app", jwks_url="https://idp/certs", **options
+        )
+
+    verifier = build(leeway=timedelta(seconds=30), max_age="10m", timeout="5s")
+    assert (verifier.leeway, verifier.max_age) == (30.0, 600.0)
+    with pytest.raises(ConfigurationError, match="unknown algorithm 'RSA256'"):
+        build(algorithms=["RSA256"])
+    with pytest.raises(ConfigurationError, match="max_age must be positive"):
+        build(max_age=0)
+    with pytest.raises(ConfigurationError, match="keys must be a key resolver"):
+        LogoutTokenVerifier(issuer="https://idp", client_id="app", keys="https://idp/certs")  # type: ignore[arg-type]
+
+
+def test_a_receiver_refuses_a_signer_or_a_url_in_place_of_its_verifiers() -> None:
+    from jwt_revocation.producer import SecurityEventReceiver
+    from jwt_revocation.shared import SecurityEventSigner
+
+    signer = SecurityEventSigner("s" * 40, algorithm="HS256")
+    with pytest.raises(ConfigurationError, match="verifier must be a SecurityEventVerifier"):
+        SecurityEventReceiver(None, signer, max_token_lifetime="1h")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="logout must be a LogoutTokenVerifier"):
+        SecurityEventReceiver(None, None, max_token_lifetime="1h", logout="https://idp")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("https://idp/realms/r/.well-known/openid-configuration", "discovery document"),
+        ("/etc/jwt/jwks.json", r"http:// or https:// URL \(a key set in a file"),
+        (b"https://idp/certs", "http:// or https:// URL"),
+    ],
+)
+def test_a_jwks_url_that_is_no_key_set_url_is_refused(url: Any, message: str) -> None:
+    from jwt_revocation.shared import JWKSKeys
+
+    with pytest.raises(ConfigurationError, match=message):
+        JWKSKeys(url)
+
+
+def test_a_discovery_document_served_as_the_key_set_says_so() -> None:
+    from jwt_revocation.shared._jwks import _parse
+
+    with pytest.raises(ValueError, match="a discovery document, not a key set: give its jwks_uri"):
+        _parse(b'{"issuer": "https://idp", "jwks_uri": "https://idp/certs"}')
