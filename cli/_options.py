@@ -34,7 +34,10 @@ def instant(text: str) -> float:
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError as err:
-        raise argparse.ArgumentTypeError(f"not an instant: {text!r}") from err
+        raise argparse.ArgumentTypeError(
+            f"not an instant: {text!r}; give seconds since the epoch or an ISO 8601 datetime "
+            "with a zone, such as 2026-01-01T00:00:00Z"
+        ) from err
     if parsed.tzinfo is None:
         raise argparse.ArgumentTypeError(f"{text!r} has no time zone; add Z or +00:00")
     return parsed.timestamp()

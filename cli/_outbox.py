@@ -178,17 +178,11 @@ def _database_url(
 
 def _engine(url: str) -> Engine:
     from sqlalchemy import create_engine
-    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-    try:
-        # pool_pre_ping: a relay outlives database restarts without a failed batch first.
-        return create_engine(url, pool_pre_ping=True)
-    except (ArgumentError, NoSuchModuleError) as err:
-        # The URL itself is not repeated: it may hold a password.
-        raise ConfigurationError(
-            f"the database URL is not one SQLAlchemy can use ({type(err).__name__}); "
-            "e.g. sqlite:///auth.db or postgresql+psycopg://user:password@host/db"
-        ) from err
+    from jwt_revocation.producer.outbox import require_sync_url
+
+    # pool_pre_ping: a relay outlives database restarts without a failed batch first.
+    return create_engine(require_sync_url(url, "this command"), pool_pre_ping=True)
 
 
 def _failed(command: str, err: Exception) -> int:

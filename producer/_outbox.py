@@ -50,10 +50,12 @@ from sqlalchemy import (
     Text,
     event,
     insert,
+    make_url,
 )
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.engine.interfaces import Dialect
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 from sqlalchemy.schema import CreateIndex, CreateTable
@@ -192,18 +194,47 @@ _SYNC_DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}
 """The sync driver suggested for a database an async engine reaches (psycopg serves both)."""
 
 
+def _sync_twin(url: URL) -> str:
+    """The URL of the same database with a sync driver, its password masked."""
+    twin = url.set(drivername=_SYNC_DRIVERS.get(url.get_backend_name(), url.drivername))
+    return twin.render_as_string(hide_password=True)
+
+
+def require_sync_url(url: str | URL, what: str) -> URL:
+    """``url`` parsed, if a sync engine can be created on it; else a
+    :class:`ConfigurationError` naming the URL to write (an async driver's sync twin, or
+    ``postgresql+psycopg://`` for the ``postgres://`` SQLAlchemy does not know)."""
+    try:
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "postgres":
+            raise ConfigurationError(
+                "SQLAlchemy does not know the scheme postgres://; write postgresql+psycopg://"
+                "user:password@host/db"
+            )
+        is_async = parsed.get_dialect().is_async
+    except (ArgumentError, NoSuchModuleError) as err:
+        # The URL itself is not repeated: it may hold a password.
+        raise ConfigurationError(
+            f"the database URL is not one SQLAlchemy can use ({type(err).__name__}); "
+            "e.g. sqlite:///auth.db or postgresql+psycopg://user:password@host/db"
+        ) from err
+    if is_async:
+        raise ConfigurationError(
+            f"{what} needs a sync driver; {parsed.render_as_string(hide_password=True)} is "
+            f"async: give {_sync_twin(parsed)} (the same database)"
+        )
+    return parsed
+
+
 def require_sync_engine(engine: object, what: str) -> Engine:
     """``engine`` if it is a SQLAlchemy ``Engine`` driven synchronously, else a
     :class:`ConfigurationError` saying which engine to pass (rule 5)."""
     if isinstance(engine, AsyncEngine) or (isinstance(engine, Engine) and engine.dialect.is_async):
-        url = engine.url
-        sync_url = url.set(drivername=_SYNC_DRIVERS.get(url.get_backend_name(), url.drivername))
         raise ConfigurationError(
             f"{what} needs a sync engine; this one is async "
-            f"({url.render_as_string(hide_password=True)}). Its sync_engine cannot be used "
-            "outside the event loop either: pass "
-            f'create_engine("{sync_url.render_as_string(hide_password=True)}") on the same '
-            "database"
+            f"({engine.url.render_as_string(hide_password=True)}). Its sync_engine cannot be "
+            f'used outside the event loop either: pass create_engine("{_sync_twin(engine.url)}") '
+            "on the same database"
         )
     if isinstance(engine, Engine):
         return engine

@@ -27,6 +27,7 @@ from ._outbox import (
     outbox_ddl,
     outbox_insert,
     outbox_statements,
+    require_sync_url,
 )
 from ._relay import (
     OutboxRelay,
@@ -56,4 +57,5 @@ __all__ = [
     "outbox_insert",
     "outbox_statements",
     "render_relay_metrics",
+    "require_sync_url",
 ]

@@ -10,6 +10,7 @@ refusal happens before a connection is opened.
 from __future__ import annotations
 
 import asyncio
+import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -118,3 +119,40 @@ def test_the_async_outbox_refuses_a_sync_session_before_writing(
         with pytest.raises(ConfigurationError, match="not the engine"):
             asyncio.run(outbox.password_changed(async_engine, user_id="alice"))  # type: ignore[arg-type]
     assert _rows(engine) == 0
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("sqlite+aiosqlite:///auth.db", "is async: give sqlite:///auth.db"),
+        (
+            "postgresql+asyncpg://auth:s3cret@db/auth",
+            "is async: give postgresql+psycopg://auth:***@db/auth",
+        ),
+        ("postgres://auth:s3cret@db/auth", "does not know the scheme postgres://"),
+        ("db.example:5432/auth", "not one SQLAlchemy can use"),
+    ],
+)
+def test_a_url_the_relay_cannot_drive_names_the_one_to_give(
+    url: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from jwt_revocation.cli import main
+    from jwt_revocation.producer.outbox import require_sync_url
+
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        require_sync_url(url, "the relay")
+    assert main(["outbox", "init", "--database-url", url]) == 2
+
+    error = capsys.readouterr().err
+    assert error.startswith("jwt-revocation outbox init: ")
+    assert message in error
+    assert "s3cret" not in error
+
+
+def test_a_sync_url_is_taken_as_it_is() -> None:
+    from jwt_revocation.producer.outbox import require_sync_url
+
+    assert str(require_sync_url("sqlite:///auth.db", "the relay")) == "sqlite:///auth.db"
+    assert require_sync_url("postgresql+psycopg://a@db/auth", "the relay").drivername == (
+        "postgresql+psycopg"
+    )
