@@ -16,7 +16,8 @@ when both are installed), and each setting is validated by the code that uses it
 * simplejwt's ``LEEWAY`` is within ``MAX_CLOCK_SKEW`` (``E003``);
 * the services' sidecar can be built from the settings, as each worker builds it
   (``RevocationSidecar.from_settings``: TLS files, SASL options, the snapshot and SET keys;
-  ``E004``), and the auth project's relay its publisher's connection and SET signer (``E005``).
+  ``E004``), and the auth project's relay its publisher's connection and SET signer, and its
+  database URL (``E005``).
   Nothing connects: an unreachable broker is ``jwt_revocation_check``'s to find.
 """
 
@@ -112,10 +113,13 @@ def _unbuildable(config: DjangoRevocationSettings) -> list[Any]:
                 )
             )
     if apps.is_installed(AUTH_APP):
+        from jwt_revocation.django.outbox._engine import relay_url
+
         try:
             KafkaConnection.from_settings(config.revocation)
             if config.revocation.set_signing_key is not None:
                 SecurityEventSigner.from_settings(config.revocation)
+            relay_url()  # DATABASE_URL, or the default database as the relay reaches it
         except RevocationError as err:
             problems.append(
                 checks.Error(

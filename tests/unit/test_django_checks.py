@@ -128,6 +128,19 @@ def test_settings_the_sidecar_or_the_publisher_would_refuse_are_an_error(
     assert "ssl_cafile '/nowhere/ca.pem' is not a readable file" in checked.output
 
 
+def test_an_async_database_url_for_the_relay_is_an_error_naming_the_sync_one(
+    tmp_path: Path,
+) -> None:
+    setting = {**GOOD, "DATABASE_URL": "postgresql+asyncpg://auth:s3cret@db/auth"}
+
+    checked = _check("auth, outbox app alone", setting, tmp_path)
+
+    assert checked.status == 1, checked.output
+    assert "(jwt_revocation.E005)" in checked.output
+    assert "give postgresql+psycopg://auth:***@db/auth" in checked.output
+    assert "s3cret" not in checked.output
+
+
 def test_a_snapshot_key_the_sidecar_would_refuse_is_an_error(tmp_path: Path) -> None:
     setting = {**GOOD, "REDIS_URL": "redis://127.0.0.1:1/0", "SNAPSHOT_KEY": "k1:too-short"}
 
