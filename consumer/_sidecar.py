@@ -73,12 +73,13 @@ from jwt_revocation.shared import (
     check_bootstrap_servers,
     check_topic,
     check_topic_name,
+    connection_or_default,
+    optional_instance,
     parse_duration,
     parse_seconds,
     record_decoder,
     require_callable,
     require_count,
-    require_instance,
 )
 
 from ._apply import RecordApplier
@@ -151,21 +152,15 @@ class RevocationSidecar:
         restart_backoff = parse_seconds(restart_backoff, name="restart_backoff")
         snapshot_interval = parse_seconds(snapshot_interval, name="snapshot_interval")
         require_callable(clock, name="clock", how="a function returning epoch seconds: time.time")
-        if snapshots is not None:
-            require_instance(
-                snapshots, RedisSnapshots, name="snapshots", how="RedisSnapshots(redis_url, ...)"
-            )
-        if security_events is not None:
-            require_instance(
-                security_events,
-                SecurityEventVerifier,
-                name="security_events",
-                how="SecurityEventVerifier(key, issuer=..., algorithms=[...])",
-            )
-        if connection is not None:
-            require_instance(
-                connection, KafkaConnection, name="connection", how="KafkaConnection(...)"
-            )
+        optional_instance(
+            snapshots, RedisSnapshots, name="snapshots", how="RedisSnapshots(redis_url, ...)"
+        )
+        optional_instance(
+            security_events,
+            SecurityEventVerifier,
+            name="security_events",
+            how="SecurityEventVerifier(key, issuer=..., algorithms=[...])",
+        )
         if mirror is not None and not all(
             callable(getattr(mirror, method, None))
             for method in ("resume_offsets", "write", "heartbeat")
@@ -204,7 +199,7 @@ class RevocationSidecar:
         self._max_restarts = max_restarts
         self._restart_backoff = restart_backoff
         self._verify_topic = verify_topic
-        self.connection = connection or KafkaConnection()
+        self.connection = connection_or_default(connection)
         self._strict_replication = strict_replication
 
         label = f"name={self.name} topic={topic}"

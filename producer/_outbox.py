@@ -245,29 +245,28 @@ def require_sync_engine(engine: object, what: str) -> Engine:
     )
 
 
-def _require_sync_transaction(on: object) -> None:
-    # An async session's execute() would return a coroutine that nobody awaits: no row, no error.
-    if isinstance(on, AsyncConnection | AsyncSession):
-        raise ConfigurationError(
-            "an async connection or session: write through AsyncRevocationOutbox, with await"
-        )
-    if isinstance(on, Engine | AsyncEngine):
-        raise ConfigurationError(
-            "pass the Connection or Session of your transaction, not the engine: "
-            "with Session(engine) as session, session.begin(): outbox.logout(session, ...)"
-        )
+_SYNC_SIDE = (
+    (AsyncConnection, AsyncSession),
+    "an async connection or session: write through AsyncRevocationOutbox, with await",
+    "the Connection or Session of your transaction, not the engine: "
+    "with Session(engine) as session, session.begin(): outbox.logout(session, ...)",
+)
+_ASYNC_SIDE = (
+    (Connection, Session),
+    "a sync connection or session: write through RevocationOutbox, without await",
+    "the AsyncConnection or AsyncSession of your transaction, not the engine: "
+    "async with AsyncSession(engine) as session, session.begin(): ...",
+)
 
 
-def _require_async_transaction(on: object) -> None:
-    if isinstance(on, Connection | Session):
-        raise ConfigurationError(
-            "a sync connection or session: write through RevocationOutbox, without await"
-        )
+def _require_transaction(on: object, side: tuple[tuple[type, ...], str, str]) -> None:
+    """Refuse the other side's connection or session (an async session's ``execute`` would
+    return a coroutine nobody awaits: no row, no error), and an engine."""
+    other_side, use_the_other_outbox, pass_instead = side
+    if isinstance(on, other_side):
+        raise ConfigurationError(use_the_other_outbox)
     if isinstance(on, Engine | AsyncEngine):
-        raise ConfigurationError(
-            "pass the AsyncConnection or AsyncSession of your transaction, not the engine: "
-            "async with AsyncSession(engine) as session, session.begin(): ..."
-        )
+        raise ConfigurationError(f"pass {pass_instead}")
 
 
 class _OutboxBase:
@@ -305,7 +304,7 @@ class RevocationOutbox(_OutboxBase, RevocationMethods[Connection | Session, Even
 
     def write(self, on: Connection | Session, event: Event) -> Event:
         """Insert an event built elsewhere, within ``on``'s transaction."""
-        _require_sync_transaction(on)
+        _require_transaction(on, _SYNC_SIDE)
         on.execute(_INSERT, self._row(event))
         return event
 
@@ -339,7 +338,7 @@ class AsyncRevocationOutbox(
 
     async def write(self, on: AsyncConnection | AsyncSession, event: Event) -> Event:
         """Insert an event built elsewhere, within ``on``'s transaction."""
-        _require_async_transaction(on)
+        _require_transaction(on, _ASYNC_SIDE)
         await on.execute(_INSERT, self._row(event))
         return event
 

@@ -30,11 +30,12 @@ from jwt_revocation.shared import (
     authorization_detail,
     check_topic_name,
     client_config,
+    connection_or_default,
     encode_event,
     open_client,
+    optional_instance,
     parse_duration,
     record_key,
-    require_instance,
 )
 
 from ._revocations import RevocationMethods
@@ -69,17 +70,12 @@ class _PublisherBase:
         check_topic_name(topic)
         if not isinstance(issuer, str) or not issuer:
             raise ConfigurationError("issuer must be a non-empty string: the name events carry")
-        if connection is not None:
-            require_instance(
-                connection, KafkaConnection, name="connection", how="KafkaConnection(...)"
-            )
-        if security_events is not None:
-            require_instance(
-                security_events,
-                SecurityEventSigner,
-                name="security_events",
-                how="SecurityEventSigner(key, algorithm=...)",
-            )
+        optional_instance(
+            security_events,
+            SecurityEventSigner,
+            name="security_events",
+            how="SecurityEventSigner(key, algorithm=...)",
+        )
         self.topic = topic
         self.issuer = issuer
         self._clock = clock
@@ -87,7 +83,7 @@ class _PublisherBase:
         if self.timeout <= 0:
             raise ConfigurationError("timeout must be positive")
         self.security_events = security_events
-        self.connection = connection or KafkaConnection()
+        self.connection = connection_or_default(connection)
         self._closed = False
         self._lock = threading.Lock()
         timeout_ms = int(self.timeout * 1000)

@@ -6,7 +6,7 @@ Imports neither :mod:`jwt_revocation.producer` nor :mod:`jwt_revocation.consumer
 
 import logging
 
-from ._arguments import require_callable, require_count, require_instance
+from ._arguments import optional_instance, require_callable, require_count, require_instance
 from ._clock import Clock
 from ._connection import (
     BOOTSTRAP_SHARE,
@@ -16,6 +16,7 @@ from ._connection import (
     TokenProvider,
     authorization_detail,
     client_config,
+    connection_or_default,
     open_client,
     token_from_file,
 )
@@ -168,6 +169,7 @@ __all__ = [
     "check_topic",
     "check_topic_name",
     "client_config",
+    "connection_or_default",
     "decode_event",
     "encode_event",
     "ensure_topic",
@@ -176,6 +178,7 @@ __all__ = [
     "json_response",
     "looks_like_set",
     "open_client",
+    "optional_instance",
     "parse_address",
     "parse_duration",
     "parse_key",

@@ -23,6 +23,11 @@ def require_instance(value: object, kind: type[T], *, name: str, how: str) -> T:
     return value
 
 
+def optional_instance(value: object, kind: type[T], *, name: str, how: str) -> T | None:
+    """:func:`require_instance` for an argument that may be None."""
+    return None if value is None else require_instance(value, kind, name=name, how=how)
+
+
 def require_count(value: object, *, name: str, minimum: int) -> int:
     """``value`` if it is an integer (not a bool) of at least ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, int):

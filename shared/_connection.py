@@ -37,6 +37,7 @@ from kafka.errors import KafkaConfigurationError, KafkaError
 from kafka.net.sasl.oauth import AbstractTokenProvider
 from pydantic import SecretStr
 
+from ._arguments import optional_instance
 from ._errors import AccessReason, ConfigurationError, KafkaAccessError
 from ._names import check_bootstrap_servers
 
@@ -468,6 +469,15 @@ def client_config(
     config = {key: value for key, value in config.items() if key in known}
     config.update(overrides or {})
     return config
+
+
+def connection_or_default(connection: object) -> KafkaConnection:
+    """``connection``, or the PLAINTEXT default for None; anything else is a
+    :class:`ConfigurationError` (a dict of options, say)."""
+    given = optional_instance(
+        connection, KafkaConnection, name="connection", how="KafkaConnection(...)"
+    )
+    return KafkaConnection() if given is None else given
 
 
 def open_client(
