@@ -15,7 +15,8 @@ timeout:
    (``certificate_refused``). Over PLAINTEXT a TLS alert in answer means a TLS listener; an
    answer that is not Kafka's framing (an HTTP status line, a database's error) means another
    service, shown by its first bytes; silence or a closed connection is reported as what it
-   is (``wrong_protocol`` for each). An answer without ``Metadata`` among its APIs is no
+   is (``wrong_protocol`` for each), and a Kafka answer that comes only after that wait is a
+   slow broker (``unreachable``). An answer without ``Metadata`` among its APIs is no
    broker listener: a KRaft controller's port, whatever the client's protocol;
 4. for SASL, ``SaslHandshake`` (v1): the mechanism must be enabled on the listener
    (``wrong_protocol`` otherwise), then the exchange itself (``SaslAuthenticate`` v1, with
@@ -187,12 +188,19 @@ def _diagnose_socket(
     except _SilentError as err:
         started = time.monotonic()
         heard = _nudge(sock, deadline)
+        waited = err.waited + time.monotonic() - started
+        if len(heard) >= 4 and 4 <= struct.unpack(">i", heard[:4])[0] <= _LARGEST_ANSWER:
+            # Kafka's framing after all: a broker that answered late (paused, overloaded).
+            return "unreachable", (
+                f"the broker at {where} answered Kafka's ApiVersions request only after about "
+                f"{waited:.1f} s: it is overloaded, paused or far away"
+            )
         if heard:
             return "wrong_protocol", _foreign(where, heard)
         return "wrong_protocol", (
             f"{where} accepted the connection but did not answer Kafka's ApiVersions request "
-            f"in {err.waited + time.monotonic() - started:.1f} s: is it {_BROKERS_PORT}? "
-            "Another service, or a broker that is stopped or overloaded, would do this"
+            f"in {waited:.1f} s: is it {_BROKERS_PORT}? Another service, or a broker that is "
+            "stopped or overloaded, would do this"
         )
     except _ClosedError:
         if connection.uses_tls:

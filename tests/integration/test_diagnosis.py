@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.server
 import re
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -131,3 +132,48 @@ def test_a_silent_server_is_reported_as_silent_without_advice() -> None:
     assert "is it a broker listener" in detail
     assert "TLS" not in detail
     assert "SASL" not in detail
+
+
+@pytest.fixture
+def late_broker(controller: str) -> Iterator[str]:
+    """The real broker behind a proxy that hands its answers back 2.5 s late."""
+    host, port = BOOTSTRAP.split(":")
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def pump(source: socket.socket, target: socket.socket, delay: float) -> None:
+        try:
+            while chunk := source.recv(65536):
+                time.sleep(delay)
+                target.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            target.close()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            broker = socket.create_connection((host, int(port)))
+            threading.Thread(target=pump, args=(client, broker, 0.0), daemon=True).start()
+            threading.Thread(target=pump, args=(broker, client, 2.5), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        listener.close()
+
+
+def test_a_broker_that_answers_late_is_not_taken_for_another_service(late_broker: str) -> None:
+    finding = diagnose(late_broker, KafkaConnection(), timeout=BUDGET)
+
+    assert finding is not None
+    reason, detail = finding
+    assert reason == "unreachable"
+    assert re.search(r"answered Kafka's ApiVersions request only after about \d\.\d s", detail)
+    assert "not a Kafka listener" not in detail
