@@ -22,6 +22,7 @@ know. Messages never hold key material; they name the role, the algorithm and th
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Sequence
@@ -155,11 +156,19 @@ def _check_shape(key: Any, names: Sequence[str], *, role: KeyRole, what: str) ->
                 f"{what} is a certificate: pass its public key, "
                 "x509.load_pem_x509_certificate(pem).public_key()"
             )
-        if stripped.startswith("{"):
+        if stripped.startswith("{") and _is_json_object(stripped):
             raise ConfigurationError(
                 f"{what} is a JWK as JSON: pass jwt.PyJWK.from_json(text), or jwks_url= for a "
                 "key set"
             )
+
+
+def _is_json_object(text: str) -> bool:
+    # Only text that parses: a random secret of bytes starts with "{" once in 256.
+    try:
+        return isinstance(json.loads(text), dict)
+    except (ValueError, RecursionError):
+        return False
 
 
 def _is_path(text: str, *, pem_only: bool) -> bool:
