@@ -213,15 +213,12 @@ def test_unknown_algorithm_names_are_refused_whatever_the_key_source(
 @given(st.binary(min_size=32, max_size=64))
 def test_a_random_secret_of_bytes_is_taken_whatever_its_first_byte(secret: bytes) -> None:
     # secrets.token_bytes(32), as the demo makes its key: "{" or "/" first is still a secret.
+    # (Neither can be a PEM, an SSH or a DER key, which PyJWT refuses as HMAC secrets.)
     source = InMemoryRevocations(max_token_lifetime=3600)
-    try:
-        check_key(b"{" + secret, ["HS256"], role="verification", what="the key")
-        check_key(b"/" + secret, ["HS256"], role="verification", what="the key")
-    except ConfigurationError as err:
-        # PyJWT itself refuses a secret that parses as a PEM, an SSH or a DER key: never
-        # random bytes in practice, but the rule is PyJWT's, so it is allowed here.
-        assert "does not suit HS256" in str(err), err
-    assert RevocationVerifier(source, key=secret + b"x" * 32, algorithms=["HS256"])
+
+    for key in (b"{" + secret, b"/" + secret):
+        check_key(key, ["HS256"], role="verification", what="the key")
+        assert RevocationVerifier(source, key=key, algorithms=["HS256"]).algorithms == ["HS256"]
 
 
 def test_a_key_resolver_must_be_callable(source: InMemoryRevocations) -> None:
