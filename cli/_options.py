@@ -13,9 +13,16 @@ import argparse
 import os
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import TypeVar
 
-from jwt_revocation.consumer import RevocationSource, RevocationVerifier
-from jwt_revocation.shared import RevocationSettings, parse_duration
+from jwt_revocation.consumer import RevocationSource, RevocationVerifier, claims_only
+from jwt_revocation.shared import (
+    ConfigurationError,
+    RevocationSettings,
+    check_bootstrap_servers,
+    check_topic_name,
+    parse_duration,
+)
 
 
 def instant(text: str) -> float:
@@ -27,25 +34,56 @@ def instant(text: str) -> float:
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError as err:
-        raise argparse.ArgumentTypeError(f"not an instant: {text!r}") from err
+        raise argparse.ArgumentTypeError(
+            f"not an instant: {text!r}; give seconds since the epoch or an ISO 8601 datetime "
+            "with a zone, such as 2026-01-01T00:00:00Z"
+        ) from err
     if parsed.tzinfo is None:
         raise argparse.ArgumentTypeError(f"{text!r} has no time zone; add Z or +00:00")
     return parsed.timestamp()
 
 
-def duration(flag: str) -> Callable[[str], timedelta]:
-    """An argument type reading ``15m``, ``1h``, ``1d`` or seconds, naming ``flag`` when wrong."""
-    return lambda text: parse_duration(text, name=flag)
+T = TypeVar("T")
+
+
+def _usage_error(check: Callable[..., T], text: str) -> T:
+    """``check(text)``; its ConfigurationError becomes argparse's usage error, which names
+    the option (``argument --since: the value must be a duration...``)."""
+    try:
+        return check(text, name="the value")
+    except ConfigurationError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def duration(text: str) -> timedelta:
+    """The argument type of every duration option: ``15m``, ``1h``, ``1d`` or seconds. A wrong
+    value is a usage error with the accepted forms, not ``invalid <lambda> value``."""
+    return _usage_error(parse_duration, text)
+
+
+def bootstrap_servers(text: str) -> str:
+    """The argument type of ``--bootstrap-servers``: ``host:port[,host:port...]``."""
+    return _usage_error(check_bootstrap_servers, text)
+
+
+def topic_name(text: str) -> str:
+    """The argument type of ``--topic``: a name Kafka accepts."""
+    return _usage_error(check_topic_name, text)
+
+
+def seconds(text: str) -> float:
+    """:func:`duration` in seconds, for options read as seconds (``--timeout 10``, ``500ms``)."""
+    return duration(text).total_seconds()
 
 
 def add_timeout(parser: argparse.ArgumentParser, *, default: float, what: str) -> None:
     """``--timeout SECONDS``."""
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=seconds,
         default=default,
         metavar="SECONDS",
-        help=f"{what} (default %(default)g)",
+        help=f"{what} (default %(default)g; or 500ms, 30s, 2m)",
     )
 
 
@@ -75,8 +113,11 @@ def verifier_for(
     if settings.jwks_url:
         algorithms = args.algorithm or ["RS256"]
         return RevocationVerifier(source, jwks_url=settings.jwks_url, algorithms=algorithms), True
-    key = os.environ.get(args.key_env) or ""
-    return RevocationVerifier(source, key=key, algorithms=args.algorithm or ["HS256"]), bool(key)
+    key = os.environ.get(args.key_env) or None
+    algorithms = args.algorithm or ["HS256"]
+    if key is None:  # tokens' claims are judged unverified: see the commands
+        return RevocationVerifier(source, key_resolver=claims_only, algorithms=algorithms), False
+    return RevocationVerifier(source, key=key, algorithms=algorithms), True
 
 
 def add_http(

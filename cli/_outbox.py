@@ -26,8 +26,9 @@ from jwt_revocation.shared import (
     RevocationError,
     RevocationSettings,
     parse_address,
-    parse_duration,
 )
+
+from ._options import duration
 
 if TYPE_CHECKING:  # SQLAlchemy comes with the outbox extra; imported where a command needs it
     from sqlalchemy import Engine
@@ -83,13 +84,13 @@ def add_relay_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--poll-interval",
         default="1s",
-        type=lambda v: parse_duration(v, name="--poll-interval"),
+        type=duration,
         help="how often to look for rows without a NOTIFY (default %(default)s)",
     )
     parser.add_argument(
         "--retention",
         default="7d",
-        type=lambda v: parse_duration(v, name="--retention"),
+        type=duration,
         help="delete published rows after this long (default %(default)s)",
     )
     parser.add_argument("--name", default="jwt-revocation-relay", help="in logs and metrics")

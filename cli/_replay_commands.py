@@ -30,7 +30,7 @@ def _replay_arguments(parser: argparse.ArgumentParser, _settings: RevocationSett
     window = parser.add_mutually_exclusive_group()
     window.add_argument(
         "--since",
-        type=duration("--since"),
+        type=duration,
         help="read events of this last duration, e.g. 15m (default: a sidecar's window, "
         "max-token-lifetime + max-clock-skew)",
     )

@@ -38,14 +38,18 @@ from ._command import (
     stop_on_signals,
 )
 from ._kafka import checked_sidecar
-from ._options import add_http, add_verify_key, verifier_for
+from ._options import add_http, add_verify_key, seconds, verifier_for
 
 logger = logging.getLogger("jwt_revocation.cli")
 
 
 def _report_every(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--report-every", type=float, default=30.0, metavar="SECONDS", help="status log interval"
+        "--report-every",
+        type=seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="status log interval",
     )
 
 

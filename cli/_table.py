@@ -16,7 +16,7 @@ from jwt_revocation.shared import RevocationSettings
 
 from ._check import CHECK
 from ._command import Command, parser_only
-from ._options import add_timeout, duration
+from ._options import add_timeout, bootstrap_servers, duration, topic_name
 from ._outbox import add_outbox_init_arguments, add_relay_arguments, run_outbox_init, run_relay
 from ._publish import PUBLISH, RECEIVE
 from ._replay_commands import REPLAY, SNAPSHOT
@@ -112,17 +112,19 @@ def build_parser(settings: RevocationSettings) -> argparse.ArgumentParser:
     parser.add_argument(
         "--bootstrap-servers",
         default=settings.bootstrap_servers,
+        type=bootstrap_servers,
         help="Kafka brokers [JWT_REVOCATION_BOOTSTRAP_SERVERS, default %(default)s]",
     )
     parser.add_argument(
         "--topic",
         default=settings.topic,
+        type=topic_name,
         help="revocation topic [JWT_REVOCATION_TOPIC, default %(default)s]",
     )
     parser.add_argument(
         "--max-token-lifetime",
         default=settings.max_token_lifetime,
-        type=duration("--max-token-lifetime"),
+        type=duration,
         help="longest token lifetime, e.g. 15m, 1h [JWT_REVOCATION_MAX_TOKEN_LIFETIME]",
     )
     parser.add_argument(

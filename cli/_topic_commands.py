@@ -61,7 +61,7 @@ def _ensure_arguments(parser: argparse.ArgumentParser, settings: RevocationSetti
     parser.add_argument(
         "--retention-margin",
         default="1d",
-        type=duration("--retention-margin"),
+        type=duration,
         help="retention beyond max-token-lifetime (default %(default)s)",
     )
     parser.add_argument(

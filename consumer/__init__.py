@@ -30,6 +30,7 @@ from ._verifier import (
     RevocationLookup,
     RevocationSource,
     RevocationVerifier,
+    claims_only,
 )
 
 __all__ = [
@@ -56,5 +57,6 @@ __all__ = [
     "TokenRevokedError",
     "UnknownKeyError",
     "Verdict",
+    "claims_only",
     "render_metrics",
 ]

@@ -33,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import redis
+import redis.asyncio
 
 from jwt_revocation.shared import (
     EVENT_TYPES,
@@ -114,8 +115,28 @@ def issuer_jti_key(prefix: str, issuer: str, jti: str) -> str:
     return f"{prefix}:ijti:{len(issuer)}:{issuer}:{jti}"
 
 
-def _client(client: redis.Redis | str) -> redis.Redis:
-    return redis.Redis.from_url(client) if isinstance(client, str) else client
+def redis_client(client: redis.Redis | str) -> redis.Redis:
+    """A ``redis.Redis``, or one made from a ``redis://``, ``rediss://`` or ``unix://`` URL;
+    anything else is a :class:`ConfigurationError` (the URL is not shown: it may hold a
+    password)."""
+    if isinstance(client, redis.Redis):
+        return client
+    if isinstance(client, redis.asyncio.Redis):
+        raise ConfigurationError(
+            "client is an asyncio Redis client; pass a redis.Redis (or the redis:// URL): "
+            "the sidecar and the verifier call Redis from threads"
+        )
+    if not isinstance(client, str):
+        raise ConfigurationError(
+            "client must be a redis.Redis or a redis:// URL; got " + type(client).__name__
+        )
+    try:
+        return redis.Redis.from_url(client)
+    except ValueError:
+        raise ConfigurationError(
+            "the Redis URL must start with redis://, rediss:// (TLS) or unix://, as in "
+            "redis://127.0.0.1:6379/0"
+        ) from None
 
 
 def _number(value: float) -> str:
@@ -135,7 +156,7 @@ class RedisBlocklistSink:
     ) -> None:
         if not prefix:
             raise ConfigurationError("prefix must not be empty")
-        self.client = _client(client)
+        self.client = redis_client(client)
         self.prefix = prefix
         self._skew = parse_duration(max_clock_skew, name="max_clock_skew").total_seconds()
         self._keep = (
@@ -229,7 +250,7 @@ class RedisBlocklist:
         max_staleness: DurationLike = 30,
         clock: Clock = time.time,
     ) -> None:
-        self.client = _client(client)
+        self.client = redis_client(client)
         self.topic = topic
         self.prefix = prefix
         self.max_token_lifetime = parse_duration(

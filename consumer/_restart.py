@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import time
 
-from jwt_revocation.shared import Clock, ConfigurationError
+from jwt_revocation.shared import Clock, ConfigurationError, require_count
 
 MAX_BACKOFF = 30.0
 """The longest wait, in seconds, before a new consumer starts."""
@@ -52,10 +52,7 @@ class RestartBudget:
         healthy_after: float = HEALTHY_RUN,
         clock: Clock = time.monotonic,
     ) -> None:
-        if isinstance(max_restarts, bool) or not isinstance(max_restarts, int) or max_restarts < 0:
-            raise ConfigurationError(
-                f"max_restarts must be a whole number, 0 or more; got {max_restarts!r}"
-            )
+        require_count(max_restarts, name="max_restarts", minimum=0)
         if isinstance(backoff, bool) or not isinstance(backoff, int | float) or not backoff >= 0:
             raise ConfigurationError(
                 f"restart_backoff must be a number of seconds, 0 or more; got {backoff!r}"

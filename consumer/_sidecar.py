@@ -80,9 +80,16 @@ from jwt_revocation.shared import (
     SecurityEventVerifier,
     SidecarUnavailableError,
     SnapshotError,
+    check_bootstrap_servers,
     check_topic,
+    check_topic_name,
+    connection_or_default,
+    optional_instance,
     parse_duration,
+    parse_seconds,
     record_decoder,
+    require_callable,
+    require_count,
 )
 
 from ._apply import RecordApplier
@@ -127,16 +134,16 @@ class RevocationSidecar:
         on_stale: Literal["reject", "allow"] = "reject",
         max_entries: int = 10_000_000,
         clock: Clock = time.time,
-        poll_timeout: float = 0.2,
-        contact_interval: float = 1.0,
-        sweep_interval: float = 10.0,
+        poll_timeout: DurationLike = 0.2,
+        contact_interval: DurationLike = 1.0,
+        sweep_interval: DurationLike = 10.0,
         max_restarts: int = 10,
-        restart_backoff: float = 0.5,
+        restart_backoff: DurationLike = 0.5,
         verify_topic: bool = True,
         name: str | None = None,
         consumer_config: Mapping[str, Any] | None = None,
         snapshots: RedisSnapshots | None = None,
-        snapshot_interval: float = 60.0,
+        snapshot_interval: DurationLike = 60.0,
         mirror: RevocationMirror | None = None,
         security_events: SecurityEventVerifier | None = None,
         replay_window: ReplayWindow = None,
@@ -146,8 +153,33 @@ class RevocationSidecar:
         lifetime = parse_duration(max_token_lifetime, name="max_token_lifetime")
         if lifetime.total_seconds() <= 0:
             raise ConfigurationError("max_token_lifetime must be positive")
-        if max_entries <= 0:
-            raise ConfigurationError(f"max_entries must be positive; got {max_entries}")
+        require_count(max_entries, name="max_entries", minimum=1)
+        require_count(max_restarts, name="max_restarts", minimum=0)
+        # Seconds as a number, a timedelta or text, as every duration of the package (the
+        # reader's timing refuses those that must be positive).
+        poll_timeout = parse_seconds(poll_timeout, name="poll_timeout")
+        contact_interval = parse_seconds(contact_interval, name="contact_interval")
+        sweep_interval = parse_seconds(sweep_interval, name="sweep_interval")
+        restart_backoff = parse_seconds(restart_backoff, name="restart_backoff")
+        snapshot_interval = parse_seconds(snapshot_interval, name="snapshot_interval")
+        require_callable(clock, name="clock", how="a function returning epoch seconds: time.time")
+        optional_instance(
+            snapshots, RedisSnapshots, name="snapshots", how="RedisSnapshots(redis_url, ...)"
+        )
+        optional_instance(
+            security_events,
+            SecurityEventVerifier,
+            name="security_events",
+            how="SecurityEventVerifier(key, issuer=..., algorithms=[...])",
+        )
+        if mirror is not None and not all(
+            callable(getattr(mirror, method, None))
+            for method in ("resume_offsets", "write", "heartbeat")
+        ):
+            raise ConfigurationError(
+                "mirror must be a RevocationMirror, such as RedisBlocklistSink(redis_url, ...); "
+                f"got {type(mirror).__name__}"
+            )
         if (
             snapshots is not None
             and not snapshots.signed
@@ -159,12 +191,8 @@ class RevocationSidecar:
                 "has no key, so whoever can write to Redis could un-revoke tokens: give "
                 "RedisSnapshots a key (JWT_REVOCATION_SNAPSHOT_KEY), or no snapshot store"
             )
-        if not bootstrap_servers:
-            raise ConfigurationError("bootstrap_servers must name at least one broker")
-        if not topic:
-            raise ConfigurationError("topic must not be empty")
-        self.bootstrap_servers = bootstrap_servers
-        self.topic = topic
+        self.bootstrap_servers = check_bootstrap_servers(bootstrap_servers)
+        self.topic = check_topic_name(topic)
         self.max_token_lifetime = lifetime
         self.max_clock_skew = parse_duration(max_clock_skew, name="max_clock_skew")
         self.max_staleness = parse_duration(max_staleness, name="max_staleness")
@@ -181,7 +209,7 @@ class RevocationSidecar:
         self._clock = clock
         self._restarts = RestartBudget(max_restarts=max_restarts, backoff=restart_backoff)
         self._verify_topic = verify_topic
-        self.connection = connection or KafkaConnection()
+        self.connection = connection_or_default(connection)
         self._strict_replication = strict_replication
 
         label = f"name={self.name} topic={topic}"

@@ -33,7 +33,9 @@ two; the key id is inside the signed header. A reader with keys checks the MAC b
 anything else, and refuses a snapshot with no ``mac`` as ``unsigned`` and one whose key id it
 does not hold, whose header is unreadable or whose MAC differs (compared in constant time) as
 ``forged``. One key signs and every listed key verifies, so a key rotates by listing the new
-key first and the old one after it until the old snapshots have expired. A reader without keys
+key first and the old one after it until the old snapshots have expired. A key given as one
+secret (``bytes``, or text with neither ``:`` nor ``,``) has the key id ``default``; any other
+type is a ``ConfigurationError`` (:meth:`SnapshotKeys.from_key`). A reader without keys
 ignores ``key_id`` and ``mac``: it trusts whoever can write to Redis.
 
 :meth:`RedisSnapshots.load` refuses, with a :class:`SnapshotError` naming the reason, a
@@ -72,6 +74,7 @@ from jwt_revocation.shared import (
     parse_duration,
 )
 
+from ._redis_blocklist import redis_client
 from ._state import StateSnapshot
 
 logger = logging.getLogger(__name__)
@@ -81,6 +84,8 @@ FORMAT = 1
 
 MIN_KEY_BYTES = 32
 """The shortest snapshot key accepted: HMAC-SHA256's own output size."""
+DEFAULT_KEY_ID = "default"
+"""The key id of a key given as one secret (bytes, or text with neither ``:`` nor ``,``)."""
 _SIGNED_CONTEXT = b"jwt-revocation snapshot v1\n"
 _KEY_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _KEY_ID_RULE = "1 to 64 of the characters A-Z a-z 0-9 . _ -"
@@ -105,11 +110,16 @@ class SnapshotKeys:
 
     ``keys`` maps key ids to secrets (bytes, or text used as its UTF-8 bytes), each at least
     32 bytes. ``signing_key_id`` names the key that signs; by default the first.
+    :meth:`from_key` takes every other form a key is given in.
     """
 
     def __init__(
         self, keys: Mapping[str, bytes | str], *, signing_key_id: str | None = None
     ) -> None:
+        if not isinstance(keys, Mapping):
+            raise ConfigurationError(
+                f"snapshot keys must map key ids to secrets; got {type(keys).__name__}"
+            )
         if not keys:
             raise ConfigurationError("a snapshot key ring needs at least one key")
         secrets: dict[str, bytes] = {}
@@ -118,6 +128,12 @@ class SnapshotKeys:
                 # Not echoed: a malformed entry may be a secret put in the wrong place.
                 raise ConfigurationError(
                     f"snapshot key {position}: a key id must be {_KEY_ID_RULE}"
+                )
+            if not isinstance(secret, str | bytes | bytearray):
+                # bytes(64) would be 64 zero bytes: a key anyone knows.
+                raise ConfigurationError(
+                    f"snapshot key {key_id!r}: a secret is bytes or str; got "
+                    f"{type(secret).__name__}"
                 )
             raw = secret.encode() if isinstance(secret, str) else bytes(secret)
             if len(raw) < MIN_KEY_BYTES:
@@ -136,9 +152,32 @@ class SnapshotKeys:
         """The id of the key that signs; the header names it as ``key_id``."""
 
     @classmethod
+    def from_key(cls, key: SnapshotKeyLike, *, signing_key_id: str | None = None) -> SnapshotKeys:
+        """Keys as :class:`RedisSnapshots` takes them: one secret as ``bytes`` (the natural
+        type of an HMAC key), text (see :meth:`parse`), a mapping of key ids to secrets, or a
+        ``SnapshotKeys``; anything else is a :class:`ConfigurationError`."""
+        if isinstance(key, SnapshotKeys):
+            if signing_key_id is not None and signing_key_id != key.signing_key_id:
+                return cls(key._secrets, signing_key_id=signing_key_id)
+            return key
+        if isinstance(key, bytes | bytearray):
+            return cls({DEFAULT_KEY_ID: bytes(key)}, signing_key_id=signing_key_id)
+        if isinstance(key, str):
+            return cls.parse(key, signing_key_id=signing_key_id)
+        if isinstance(key, Mapping):
+            return cls(key, signing_key_id=signing_key_id)
+        raise ConfigurationError(
+            "a snapshot key is one secret (bytes, or text), kid:secret[,kid:secret...] text, or "
+            f"a mapping {{kid: secret}}; got {type(key).__name__}"
+        )
+
+    @classmethod
     def parse(cls, text: str, *, signing_key_id: str | None = None) -> SnapshotKeys:
         """Keys written as ``kid:secret[,kid:secret...]``; the first one signs unless
-        ``signing_key_id`` names another."""
+        ``signing_key_id`` names another. Text with neither ``:`` nor ``,`` is one secret,
+        under the key id :data:`DEFAULT_KEY_ID`."""
+        if ":" not in text and "," not in text:
+            return cls({DEFAULT_KEY_ID: text.strip()}, signing_key_id=signing_key_id)
         keys: dict[str, str] = {}
         for position, entry in enumerate(text.split(","), 1):
             key_id, colon, secret = entry.partition(":")
@@ -202,9 +241,10 @@ class SnapshotKeys:
             )
 
 
-SnapshotKeyLike = str | Mapping[str, bytes | str]
-"""Snapshot keys as :class:`RedisSnapshots` takes them: ``kid:secret[,kid:secret...]`` text,
-or a mapping of key ids to secrets."""
+SnapshotKeyLike = str | bytes | Mapping[str, bytes | str] | SnapshotKeys
+"""Snapshot keys as :class:`RedisSnapshots` takes them: one secret as bytes (under the key id
+:data:`DEFAULT_KEY_ID`), ``kid:secret[,kid:secret...]`` text (one secret when it holds neither
+``:`` nor ``,``), a mapping of key ids to secrets, or :class:`SnapshotKeys`."""
 
 
 @dataclass(frozen=True)
@@ -236,9 +276,7 @@ class RedisSnapshots:
     ) -> None:
         if not prefix:
             raise ConfigurationError("prefix must not be empty")
-        self.client: redis.Redis = (
-            redis.Redis.from_url(client) if isinstance(client, str) else client
-        )
+        self.client: redis.Redis = redis_client(client)
         if self.client.connection_pool.connection_kwargs.get("decode_responses"):
             raise ConfigurationError(
                 "snapshots are binary: give a Redis client without decode_responses=True"
@@ -251,11 +289,7 @@ class RedisSnapshots:
         if key is None and signing_key_id is not None:
             raise ConfigurationError("signing_key_id names a key, but no key was given")
         self.keys: SnapshotKeys | None = (
-            None
-            if key is None
-            else SnapshotKeys.parse(key, signing_key_id=signing_key_id)
-            if isinstance(key, str)
-            else SnapshotKeys(key, signing_key_id=signing_key_id)
+            None if key is None else SnapshotKeys.from_key(key, signing_key_id=signing_key_id)
         )
         """The keys that sign and verify snapshots; None trusts whoever can write to Redis."""
 

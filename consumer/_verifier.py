@@ -7,6 +7,14 @@ The signature is checked with one static ``key``, or with the key a resolver pic
 token's header: ``jwks_url`` builds a :class:`~jwt_revocation.shared.JWKSKeys` (fetched once,
 cached, refetched at most once per interval for an unknown ``kid``, so a known kid opens no
 socket), and ``key_resolver`` takes any other source.
+
+Keys are checked when they are given, not at the first token: a static ``key`` (and
+:meth:`RevocationVerifier.set_key`'s) must suit every one of ``algorithms``, by
+:func:`~jwt_revocation.shared.check_key` (a private key, a file path, a certificate or a
+short secret is a ``ConfigurationError`` saying what to pass). A resolver's key that PyJWT
+cannot verify with is refused as :class:`UnknownKeyError` (401) and logged, never an
+``AttributeError`` or ``InvalidKeyError`` escaping ``verify`` (a 500). :func:`claims_only` is
+the resolver of a verifier that only judges claims checked elsewhere.
 """
 
 from __future__ import annotations
@@ -35,18 +43,21 @@ from jwt_revocation.shared import (
     SidecarUnavailableError,
     TokenLifetimeExceededError,
     TokenRevokedError,
+    UnknownKeyError,
+    UserIdLike,
+    check_algorithms,
+    check_key,
     numeric_date,
     parse_duration,
+    require_instance,
     to_datetime,
+    user_id_text,
 )
 
 from ._state import RevocationState
 from ._verdict import MISSING_TOKEN, Verdict, judge
 
 logger = logging.getLogger(__name__)
-
-_UNSAFE_ALGORITHMS = {"none", ""}
-
 
 _VERIFIERS: weakref.WeakSet[RevocationVerifier] = weakref.WeakSet()
 
@@ -143,15 +154,23 @@ class RevocationVerifier:
         clock: Clock = time.time,
         options: Mapping[str, Any] | None = None,
     ) -> None:
+        if getattr(source, "state", None) is None or not callable(
+            getattr(source, "ensure_usable", None)
+        ):
+            raise ConfigurationError(
+                "source must be a RevocationSidecar, a RedisBlocklist or InMemoryRevocations; "
+                f"got {type(source).__name__}"
+            )
         if sum(x is not None for x in (key, jwks_url, key_resolver)) != 1:
             raise ConfigurationError("give exactly one of key, jwks_url and key_resolver")
-        if not algorithms:
-            raise ConfigurationError("algorithms must name at least one algorithm, e.g. ['HS256']")
-        if isinstance(algorithms, str):
-            raise ConfigurationError("algorithms must be a list of names, not a string")
-        unsafe = [a for a in algorithms if a.lower() in _UNSAFE_ALGORITHMS]
-        if unsafe:
-            raise ConfigurationError(f"algorithm {unsafe[0]!r} accepts unsigned tokens; refusing")
+        algorithms = check_algorithms(algorithms)
+        if key is not None:
+            check_key(key, algorithms, role="verification", what="the verification key")
+        if key_resolver is not None and not callable(key_resolver):
+            raise ConfigurationError(
+                f"key_resolver must be callable (a JWKSKeys, or a function of the token's "
+                f"header); got a {type(key_resolver).__name__}: pass a static key as key="
+            )
         leeway_s = parse_duration(leeway, name="leeway").total_seconds()
         skew = source.state.max_clock_skew
         if leeway_s > skew:
@@ -238,11 +257,16 @@ class RevocationVerifier:
             )
         except UnicodeError as err:
             raise jwt.DecodeError("the token is not valid UTF-8") from err
+        except (jwt.InvalidKeyError, TypeError, AttributeError) as err:
+            # Only a key resolver's key can get here (a static key was checked when built):
+            # refused as no key verifies the token (401), never an unexpected 500.
+            raise _unusable_key(key, err) from None
         return claims
 
     def set_key(self, key: Any) -> None:
         """Verify signatures with ``key`` from now on (a resolver is dropped); forgets every
-        token verified before."""
+        token verified before. A key unfit for ``algorithms`` is refused as at construction."""
+        check_key(key, self.algorithms, role="verification", what="the verification key")
         with self._cache_lock:
             self._key = key
             self.keys = None
@@ -386,16 +410,51 @@ class RevocationVerifier:
         self,
         *,
         jti: str | None = None,
-        user_id: str | None = None,
+        user_id: UserIdLike | None = None,
         issued_at: Instant | None = None,
         session_id: str | None = None,
         token_issuer: str | None = None,
     ) -> RevocationReason | None:
         """The revocation reason of a token with these claims (jti, user, ``iat``, session,
-        ``iss``; any may be left out), or None."""
+        ``iss``; any may be left out), or None. An integer ``user_id`` is its decimal text."""
         self.source.ensure_usable()
         iat = None if issued_at is None else to_datetime(issued_at, name="issued_at").timestamp()
-        return self._check(jti, user_id, iat, session_id, token_issuer)
+        user = None if user_id is None else user_id_text(user_id)
+        return self._check(jti, user, iat, session_id, token_issuer)
+
+
+def require_verifier(verifier: RevocationVerifier) -> RevocationVerifier:
+    """``verifier``, or a :class:`ConfigurationError` for what the web integrations are often
+    given instead (the sidecar itself)."""
+    return require_instance(
+        verifier,
+        RevocationVerifier,
+        name="verifier",
+        how="a RevocationVerifier(sidecar, key=..., algorithms=[...])",
+    )
+
+
+def claims_only(header: Mapping[str, Any]) -> Any:
+    """The key resolver of a verifier that only judges claims whose signature was checked
+    elsewhere (:meth:`RevocationVerifier.decide_claims`, ``check_claims``, ``is_revoked``):
+    every token given to ``verify`` or ``decode`` is refused with :class:`UnknownKeyError`."""
+    raise UnknownKeyError(
+        "this verifier holds no key: it judges claims checked elsewhere; give it key=, "
+        "jwks_url= or a key_resolver to verify tokens"
+    )
+
+
+def _unusable_key(key: Any, err: Exception) -> UnknownKeyError:
+    """The error for a resolver's key that PyJWT cannot verify with, logged for the operator:
+    at ERROR with its traceback when the key is no key at all (a resolver's bug)."""
+    kind = type(key).__name__
+    if isinstance(err, jwt.InvalidKeyError):
+        logger.warning("token refused: the key resolver's %s key does not suit it: %s", kind, err)
+    else:
+        logger.error("token refused: the key resolver returned an unusable %s", kind, exc_info=err)
+    return UnknownKeyError(
+        f"the key chosen for this token ({kind}) cannot verify it: {type(err).__name__}"
+    )
 
 
 class _Verified(NamedTuple):

@@ -25,16 +25,18 @@ from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from jwt_revocation.shared import DurationLike, parse_seconds, require_instance
+
 from ._sidecar import RevocationSidecar
 from ._verdict import bearer_answer, bearer_token
-from ._verifier import RevocationVerifier
+from ._verifier import RevocationVerifier, require_verifier
 
 
 class BearerClaims:
     """A FastAPI dependency that returns the verified claims of the request's bearer token."""
 
     def __init__(self, verifier: RevocationVerifier) -> None:
-        self.verifier = verifier
+        self.verifier = require_verifier(verifier)
 
     async def __call__(self, connection: HTTPConnection) -> dict[str, Any]:
         verdict = self.verifier.decide(bearer_token(connection.headers.get("authorization")))
@@ -60,7 +62,7 @@ class RevocationMiddleware:
         exclude: Collection[str] = ("/healthz", "/readyz", "/metrics"),
     ) -> None:
         self.app = app
-        self.verifier = verifier
+        self.verifier = require_verifier(verifier)
         self.exclude = set(exclude)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -81,7 +83,7 @@ class RevocationMiddleware:
 def sidecar_lifespan(
     sidecar: RevocationSidecar,
     *,
-    timeout: float = 60.0,
+    timeout: DurationLike = 60.0,
     verifiers: Iterable[RevocationVerifier] = (),
 ) -> Callable[[Any], AbstractAsyncContextManager[None]]:
     """A lifespan that starts the sidecar (caught up) before serving and stops it after.
@@ -90,7 +92,9 @@ def sidecar_lifespan(
     verify runs on the event loop, and only a token with an unknown ``kid`` (at most once per
     refetch interval) then waits for the provider.
     """
-    listed = list(verifiers)
+    require_instance(sidecar, RevocationSidecar, name="sidecar", how="a RevocationSidecar")
+    timeout = parse_seconds(timeout, name="timeout")
+    listed = [require_verifier(verifier) for verifier in verifiers]
 
     @asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:

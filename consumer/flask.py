@@ -24,9 +24,11 @@ from typing import Any, TypeVar, cast
 
 from flask import Flask, Response, g, jsonify, request
 
+from jwt_revocation.shared import DurationLike, parse_seconds
+
 from ._sidecar import RevocationSidecar
 from ._verdict import bearer_answer, bearer_token
-from ._verifier import RevocationVerifier
+from ._verifier import RevocationVerifier, require_verifier
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,10 +41,10 @@ class FlaskRevocation:
         verifier: RevocationVerifier,
         app: Flask | None = None,
         *,
-        start_timeout: float = 60.0,
+        start_timeout: DurationLike = 60.0,
     ) -> None:
-        self.verifier = verifier
-        self.start_timeout = start_timeout
+        self.verifier = require_verifier(verifier)
+        self.start_timeout = parse_seconds(start_timeout, name="start_timeout")
         if app is not None:
             self.init_app(app)
 

@@ -29,7 +29,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from jwt_revocation.consumer import RevocationSidecar, RevocationVerifier, SidecarStatus
+from jwt_revocation.consumer import (
+    RevocationSidecar,
+    RevocationVerifier,
+    SidecarStatus,
+    claims_only,
+)
 from jwt_revocation.shared import RevocationError, SidecarUnavailableError
 
 from ._settings import revocation_settings
@@ -116,7 +121,7 @@ def _build() -> ProcessSidecar:
         verifier = RevocationVerifier(
             sidecar,
             # Only decide_claims is used: simplejwt has checked the signature with its own keys.
-            key=api_settings.VERIFYING_KEY or api_settings.SIGNING_KEY,
+            key_resolver=claims_only,
             algorithms=[api_settings.ALGORITHM],
             leeway=api_settings.LEEWAY,
             user_claim=api_settings.USER_ID_CLAIM,

@@ -2,12 +2,23 @@
 
 Listing ``jwt_revocation.django`` in ``INSTALLED_APPS`` is optional for the authentication
 classes and the middleware, which work without it; it adds the command and checks that the
-settings fit together before the first request finds out:
+settings fit together before the first request finds out. :func:`check_settings` is
+registered by this app and by the auth project's ``jwt_revocation.django.outbox`` alike (once
+when both are installed), and each setting is validated by the code that uses it:
 
-* ``JWT_REVOCATION`` is valid (``jwt_revocation.E001``);
+* ``JWT_REVOCATION`` is valid, as :func:`revocation_settings` reads it for every request and
+  the relay (``jwt_revocation.E001``): ``"MAX_TOKEN_LIFETIME": "1 hour"`` is reported here, not
+  by the first password change as a 500;
+* a key the README's set-up names is missing (``W001``): ``BOOTSTRAP_SERVERS`` and
+  ``MAX_TOKEN_LIFETIME``, and ``ISSUER`` in the auth project; the default then applies;
 * simplejwt's access tokens live no longer than ``MAX_TOKEN_LIFETIME`` (``E002``): a longer one
   would be refused as exceeding it;
-* simplejwt's ``LEEWAY`` is within ``MAX_CLOCK_SKEW`` (``E003``).
+* simplejwt's ``LEEWAY`` is within ``MAX_CLOCK_SKEW`` (``E003``);
+* the services' sidecar can be built from the settings, as each worker builds it
+  (``RevocationSidecar.from_settings``: TLS files, SASL options, the snapshot and SET keys;
+  ``E004``), and the auth project's relay its publisher's connection and SET signer, and its
+  database URL (``E005``).
+  Nothing connects: an unreachable broker is ``jwt_revocation_check``'s to find.
 """
 
 from __future__ import annotations
@@ -16,11 +27,20 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
+from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
-from ._settings import revocation_settings
+from jwt_revocation.consumer import RevocationSidecar
+from jwt_revocation.shared import (
+    KafkaConnection,
+    RevocationError,
+    RevocationSettings,
+    SecurityEventSigner,
+)
+
+from ._settings import DjangoRevocationSettings, revocation_settings
 
 
 class JWTRevocationConfig(AppConfig):
@@ -35,12 +55,82 @@ class JWTRevocationConfig(AppConfig):
         checks.register(check_settings)
 
 
+SERVICE_APP = "jwt_revocation.django"
+AUTH_APP = "jwt_revocation.django.outbox"
+NEEDED_KEYS: dict[str, tuple[str, ...]] = {
+    SERVICE_APP: ("BOOTSTRAP_SERVERS", "MAX_TOKEN_LIFETIME"),
+    AUTH_APP: ("BOOTSTRAP_SERVERS", "ISSUER", "MAX_TOKEN_LIFETIME"),
+}
+"""The keys of ``JWT_REVOCATION`` the README sets for each app: warned about when missing."""
+
+
 def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[Any]:
-    """``JWT_REVOCATION`` against itself and against ``SIMPLE_JWT``."""
+    """``JWT_REVOCATION`` against itself, against ``SIMPLE_JWT``, and against the code that
+    builds the sidecar and the relay's publisher from it."""
     try:
         config = revocation_settings()
     except ImproperlyConfigured as err:
         return [checks.Error(str(err), id="jwt_revocation.E001")]
+    problems = _missing_keys()
+    problems += _simplejwt_problems(config)
+    problems += _unbuildable(config)
+    return problems
+
+
+def _missing_keys() -> list[Any]:
+    raw = getattr(settings, "JWT_REVOCATION", {})
+    needed = sorted(
+        {key for app, keys in NEEDED_KEYS.items() if apps.is_installed(app) for key in keys}
+    )
+    fields = RevocationSettings.model_fields
+    return [
+        checks.Warning(
+            f"JWT_REVOCATION has no {key}: the default {_shown(fields[key.lower()].default)} "
+            "applies",
+            hint=f"set JWT_REVOCATION['{key}'] (README: Django and djangorestframework-simplejwt)",
+            id="jwt_revocation.W001",
+        )
+        for key in needed
+        if key not in raw
+    ]
+
+
+def _shown(default: object) -> str:
+    return f"{default.total_seconds():g} s" if isinstance(default, timedelta) else str(default)
+
+
+def _unbuildable(config: DjangoRevocationSettings) -> list[Any]:
+    """What the sidecar of each worker and the relay's publisher would refuse to be built from."""
+    problems: list[Any] = []
+    if apps.is_installed(SERVICE_APP):
+        try:
+            RevocationSidecar.from_settings(config.revocation, name="system-check")
+        except RevocationError as err:
+            problems.append(
+                checks.Error(
+                    f"JWT_REVOCATION cannot build the services' sidecar: {err}",
+                    id="jwt_revocation.E004",
+                )
+            )
+    if apps.is_installed(AUTH_APP):
+        from jwt_revocation.django.outbox._engine import relay_url
+
+        try:
+            KafkaConnection.from_settings(config.revocation)
+            if config.revocation.set_signing_key is not None:
+                SecurityEventSigner.from_settings(config.revocation)
+            relay_url()  # DATABASE_URL, or the default database as the relay reaches it
+        except RevocationError as err:
+            problems.append(
+                checks.Error(
+                    f"JWT_REVOCATION cannot build the relay's publisher: {err}",
+                    id="jwt_revocation.E005",
+                )
+            )
+    return problems
+
+
+def _simplejwt_problems(config: DjangoRevocationSettings) -> list[Any]:
     from rest_framework_simplejwt.settings import api_settings
 
     problems: list[Any] = []

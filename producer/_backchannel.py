@@ -56,13 +56,17 @@ from jwt_revocation.shared import (
     AllTokensRevoked,
     Clock,
     ConfigurationError,
+    DurationLike,
     JWKSKeys,
     RevocationError,
     SessionRevoked,
     SidecarUnavailableError,
     UnknownKeyError,
     UserTokensRevoked,
+    check_algorithms,
     numeric_date,
+    parse_seconds,
+    require_callable,
 )
 
 logger = logging.getLogger(__name__)
@@ -189,24 +193,28 @@ class LogoutTokenVerifier:
         jwks_url: str | None = None,
         keys: KeyResolver | None = None,
         algorithms: Sequence[str] = ("RS256",),
-        leeway: float = 30.0,
-        max_age: float = 600.0,
-        refetch_interval: float = 1.0,
-        timeout: float = 5.0,
+        leeway: DurationLike = 30.0,
+        max_age: DurationLike = 600.0,
+        refetch_interval: DurationLike = 1.0,
+        timeout: DurationLike = 5.0,
         clock: Clock = time.time,
     ) -> None:
         if not issuer:
             raise ConfigurationError("issuer must name the OpenID provider's iss")
         if not client_id:
             raise ConfigurationError("client_id must name this client (the tokens' aud)")
-        if not algorithms or isinstance(algorithms, str):
-            raise ConfigurationError("algorithms must be a non-empty list, such as ['RS256']")
-        if any(a.lower() == "none" or a.upper().startswith("HS") for a in algorithms):
+        algorithms = check_algorithms(algorithms)
+        if any(a.upper().startswith("HS") for a in algorithms):
             raise ConfigurationError(
                 "logout tokens are verified with public keys: RS, PS, ES or EdDSA"
             )
-        if max_age <= 0 or leeway < 0:
-            raise ConfigurationError("max_age must be positive and leeway not negative")
+        # Seconds, a timedelta or text, as every duration of the package.
+        leeway = parse_seconds(leeway, name="leeway")
+        max_age = parse_seconds(max_age, name="max_age", positive=True)
+        refetch_interval = parse_seconds(refetch_interval, name="refetch_interval")
+        timeout = parse_seconds(timeout, name="timeout", positive=True)
+        if keys is not None:
+            require_callable(keys, name="keys", how="a key resolver such as JWKSKeys(url)")
         if keys is not None and jwks_url is not None:
             raise ConfigurationError("pass jwks_url or keys, not both")
         self.issuer = issuer

@@ -15,6 +15,11 @@ Contract:
    id). The database's own errors pass through unchanged: they are the caller's transaction's.
 4. On PostgreSQL a statement trigger sends ``NOTIFY jwt_revocation_outbox`` for each inserting
    statement; PostgreSQL delivers it at commit, and a listening relay wakes at once.
+5. Sync and async are not mixed: :class:`RevocationOutbox` (and the relay) refuse an async
+   engine, and its methods an ``AsyncConnection`` or ``AsyncSession`` (whose ``execute`` would
+   return a coroutine nobody awaits: no row and no error); :class:`AsyncRevocationOutbox`
+   refuses the sync ones; both refuse an engine where the transaction's connection or session
+   is expected. Each refusal is a ``ConfigurationError`` naming what to pass.
 
 :func:`outbox_engine` makes the engine of a database URL as the commands (``relay``, ``outbox
 init``, ``receive``) use it. :func:`outbox_ddl` prints the DDL for teams that run their own
@@ -33,6 +38,7 @@ from typing import Any
 
 from sqlalchemy import (
     DDL,
+    URL,
     BigInteger,
     Column,
     Connection,
@@ -47,6 +53,7 @@ from sqlalchemy import (
     create_engine,
     event,
     insert,
+    make_url,
 )
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql.base import PGDialect
@@ -120,17 +127,12 @@ _DIALECTS: dict[str, Dialect] = {
 }
 
 
-def outbox_engine(url: str) -> Engine:
+def outbox_engine(url: str, what: str = "this command") -> Engine:
     """The engine of a database URL (``sqlite:///auth.db``, ``postgresql+psycopg://...``), or a
-    :class:`ConfigurationError` that does not repeat the URL (it may hold a password)."""
-    try:
-        # pool_pre_ping: a relay outlives database restarts without a failed batch first.
-        return create_engine(url, pool_pre_ping=True)
-    except (ArgumentError, NoSuchModuleError) as err:
-        raise ConfigurationError(
-            f"the database URL is not one SQLAlchemy can use ({type(err).__name__}); "
-            "e.g. sqlite:///auth.db or postgresql+psycopg://user:password@host/db"
-        ) from err
+    :class:`ConfigurationError` that does not repeat the URL (it may hold a password) and names
+    the sync URL to give for an async driver's (see :func:`require_sync_url`)."""
+    # pool_pre_ping: a relay outlives database restarts without a failed batch first.
+    return create_engine(require_sync_url(url, what), pool_pre_ping=True)
 
 
 def outbox_ddl(dialect: str = "postgresql") -> str:
@@ -200,6 +202,85 @@ def _create(connection: Connection) -> None:
     METADATA.create_all(connection, checkfirst=True)
 
 
+_SYNC_DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}
+"""The sync driver suggested for a database an async engine reaches (psycopg serves both)."""
+
+
+def _sync_twin(url: URL) -> str:
+    """The URL of the same database with a sync driver, its password masked."""
+    twin = url.set(drivername=_SYNC_DRIVERS.get(url.get_backend_name(), url.drivername))
+    return twin.render_as_string(hide_password=True)
+
+
+def require_sync_url(url: str | URL, what: str) -> URL:
+    """``url`` parsed, if a sync engine can be created on it; else a
+    :class:`ConfigurationError` naming the URL to write (an async driver's sync twin, or
+    ``postgresql+psycopg://`` for the ``postgres://`` SQLAlchemy does not know)."""
+    try:
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "postgres":
+            raise ConfigurationError(
+                "SQLAlchemy does not know the scheme postgres://; write postgresql+psycopg://"
+                "user:password@host/db"
+            )
+        is_async = parsed.get_dialect().is_async
+    except (ArgumentError, NoSuchModuleError) as err:
+        # The URL itself is not repeated: it may hold a password.
+        raise ConfigurationError(
+            f"the database URL is not one SQLAlchemy can use ({type(err).__name__}); "
+            "e.g. sqlite:///auth.db or postgresql+psycopg://user:password@host/db"
+        ) from err
+    if is_async:
+        raise ConfigurationError(
+            f"{what} needs a sync driver; {parsed.render_as_string(hide_password=True)} is "
+            f"async: give {_sync_twin(parsed)} (the same database)"
+        )
+    return parsed
+
+
+def require_sync_engine(engine: object, what: str) -> Engine:
+    """``engine`` if it is a SQLAlchemy ``Engine`` driven synchronously, else a
+    :class:`ConfigurationError` saying which engine to pass (rule 5)."""
+    if isinstance(engine, AsyncEngine) or (isinstance(engine, Engine) and engine.dialect.is_async):
+        raise ConfigurationError(
+            f"{what} needs a sync engine; this one is async "
+            f"({engine.url.render_as_string(hide_password=True)}). Its sync_engine cannot be "
+            f'used outside the event loop either: pass create_engine("{_sync_twin(engine.url)}") '
+            "on the same database"
+        )
+    if isinstance(engine, Engine):
+        return engine
+    if isinstance(engine, str | URL):
+        raise ConfigurationError(f"{what} takes an Engine, not a URL: pass create_engine(url)")
+    raise ConfigurationError(
+        f"{what} takes a SQLAlchemy Engine (create_engine(url)); got {type(engine).__name__}"
+    )
+
+
+_SYNC_SIDE = (
+    (AsyncConnection, AsyncSession),
+    "an async connection or session: write through AsyncRevocationOutbox, with await",
+    "the Connection or Session of your transaction, not the engine: "
+    "with Session(engine) as session, session.begin(): outbox.logout(session, ...)",
+)
+_ASYNC_SIDE = (
+    (Connection, Session),
+    "a sync connection or session: write through RevocationOutbox, without await",
+    "the AsyncConnection or AsyncSession of your transaction, not the engine: "
+    "async with AsyncSession(engine) as session, session.begin(): ...",
+)
+
+
+def _require_transaction(on: object, side: tuple[tuple[type, ...], str, str]) -> None:
+    """Refuse the other side's connection or session (an async session's ``execute`` would
+    return a coroutine nobody awaits: no row, no error), and an engine."""
+    other_side, use_the_other_outbox, pass_instead = side
+    if isinstance(on, other_side):
+        raise ConfigurationError(use_the_other_outbox)
+    if isinstance(on, Engine | AsyncEngine):
+        raise ConfigurationError(f"pass {pass_instead}")
+
+
 class _OutboxBase:
     """What both outboxes share: the issuer, the clock, and how an event becomes a row."""
 
@@ -222,7 +303,11 @@ class RevocationOutbox(_OutboxBase, RevocationMethods[Connection | Session, Even
 
     def __init__(self, engine: Engine, *, issuer: str, clock: Clock = time.time) -> None:
         super().__init__(issuer=issuer, clock=clock)
-        self.engine = engine
+        if isinstance(engine, AsyncEngine):
+            raise ConfigurationError(
+                "an async engine: write through AsyncRevocationOutbox, with await"
+            )
+        self.engine = require_sync_engine(engine, "RevocationOutbox")
 
     def create_table(self) -> None:
         """Create the table, its indexes (and on PostgreSQL its NOTIFY trigger) if missing."""
@@ -231,6 +316,7 @@ class RevocationOutbox(_OutboxBase, RevocationMethods[Connection | Session, Even
 
     def write(self, on: Connection | Session, event: Event) -> Event:
         """Insert an event built elsewhere, within ``on``'s transaction."""
+        _require_transaction(on, _SYNC_SIDE)
         on.execute(_INSERT, self._row(event))
         return event
 
@@ -250,6 +336,11 @@ class AsyncRevocationOutbox(
 
     def __init__(self, engine: AsyncEngine, *, issuer: str, clock: Clock = time.time) -> None:
         super().__init__(issuer=issuer, clock=clock)
+        if not isinstance(engine, AsyncEngine):
+            raise ConfigurationError(
+                "AsyncRevocationOutbox takes an AsyncEngine (create_async_engine(url)); for a "
+                f"{type(engine).__name__} use RevocationOutbox"
+            )
         self.engine = engine
 
     async def create_table(self) -> None:
@@ -259,6 +350,7 @@ class AsyncRevocationOutbox(
 
     async def write(self, on: AsyncConnection | AsyncSession, event: Event) -> Event:
         """Insert an event built elsewhere, within ``on``'s transaction."""
+        _require_transaction(on, _ASYNC_SIDE)
         await on.execute(_INSERT, self._row(event))
         return event
 

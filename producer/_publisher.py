@@ -33,9 +33,12 @@ from jwt_revocation.shared import (
     RevocationSettings,
     SecurityEventSigner,
     authorization_detail,
+    check_topic_name,
     client_config,
+    connection_or_default,
     encode_event,
     open_client,
+    optional_instance,
     parse_duration,
     record_key,
     topic_listed,
@@ -71,10 +74,15 @@ class _PublisherBase:
         security_events: SecurityEventSigner | None = None,
         connection: KafkaConnection | None = None,
     ) -> None:
-        if not topic:
-            raise ConfigurationError("topic must not be empty")
-        if not issuer:
-            raise ConfigurationError("issuer must not be empty")
+        check_topic_name(topic)
+        if not isinstance(issuer, str) or not issuer:
+            raise ConfigurationError("issuer must be a non-empty string: the name events carry")
+        optional_instance(
+            security_events,
+            SecurityEventSigner,
+            name="security_events",
+            how="SecurityEventSigner(key, algorithm=...)",
+        )
         self.topic = topic
         self.issuer = issuer
         self._clock = clock
@@ -82,7 +90,7 @@ class _PublisherBase:
         if self.timeout <= 0:
             raise ConfigurationError("timeout must be positive")
         self.security_events = security_events
-        self.connection = connection or KafkaConnection()
+        self.connection = connection_or_default(connection)
         self._closed = False
         self._lock = threading.Lock()
         timeout_ms = int(self.timeout * 1000)

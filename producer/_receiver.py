@@ -107,6 +107,7 @@ from jwt_revocation.shared import (
     SecurityEventVerifier,
     json_app,
     json_response,
+    optional_instance,
     parse_duration,
     read_body,
     record_key,
@@ -185,6 +186,11 @@ class SecurityEventReceiver(BackgroundHTTPServer):
                 raise ConfigurationError(f"{name} must start with '/'; got {value!r}")
         if verifier is None and logout is None:
             raise ConfigurationError("nothing to receive: pass a SET verifier, logout=, or both")
+        for given, kind, argument in (
+            (verifier, SecurityEventVerifier, "verifier"),
+            (logout, LogoutTokenVerifier, "logout"),
+        ):
+            optional_instance(given, kind, name=argument, how=f"a {kind.__name__}")
         if keycloak_admin_path is not None and logout is None:
             raise ConfigurationError("keycloak_admin_path needs logout= (the realm's keys)")
         lifetime = parse_duration(max_token_lifetime, name="max_token_lifetime")

@@ -29,6 +29,10 @@ Contract:
    never are.
 7. Time comes from ``clock`` (backoff, pruning, row ages), so tests move time instead of
    sleeping; the loop itself waits with :func:`time.monotonic`.
+8. The engine is a sync ``Engine``: an async one (or its ``sync_engine``, which still drives
+   the async driver and fails outside an event loop) is refused at construction with a
+   ``ConfigurationError`` naming the sync URL to build on the same database. Taking it would
+   mean a second engine built behind the caller's back, without its pool or ``connect_args``.
 
 Metrics (:class:`OutboxRelayCollector`, served with the status by
 :class:`OutboxRelayHTTPServer`): rows pending, age of the oldest pending row, rows
@@ -60,7 +64,6 @@ from starlette.routing import Route
 from jwt_revocation.shared import (
     BackgroundHTTPServer,
     Clock,
-    ConfigurationError,
     DurationLike,
     Event,
     LifecycleError,
@@ -71,11 +74,13 @@ from jwt_revocation.shared import (
     decode_event,
     json_app,
     json_response,
-    parse_duration,
+    parse_seconds,
+    require_callable,
+    require_count,
     to_datetime,
 )
 
-from ._outbox import NOTIFY_CHANNEL, OUTBOX
+from ._outbox import NOTIFY_CHANNEL, OUTBOX, require_sync_engine
 
 if TYPE_CHECKING:
     from sqlalchemy.pool import PoolProxiedConnection
@@ -123,15 +128,19 @@ class OutboxRelay:
         clock: Clock = time.time,
         name: str = "jwt-revocation-relay",
     ) -> None:
-        if batch_size <= 0:
-            raise ConfigurationError(f"batch_size must be positive; got {batch_size}")
-        self.engine = engine
+        require_count(batch_size, name="batch_size", minimum=1)
+        require_callable(
+            send, name="send", how="a function taking a list of events: publisher.publish_many"
+        )
+        # Async engines are refused: the relay's thread has no event loop to drive one, and
+        # LISTEN needs psycopg's sync connection.
+        self.engine = require_sync_engine(engine, "OutboxRelay")
         self.batch_size = batch_size
-        self.poll_interval = _seconds(poll_interval, "poll_interval", positive=True)
-        self.min_backoff = _seconds(min_backoff, "min_backoff", positive=True)
-        self.max_backoff = max(self.min_backoff, _seconds(max_backoff, "max_backoff"))
-        self.retention = None if retention is None else _seconds(retention, "retention")
-        self.prune_interval = _seconds(prune_interval, "prune_interval", positive=True)
+        self.poll_interval = parse_seconds(poll_interval, name="poll_interval", positive=True)
+        self.min_backoff = parse_seconds(min_backoff, name="min_backoff", positive=True)
+        self.max_backoff = max(self.min_backoff, parse_seconds(max_backoff, name="max_backoff"))
+        self.retention = None if retention is None else parse_seconds(retention, name="retention")
+        self.prune_interval = parse_seconds(prune_interval, name="prune_interval", positive=True)
         self.listen = listen
         self.name = name
         self._send = send
@@ -413,13 +422,6 @@ def database_error(engine: Engine, action: str, err: SQLAlchemyError) -> OutboxE
         f"{type(err).__name__}: {str(err).splitlines()[0][:300]}",
         retriable=retriable,
     )
-
-
-def _seconds(value: DurationLike, name: str, *, positive: bool = False) -> float:
-    seconds = parse_duration(value, name=name).total_seconds()
-    if positive and seconds <= 0:
-        raise ConfigurationError(f"{name} must be positive; got {value!r}")
-    return seconds
 
 
 def _event(row_id: int, payload: str) -> Event:

@@ -30,8 +30,10 @@ from jwt_revocation.shared import (
     SessionRevoked,
     TokenRevoked,
     UserDeleted,
+    UserIdLike,
     UserTokensCause,
     UserTokensRevoked,
+    build_event,
     to_datetime,
 )
 
@@ -56,7 +58,7 @@ class RevocationMethods(Generic[*Ctx, R]):
         self,
         *on: *Ctx,
         jti: str,
-        user_id: str,
+        user_id: UserIdLike,
         expires_at: Instant,
         token_issuer: str | None = None,
     ) -> R:
@@ -69,7 +71,7 @@ class RevocationMethods(Generic[*Ctx, R]):
         return self._emit(event, *on)
 
     def logout_session(
-        self, *on: *Ctx, user_id: str, session_id: str, at: Instant | None = None
+        self, *on: *Ctx, user_id: UserIdLike, session_id: str, at: Instant | None = None
     ) -> R:
         """Revoke every token of one session (its ``sid`` claim) issued before ``at`` (default:
         now): log out of one device, refresh tokens and their access tokens included."""
@@ -91,19 +93,19 @@ class RevocationMethods(Generic[*Ctx, R]):
         )
         return self._emit(event, *on)
 
-    def password_changed(self, *on: *Ctx, user_id: str, at: Instant | None = None) -> R:
+    def password_changed(self, *on: *Ctx, user_id: UserIdLike, at: Instant | None = None) -> R:
         """Revoke every token of the user issued before ``at`` (default: now): a credential change."""
         return self._emit(self._user_tokens(user_id, at, "credential_change"), *on)
 
-    def logout_everywhere(self, *on: *Ctx, user_id: str, at: Instant | None = None) -> R:
+    def logout_everywhere(self, *on: *Ctx, user_id: UserIdLike, at: Instant | None = None) -> R:
         """Revoke every token of the user issued before ``at`` (default: now): every session."""
         return self._emit(self._user_tokens(user_id, at, None), *on)
 
-    def account_disabled(self, *on: *Ctx, user_id: str, at: Instant | None = None) -> R:
+    def account_disabled(self, *on: *Ctx, user_id: UserIdLike, at: Instant | None = None) -> R:
         """Revoke every token of a disabled user issued before ``at`` (default: now)."""
         return self._emit(self._user_tokens(user_id, at, "account_disabled"), *on)
 
-    def user_deleted(self, *on: *Ctx, user_id: str, at: Instant | None = None) -> R:
+    def user_deleted(self, *on: *Ctx, user_id: UserIdLike, at: Instant | None = None) -> R:
         """Revoke every token of a deleted user issued before ``at`` (default: now)."""
         return self._emit(
             self._build(UserDeleted, user_id=user_id, at=self._instant(at, "at")), *on
@@ -132,7 +134,7 @@ class RevocationMethods(Generic[*Ctx, R]):
     # -- building --------------------------------------------------------------------------
 
     def _user_tokens(
-        self, user_id: str, at: Instant | None, cause: UserTokensCause | None
+        self, user_id: UserIdLike, at: Instant | None, cause: UserTokensCause | None
     ) -> UserTokensRevoked:
         event = self._build(
             UserTokensRevoked, user_id=user_id, not_before=self._instant(at, "at"), cause=cause
@@ -140,12 +142,9 @@ class RevocationMethods(Generic[*Ctx, R]):
         return cast(UserTokensRevoked, event)
 
     def _build(self, model: type[Event], **fields: Any) -> Event:
-        try:
-            return model(
-                issuer=self.issuer, occurred_at=self._instant(None, "occurred_at"), **fields
-            )
-        except ValueError as err:
-            raise InvalidEventError(f"invalid {model.__name__}: {err}") from None
+        return build_event(
+            model, issuer=self.issuer, occurred_at=self._instant(None, "occurred_at"), **fields
+        )
 
     def _instant(self, value: Instant | None, name: str) -> datetime:
         return to_datetime(self._clock() if value is None else value, name=name)

@@ -28,6 +28,7 @@ from ._outbox import (
     outbox_engine,
     outbox_insert,
     outbox_statements,
+    require_sync_url,
 )
 from ._relay import (
     OutboxRelay,
@@ -58,4 +59,5 @@ __all__ = [
     "outbox_insert",
     "outbox_statements",
     "render_relay_metrics",
+    "require_sync_url",
 ]

@@ -7,6 +7,7 @@ Imports neither :mod:`jwt_revocation.producer` nor :mod:`jwt_revocation.consumer
 
 import logging
 
+from ._arguments import optional_instance, require_callable, require_count, require_instance
 from ._clock import Clock
 from ._connection import (
     BOOTSTRAP_SHARE,
@@ -16,10 +17,11 @@ from ._connection import (
     TokenProvider,
     authorization_detail,
     client_config,
+    connection_or_default,
     open_client,
     token_from_file,
 )
-from ._duration import Duration, DurationLike, parse_duration
+from ._duration import Duration, DurationLike, parse_duration, parse_seconds
 from ._errors import (
     AccessReason,
     ConfigurationError,
@@ -57,13 +59,16 @@ from ._events import (
     SessionRevoked,
     TokenRevoked,
     UserDeleted,
+    UserIdLike,
     UserTokensCause,
     UserTokensRevoked,
+    build_event,
     decode_event,
     encode_event,
     looks_like_set,
     record_key,
     to_datetime,
+    user_id_text,
 )
 from ._http import (
     BackgroundHTTPServer,
@@ -75,6 +80,8 @@ from ._http import (
     read_body,
 )
 from ._jwks import JWKSKeys, KeyResolver
+from ._keys import KeyRole, check_algorithms, check_key
+from ._names import check_bootstrap_servers, check_topic_name
 from ._numeric_date import EXACT_SECONDS_LIMIT, numeric_date
 from ._security_events import (
     ACCOUNT_DISABLED,
@@ -134,6 +141,7 @@ __all__ = [
     "KafkaAccessError",
     "KafkaConnection",
     "KeyResolver",
+    "KeyRole",
     "LifecycleError",
     "OutboxError",
     "PublishError",
@@ -164,11 +172,18 @@ __all__ = [
     "UnavailableReason",
     "UnknownKeyError",
     "UserDeleted",
+    "UserIdLike",
     "UserTokensCause",
     "UserTokensRevoked",
     "authorization_detail",
+    "build_event",
+    "check_algorithms",
+    "check_bootstrap_servers",
+    "check_key",
     "check_topic",
+    "check_topic_name",
     "client_config",
+    "connection_or_default",
     "decode_event",
     "encode_event",
     "ensure_topic",
@@ -178,14 +193,20 @@ __all__ = [
     "looks_like_set",
     "numeric_date",
     "open_client",
+    "optional_instance",
     "parse_address",
     "parse_duration",
     "parse_key",
+    "parse_seconds",
     "read_body",
     "record_decoder",
     "record_key",
+    "require_callable",
+    "require_count",
+    "require_instance",
     "to_datetime",
     "token_from_file",
     "topic_listed",
+    "user_id_text",
     "wait_for_topic",
 ]

@@ -41,7 +41,9 @@ from kafka.errors import KafkaConfigurationError, KafkaError
 from kafka.net.sasl.oauth import AbstractTokenProvider
 from pydantic import SecretStr
 
+from ._arguments import optional_instance
 from ._errors import AccessReason, ConfigurationError, KafkaAccessError
+from ._names import check_bootstrap_servers
 
 if TYPE_CHECKING:
     from ._settings import RevocationSettings
@@ -482,8 +484,7 @@ def client_config(
     ``timeout`` (seconds) bounds the bootstrap (:data:`BOOTSTRAP_SHARE` of it) and each request
     (30 s at most) unless ``defaults`` or ``overrides`` say otherwise.
     """
-    if not bootstrap_servers:
-        raise ConfigurationError("bootstrap_servers must name at least one broker")
+    bootstrap_servers = check_bootstrap_servers(bootstrap_servers)
     timeout_ms = max(1, int(timeout * 1000))
     config: dict[str, Any] = {
         "bootstrap_servers": bootstrap_servers,
@@ -498,6 +499,15 @@ def client_config(
     config = {key: value for key, value in config.items() if key in known}
     config.update(overrides or {})
     return config
+
+
+def connection_or_default(connection: object) -> KafkaConnection:
+    """``connection``, or the PLAINTEXT default for None; anything else is a
+    :class:`ConfigurationError` (a dict of options, say)."""
+    given = optional_instance(
+        connection, KafkaConnection, name="connection", how="KafkaConnection(...)"
+    )
+    return KafkaConnection() if given is None else given
 
 
 def open_client(

@@ -2,8 +2,9 @@
 
 Every constructor, function and setting that takes a duration accepts a :data:`DurationLike`:
 a ``timedelta``, seconds as a number, or text such as ``500ms``, ``90s``, ``15m``, ``1h`` or
-``7d``; :func:`parse_duration` is the one parser, and :data:`Duration` is the same parser as a
-pydantic field type for the settings.
+``7d``; :func:`parse_duration` is the one parser (:func:`parse_seconds` gives its seconds, for
+the many that count in them), and :data:`Duration` is the same parser as a pydantic field
+type for the settings.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ def parse_duration(value: object, *, name: str = "duration") -> timedelta:
         seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
     else:
         raise ConfigurationError(
-            f"{name} must be a duration such as 90, 90s, 15m, 1h or 7d; got {value!r}"
+            f"{name} must be a duration: seconds as a number, or a number and one of the units "
+            f"ms, s, m, h, d, as in 90, 90s, 15m, 1h or 7d; got {value!r}"
         )
     if not math.isfinite(seconds) or seconds > _LONGEST:
         raise ConfigurationError(f"{name} must be a finite duration; got {value!r}")
@@ -44,8 +46,17 @@ def parse_duration(value: object, *, name: str = "duration") -> timedelta:
     return timedelta(seconds=seconds)
 
 
+def parse_seconds(value: object, *, name: str, positive: bool = False) -> float:
+    """:func:`parse_duration` in seconds; with ``positive``, zero is refused too."""
+    seconds = parse_duration(value, name=name).total_seconds()
+    if positive and seconds <= 0:
+        raise ConfigurationError(f"{name} must be positive; got {value!r}")
+    return seconds
+
+
 def _duration(value: Any) -> timedelta:
-    return parse_duration(value)
+    # Pydantic names the field before this message: "max_token_lifetime: Value error, ...".
+    return parse_duration(value, name="the value")
 
 
 Duration = Annotated[timedelta, BeforeValidator(_duration)]

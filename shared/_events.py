@@ -19,6 +19,10 @@ the user id, so the events of one user keep their order in one partition; ``*`` 
 keeps one user's events together for people reading the topic. Decoding ignores unknown
 fields, so a newer publisher may add fields without breaking older sidecars; an older sidecar
 skips a type it does not know as ``unknown_type``.
+
+A user id is text on the wire and in every comparison; an integer given for one (Django's
+``user.id``) becomes its decimal text (:func:`user_id_text`), in events built here and in
+records read, and a bool is refused.
 """
 
 from __future__ import annotations
@@ -26,11 +30,12 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -52,6 +57,27 @@ Identifier = Annotated[str, StringConstraints(min_length=1, max_length=512)]
 """A jti, a user id or an issuer: 1 to 512 characters."""
 
 
+def user_id_text(value: object, *, name: str = "user_id") -> str:
+    """A user id as the text every side compares: a string as it is, an integer (Django's
+    ``user.id``) as its decimal text, so user 42 revoked by number matches a token whose
+    ``sub`` is ``"42"``. A bool, or anything else, is an :class:`InvalidEventError`."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise InvalidEventError(
+        f"{name} must be a string or an integer (its decimal text is used); "
+        f"got {type(value).__name__}"
+    )
+
+
+UserIdLike = str | int
+"""What a user id argument accepts: text, or an integer used as its decimal text."""
+
+UserId = Annotated[Identifier, BeforeValidator(user_id_text)]
+"""A user id: an :data:`Identifier`, given as text or as an integer (see :func:`user_id_text`)."""
+
+
 def _new_event_id() -> str:
     return uuid.uuid4().hex
 
@@ -70,7 +96,7 @@ class TokenRevoked(_Envelope):
 
     type: Literal["token_revoked"] = "token_revoked"
     jti: Identifier
-    user_id: Identifier
+    user_id: UserId
     expires_at: AwareDatetime
     token_issuer: Identifier | None = None
     """The token's ``iss``: only that issuer's token with this jti is revoked. None revokes
@@ -85,7 +111,7 @@ class UserTokensRevoked(_Envelope):
     """Every token of ``user_id`` issued before ``not_before`` is revoked."""
 
     type: Literal["user_tokens_revoked"] = "user_tokens_revoked"
-    user_id: Identifier
+    user_id: UserId
     not_before: AwareDatetime
     cause: UserTokensCause | None = None
     """``credential_change`` (password change), ``account_disabled``, or None (log out
@@ -96,7 +122,7 @@ class UserDeleted(_Envelope):
     """The user is deleted: every token of ``user_id`` issued before ``at`` is revoked."""
 
     type: Literal["user_deleted"] = "user_deleted"
-    user_id: Identifier
+    user_id: UserId
     at: AwareDatetime
 
 
@@ -104,7 +130,7 @@ class SessionRevoked(_Envelope):
     """Every token of session ``session_id`` issued before ``not_before`` is revoked."""
 
     type: Literal["session_revoked"] = "session_revoked"
-    user_id: Identifier
+    user_id: UserId
     """The session's user: the record key, and the subject of the Shared Signals event. A
     token is matched by its session claim alone (session ids are unique per issuer)."""
     session_id: Identifier
@@ -192,6 +218,18 @@ def _classify(err: ValidationError) -> RecordError:
     else:
         reason = "invalid"
     return RecordError(reason, describe(err))
+
+
+EventT = TypeVar("EventT", bound=_Envelope)
+
+
+def build_event(model: type[EventT], **fields: Any) -> EventT:
+    """``model(**fields)``, or an :class:`InvalidEventError` naming each wrong field on one
+    line (pydantic's own message takes four lines and a URL per field)."""
+    try:
+        return model(**fields)
+    except ValidationError as err:
+        raise InvalidEventError(f"invalid {model.__name__}: {describe(err)}") from None
 
 
 def describe(err: ValidationError) -> str:

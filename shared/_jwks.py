@@ -44,6 +44,9 @@ from ._errors import ConfigurationError, SidecarUnavailableError, UnknownKeyErro
 
 logger = logging.getLogger(__name__)
 
+_DISCOVERY = "/.well-known/openid-configuration"
+"""The path of an OpenID provider's discovery document, often given where its JWKS belongs."""
+
 MAX_JWKS_BYTES = 1024 * 1024
 """A JWKS answer larger than this is refused: a key set is a few kilobytes."""
 
@@ -89,9 +92,17 @@ class JWKSKeys:
         timeout: DurationLike = 5,
         clock: Clock = time.monotonic,
     ) -> None:
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ConfigurationError(f"jwks_url must be an http:// or https:// URL; got {url!r}")
+        parts = urllib.parse.urlsplit(url) if isinstance(url, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigurationError(
+                "jwks_url must be an http:// or https:// URL (a key set in a file: pass "
+                f"key=jwt.PyJWKSet.from_json(text) instead); got {str(url)[:200]!r}"
+            )
+        if parts.path.endswith(_DISCOVERY):
+            raise ConfigurationError(
+                "jwks_url names the provider's discovery document, not its key set: give the "
+                "document's jwks_uri (Keycloak: .../protocol/openid-connect/certs)"
+            )
         self.url = url
         self.refetch_interval = parse_duration(
             refetch_interval, name="refetch_interval"
@@ -186,11 +197,11 @@ class JWKSKeys:
         try:
             keys = _parse(self._download())
         except (OSError, ValueError, jwt.PyJWKError, jwt.PyJWKSetError) as err:
+            # The text of _parse's own errors says what the document was; PyJWT's may quote
+            # a key, so only their type is logged.
+            said = f"{type(err).__name__}: {err}" if type(err) is ValueError else type(err).__name__
             logger.warning(
-                "key set not fetched url=%s error=%s kept_kids=%s",
-                self._where,
-                type(err).__name__,
-                self.kids,
+                "key set not fetched url=%s error=%s kept_kids=%s", self._where, said, self.kids
             )
             return
         changed = self._keys is None or _fingerprint(keys) != _fingerprint(self._keys)
@@ -225,6 +236,8 @@ def _pick(keys: Mapping[str | None, jwt.PyJWK] | None, kid: str | None) -> jwt.P
 def _parse(body: bytes) -> dict[str | None, jwt.PyJWK]:
     """The signing keys of a JWKS document by kid (``use`` absent or ``sig``)."""
     document = json.loads(body)
+    if isinstance(document, dict) and isinstance(document.get("jwks_uri"), str):
+        raise ValueError("a discovery document, not a key set: give its jwks_uri as jwks_url")
     if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
         raise ValueError("not a JWKS document (an object with a keys list)")
     usable = [k for k in document["keys"] if isinstance(k, dict) and k.get("use", "sig") == "sig"]

@@ -57,6 +57,7 @@ from ._events import (
     describe,
     looks_like_set,
 )
+from ._keys import KeyRole, check_key
 from ._numeric_date import numeric_date
 from ._settings import RevocationSettings
 
@@ -99,18 +100,11 @@ def _key_object(key: Key) -> Key:
     return key.key if isinstance(key, jwt.PyJWK) else key
 
 
-def _check_key(key: Key, algorithm: str, role: str) -> None:
+def _check_key(key: Key, algorithm: str, role: KeyRole) -> None:
     """Refuse, at construction, an algorithm that signs nothing or a key that does not suit it."""
     if algorithm.lower() == "none":
         raise ConfigurationError("SETs must be signed; algorithm 'none' is refused")
-    try:
-        jwt.get_algorithm_by_name(algorithm).prepare_key(_key_object(key))
-    except NotImplementedError as err:
-        raise ConfigurationError(f"unknown SET algorithm {algorithm!r}") from err
-    except (jwt.InvalidKeyError, ValueError, TypeError) as err:
-        raise ConfigurationError(
-            f"the SET {role} key does not suit {algorithm}: {type(err).__name__}"
-        ) from None
+    check_key(key, [algorithm], role=role, what=f"the SET {role} key")
 
 
 class SecurityEventSigner:

@@ -9,11 +9,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ._connection import SaslMechanism, SecurityProtocol
 from ._duration import Duration
+from ._names import check_bootstrap_servers, check_topic_name
 
 
 class RevocationSettings(BaseSettings):
@@ -76,7 +77,8 @@ class RevocationSettings(BaseSettings):
     """How often a caught-up sidecar with Redis writes a snapshot; 0 never."""
     snapshot_key: SecretStr | None = None
     """HMAC keys for snapshots, ``kid:secret[,kid:secret...]`` (each secret at least 32 bytes):
-    the first signs, every one verifies. Without it a sidecar trusts whoever can write Redis."""
+    the first signs, every one verifies; a lone secret is the key id ``default``. Without it a
+    sidecar trusts whoever can write Redis."""
     set_signing_key: SecretStr | None = None
     """With it, a publisher writes each event as a Security Event Token signed with this key
     (PEM, shared secret, or a JWK as JSON)."""
@@ -122,3 +124,13 @@ class RevocationSettings(BaseSettings):
     """The outbox's database for `jwt-revocation outbox init` and `relay`, as a SQLAlchemy URL
     (``sqlite:///auth.db``, ``postgresql+psycopg://user:password@host/db``); kept out of reprs
     and logged with its password masked."""
+
+    @field_validator("bootstrap_servers", mode="before")
+    @classmethod
+    def _bootstrap_servers(cls, value: object) -> str:
+        return check_bootstrap_servers(value, name="the value")
+
+    @field_validator("topic")
+    @classmethod
+    def _topic(cls, value: str) -> str:
+        return check_topic_name(value, name="the value")

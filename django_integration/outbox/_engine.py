@@ -12,9 +12,10 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connections
-from sqlalchemy import URL, Engine, create_engine, make_url
+from sqlalchemy import URL, Engine, create_engine
 
 from jwt_revocation.django._settings import revocation_settings
+from jwt_revocation.producer.outbox import require_sync_url
 from jwt_revocation.shared import ConfigurationError
 
 # Keys of a PostgreSQL alias's OPTIONS that Django consumes itself rather than libpq.
@@ -31,7 +32,7 @@ def relay_url(alias: str = "default") -> URL:
     """The SQLAlchemy URL of ``alias`` (or of ``JWT_REVOCATION['DATABASE_URL']``)."""
     configured = revocation_settings().revocation.database_url
     if configured is not None:
-        return make_url(configured.get_secret_value())
+        return require_sync_url(configured.get_secret_value(), "JWT_REVOCATION['DATABASE_URL']")
     database: dict[str, Any] = settings.DATABASES[alias]
     vendor = connections[alias].vendor
     if vendor == "sqlite":

@@ -1,6 +1,8 @@
 """The auth project's app ``jwt_revocation.django.outbox``: receivers, migration, commands.
 
-``ready()`` connects the receivers and registers the checks:
+``ready()`` connects the receivers and registers the checks: ``JWT_REVOCATION``'s own
+(:func:`jwt_revocation.django.apps.check_settings`: invalid values, missing keys, a publisher
+that cannot be built from them), and
 
 * every database the outbox writes to is PostgreSQL or SQLite (``jwt_revocation.E101``);
 * ``ROTATE_REFRESH_TOKENS`` with ``BLACKLIST_AFTER_ROTATION`` needs this package's
@@ -21,6 +23,8 @@ from django.core import checks
 from django.db import connections
 from django.utils.module_loading import import_string
 
+from jwt_revocation.django.apps import check_settings
+
 from ._writer import SUPPORTED_VENDORS
 
 _OURS = "jwt_revocation.django.serializers"
@@ -39,6 +43,9 @@ class OutboxConfig(AppConfig):
 
         _receivers.connect()
         checks.register(check_outbox)
+        # JWT_REVOCATION itself: the receivers read it at every revocation (a set, so once
+        # when the services' app is installed too).
+        checks.register(check_settings)
 
 
 def check_outbox(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[Any]:

@@ -83,6 +83,21 @@ def test_a_logout_leaves_the_users_other_tokens_valid(
     assert revocation_reason(sidecar, phone) is None
 
 
+def test_an_integer_user_id_revokes_the_tokens_whose_sub_is_its_text(
+    publisher: RevocationPublisher, make_sidecar: SidecarFactory
+) -> None:
+    sidecar = make_sidecar()
+    number = uuid.uuid4().int % 10**12  # Django's user.id, say
+    token, neighbour = issue(str(number)), issue(str(number) + "0")
+
+    published = publisher.password_changed(user_id=number)
+
+    assert published.event.user_id == str(number)  # type: ignore[union-attr]
+    wait_for(lambda: sidecar.applied_through(published.partition, published.offset))
+    assert revocation_reason(sidecar, token) == "user_tokens_revoked"
+    assert revocation_reason(sidecar, neighbour) is None
+
+
 def test_a_new_sidecar_rebuilds_the_same_state(
     publisher: RevocationPublisher, make_sidecar: SidecarFactory
 ) -> None:

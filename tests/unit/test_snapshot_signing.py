@@ -165,13 +165,23 @@ def test_signing_key_id_picks_the_signer_of_a_mapping_or_text() -> None:
     [
         ("k1:" + "s" * 31, "shorter than 32 bytes"),
         ("k1:" + "s" * 40 + ",k2:short-secret-value", "'k2' is shorter than 32 bytes"),
-        ("s" * 40, "entry 1 is not kid:secret"),
+        ("s" * 31, "'default' is shorter than 32 bytes"),
         (f"{OLD},", "entry 2 is not kid:secret"),
         ("bad kid!:" + "s" * 40, "entry 1 is not kid:secret"),
         (f"{OLD},k1:" + "t" * 40, "'k1' is listed twice"),
-        ("", "entry 1 is not kid:secret"),
+        ("", "'default' is shorter than 32 bytes"),
+        ("s" * 40 + ",k2:" + "s" * 40, "entry 1 is not kid:secret"),
     ],
-    ids=["short", "second-short", "no-kid", "empty-entry", "bad-kid", "twice", "empty"],
+    ids=[
+        "short",
+        "second-short",
+        "one-short-secret",
+        "empty-entry",
+        "bad-kid",
+        "twice",
+        "empty",
+        "no-kid-in-a-list",
+    ],
 )
 def test_malformed_or_short_keys_are_refused_without_showing_the_secret(
     text: str, message: str
@@ -190,6 +200,37 @@ def test_a_key_of_exactly_32_bytes_is_accepted_as_text_or_bytes() -> None:
         SnapshotKeys({"k1": b"\x00" * 31})
     with pytest.raises(ConfigurationError, match="at least one key"):
         SnapshotKeys({})
+
+
+def test_one_secret_as_bytes_or_as_text_is_a_key_under_the_default_key_id() -> None:
+    secret = bytes(range(32))
+    by_bytes = RedisSnapshots(NOWHERE, key=secret)
+    by_text = RedisSnapshots(NOWHERE, key="ab" * 32)  # `openssl rand -hex 32`
+    by_mapping = RedisSnapshots(NOWHERE, key={"default": secret})
+
+    assert by_bytes.keys is not None
+    assert by_text.keys is not None
+    assert by_mapping.keys is not None
+    assert by_bytes.keys.key_ids == by_text.keys.key_ids == ["default"]
+    assert repr(by_bytes).endswith("key_ids=['default'])")
+    sealed = _stored(by_bytes.keys.seal(HEADER, BODY))
+    assert _reason(by_mapping.keys, sealed) is None
+    assert _reason(by_text.keys, sealed) == "forged"  # the same id, another secret
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        (42, "a snapshot key is one secret .* got int"),
+        (["k1", "s" * 40], "a snapshot key is one secret .* got list"),
+        ({"k1": 64}, "'k1': a secret is bytes or str; got int"),
+        (b"short", "'default' is shorter than 32 bytes"),
+    ],
+    ids=["int", "list", "int-secret", "short-bytes"],
+)
+def test_any_other_key_is_a_clear_configuration_error(key: object, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        RedisSnapshots(NOWHERE, key=key)  # type: ignore[arg-type]
 
 
 def test_a_store_takes_text_or_a_mapping_and_shows_only_key_ids() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -10,7 +11,12 @@ KEY = os.environ.get("TEST_SIGNING_KEY", "integration-test-signing-key-012345678
 
 
 def jwt_revocation(**extra: Any) -> dict[str, Any]:
-    """``JWT_REVOCATION`` on the test's broker and topic, plus ``extra``."""
+    """``JWT_REVOCATION`` on the test's broker and topic, plus ``extra``; or, when the test
+    gives ``TEST_JWT_REVOCATION`` (JSON), exactly that (the system checks' tests)."""
+    given = os.environ.get("TEST_JWT_REVOCATION")
+    if given is not None:
+        setting: dict[str, Any] = json.loads(given)
+        return setting
     return {
         "BOOTSTRAP_SERVERS": os.environ.get("JWT_REVOCATION_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
         "TOPIC": os.environ.get("TEST_TOPIC", "auth.revocations"),

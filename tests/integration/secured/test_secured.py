@@ -205,7 +205,7 @@ def test_a_sidecar_that_may_not_read_the_topic_fails_clearly(secured: Broker) ->
             SASL_SSL,
             KafkaConnection,
             "wrong_protocol",
-            "is it a TLS listener? check security_protocol",
+            "answered in TLS: it is a TLS listener; set security_protocol to SSL or SASL_SSL",
         ),
         (
             "no client certificate",

@@ -24,6 +24,8 @@ INSTALLED_APPS = [
     "jwt_revocation.django",
     "jwt_revocation.django.outbox",
 ]
+if os.environ.get("TEST_OUTBOX_APP_ONLY"):  # the README's auth project: the outbox app alone
+    INSTALLED_APPS.remove("jwt_revocation.django")
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
