@@ -41,6 +41,9 @@ Consistency contract:
    inherited up to the end offsets it finds: no new replay, and never ready while no thread
    reads. Its locks are new, so a lock held by the parent's threads at the fork cannot
    deadlock the child.
+10. With ``shared_path``, the sidecar also keeps the host's shared state in that file (see
+   ``_shared_state``): a mirror that takes every event before it is applied and a heartbeat
+   while caught up and in contact; :meth:`RevocationSidecar.stop` marks the file stopped.
 
 The class is a facade that owns the consumer thread and its loop (poll, mirror, apply, contact,
 sweep). What the loop decides lives in small parts that need no broker: :class:`SidecarHealth`
@@ -77,9 +80,10 @@ from jwt_revocation.shared import (
 
 from ._apply import RecordApplier
 from ._health import SidecarHealth, SidecarStatus
-from ._mirror import MirrorFeed, RevocationMirror
+from ._mirror import MirrorFeed, MirrorPair, RevocationMirror
 from ._progress import ReplayProgress
 from ._reader import FatalError, ReaderTiming, TopicReader
+from ._shared_state import SharedStateWriter
 from ._snapshot import RedisSnapshots, SnapshotWriter
 from ._state import RevocationState, StateSnapshot
 from ._stats import DelayHistogram, RecordCounts, SidecarStats
@@ -131,6 +135,8 @@ class RevocationSidecar:
         replay_window: ReplayWindow = None,
         connection: KafkaConnection | None = None,
         strict_replication: bool = False,
+        shared_path: str | os.PathLike[str] | None = None,
+        shared_group: str | None = None,
     ) -> None:
         lifetime = parse_duration(max_token_lifetime, name="max_token_lifetime")
         if lifetime.total_seconds() <= 0:
@@ -166,6 +172,23 @@ class RevocationSidecar:
         )
         self.snapshots = snapshots
         self.mirror = mirror
+        self.shared = (
+            None
+            if shared_path is None
+            else SharedStateWriter(
+                shared_path,
+                topic=topic,
+                max_entries=max_entries,
+                max_token_lifetime=lifetime.total_seconds(),
+                max_clock_skew=self.max_clock_skew.total_seconds(),
+                max_staleness=self.max_staleness.total_seconds(),
+                group=shared_group,
+            )
+        )
+        """The host's shared state this sidecar keeps (``shared_path``), or None."""
+        feed: RevocationMirror | None = mirror
+        if self.shared is not None:
+            feed = self.shared if mirror is None else MirrorPair(mirror, self.shared)
         self.security_events = security_events
         self._clock = clock
         self._max_restarts = max_restarts
@@ -240,7 +263,7 @@ class RevocationSidecar:
             ),
             consumer_config=dict(consumer_config or {}),
             connection=self.connection,
-            mirror=None if mirror is None else MirrorFeed(mirror, topic, decode),
+            mirror=None if feed is None else MirrorFeed(feed, topic, decode),
             snapshots=snapshots,
             snapshot_writer=self._snapshot_writer,
             on_caught_up=lambda: self._ready_event.set(),
@@ -263,6 +286,9 @@ class RevocationSidecar:
             "connection": KafkaConnection.from_settings(settings),
             "strict_replication": settings.strict_replication,
         }
+        if settings.shared_path is not None:
+            kwargs["shared_path"] = settings.shared_path
+            kwargs["shared_group"] = settings.shared_group
         if settings.redis_url is not None:
             key = settings.snapshot_key
             kwargs["snapshots"] = RedisSnapshots(
@@ -356,6 +382,8 @@ class RevocationSidecar:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
         self._ready_event.set()
+        if self.shared is not None:
+            self.shared.close()
 
     def __enter__(self) -> Self:
         try:
