@@ -155,8 +155,8 @@ class SharedStateWriter:
                 and info.st_uid == os.geteuid()
                 and info.st_size == file_size(self.capacity)
             )
+            why: str | None = "another size, owner or kind of file"
             if not usable:
-                why = "another size, owner or kind of file"
                 if stat.S_ISREG(info.st_mode) and info.st_size >= HEADER_BYTES:
                     self._supersede(fd)
             else:
