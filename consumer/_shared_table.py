@@ -13,11 +13,11 @@ Layout (little-endian 64-bit words; the format is :data:`FORMAT_VERSION`):
   ``fingerprint << 11 | kind << 8 | displacement``; word 1 is the entry's value as a double:
   a jti's ``exp`` (whole seconds), a cutoff's, deletion's or session's instant.
 
-Keys. Every entry is keyed by a 128-bit xxh3 hash of a kind byte and the key's UTF-8 (lone
-surrogates kept: ``surrogatepass``). The high 64 bits pick the home slot (``hi * capacity >>
-64``), the low 53 bits are the stored fingerprint, the kind (1..7) is stored beside it. A
-user's cutoff and deletion hash the same bytes (kind byte ``u``), so they share home and
-fingerprint and differ only in the stored kind. The 255 slots past ``capacity`` take the probe
+Keys. Every entry is keyed by a 128-bit xxh3 hash of the key's UTF-8 (lone surrogates kept:
+``surrogatepass``) seeded by its kind. The hash modulo the capacity (odd, so the remainder
+owes nothing to the low bits alone) is the home slot, the low 53 bits are the stored
+fingerprint, the kind (1..7) is stored beside it. A user's cutoff and deletion share a seed,
+so they share home and fingerprint and differ only in the stored kind. The 255 slots past ``capacity`` take the probe
 runs that leave the end, so a lookup never wraps.
 
 Lookup: walk from the home slot while the slots' displacements are at least the walk's (Robin
@@ -27,7 +27,7 @@ this table runs at (:data:`MAX_LOAD`).
 False revocations (a token that nothing revoked, refused because of a stored entry). A lookup
 matches a slot only when the slot holds the same kind, the same home slot (the slot's position
 minus its displacement) and the same 53-bit fingerprint. The key's home and fingerprint come
-from independent bits of its hash, so for a key that is absent the expected number of stored
+from (nearly) independent parts of its 128-bit hash, so for a key that is absent the expected number of stored
 entries of its kind with its home slot is the load ``a`` (<= :data:`MAX_LOAD` = 0.8), and each
 matches its fingerprint with probability ``2**-53``. Per lookup: ``a * 2**-53 <= 8.9e-17``.
 A check makes at most six lookups (jti, deletion, cutoff, issuer-scoped jti, session, and
@@ -109,14 +109,14 @@ KIND_NAMES: Final = {
     EVERYONE: "everyone",
     ISSUER_ALL: "issuer_all",
 }
-_PREFIX: Final = {
-    JTI: b"j",
-    ISSUER_JTI: b"i",
-    CUTOFF: b"u",
-    DELETION: b"u",
-    SESSION: b"s",
-    EVERYONE: b"e",
-    ISSUER_ALL: b"a",
+_SEED: Final = {  # the hash's seed per kind; a user's cutoff and deletion share theirs
+    JTI: 1,
+    ISSUER_JTI: 2,
+    CUTOFF: 3,
+    DELETION: 3,
+    SESSION: 4,
+    EVERYONE: 5,
+    ISSUER_ALL: 6,
 }
 _USER_KINDS: Final = 1 << CUTOFF | 1 << DELETION
 _RARE_KINDS: Final = 1 << ISSUER_JTI | 1 << SESSION | 1 << EVERYONE | 1 << ISSUER_ALL
@@ -139,8 +139,9 @@ def slot_count(capacity: int) -> int:
 
 
 def capacity_for(max_entries: int) -> int:
-    """Home slots for ``max_entries`` live entries at :data:`MAX_LOAD`."""
-    return max(64, math.ceil(max_entries / MAX_LOAD))
+    """Home slots for ``max_entries`` live entries at :data:`MAX_LOAD`: an odd number, so
+    that the home slot (the hash modulo the capacity) owes nothing to the fingerprint bits."""
+    return max(65, math.ceil(max_entries / MAX_LOAD)) | 1
 
 
 def file_size(capacity: int) -> int:
@@ -153,10 +154,18 @@ def _scoped(issuer: str, jti: str) -> str:
     return f"{len(issuer)}:{issuer}{jti}"
 
 
+def _encode(key: str) -> bytes:
+    """A key's bytes: UTF-8, lone surrogates kept (a JSON string may hold one)."""
+    try:
+        return key.encode()
+    except UnicodeEncodeError:
+        return key.encode("utf-8", "surrogatepass")
+
+
 def _locate(kind: int, key: str, capacity: int) -> tuple[int, int]:
     """The key's home slot and its meta word's fixed part (fingerprint and kind)."""
-    h = _hash(_PREFIX[kind] + key.encode("utf-8", "surrogatepass"))
-    return ((h >> 64) * capacity) >> 64, (h & _FP_MASK) << 11 | kind << 8
+    h = _hash(_encode(key), _SEED[kind])
+    return h % capacity, (h & _FP_MASK) << 11 | kind << 8
 
 
 class SharedTable:
@@ -317,11 +326,33 @@ class SharedTable:
         :class:`SidecarUnavailableError` if one never seems to end (a writer killed mid-update).
         """
         q = self._q
+        capacity = self.capacity
         for _ in range(READ_RETRIES):
             seq = q[W_SEQ]
             if seq & 1:
                 continue
-            reason = self._check(jti, user_id, iat, session_id, issuer)
+            kinds = q[W_KINDS]
+            reason: RevocationReason | None = None
+            if jti is not None and kinds & 2:  # the usual case, inlined: 1 << JTI
+                try:
+                    raw = jti.encode()
+                except UnicodeEncodeError:
+                    raw = jti.encode("utf-8", "surrogatepass")
+                h = _hash(raw, 1)
+                word = SLOT0 + 2 * (h % capacity)
+                base = (h & _FP_MASK) << 11 | 256  # JTI << 8
+                d = 0
+                while True:
+                    meta = q[word]
+                    if meta == base | d:
+                        reason = "token_revoked"
+                        break
+                    if meta == 0 or meta & 0xFF < d:
+                        break
+                    word += 2
+                    d += 1
+            if reason is None and kinds & ~2:
+                reason = self._check(jti, user_id, iat, session_id, issuer, kinds)
             if q[W_SEQ] == seq:
                 return reason
         raise SidecarUnavailableError(
@@ -337,11 +368,10 @@ class SharedTable:
         iat: float | None,
         session_id: str | None,
         issuer: str | None,
+        kinds: int,
     ) -> RevocationReason | None:
-        kinds = self._q[W_KINDS]
+        """Every kind but an unscoped jti (:meth:`check` looks for that one itself)."""
         d = self._d
-        if jti is not None and kinds & 1 << JTI and self._find(JTI, jti) >= 0:
-            return "token_revoked"
         if user_id is not None and kinds & _USER_KINDS:
             word = self._find(DELETION, user_id)
             if word >= 0 and _before(iat, d[word + 1]):
