@@ -126,7 +126,7 @@ class SharedStateWriter:
             found = self._create()
         self.table = found
         found.set_flags(0)
-        found.set_writer(os.getpid())
+        found.set_writer(os.getpid(), self.max_staleness)
         return found
 
     def _lock(self) -> None:

@@ -277,8 +277,10 @@ class SharedTable:
     def set_heartbeat(self, now: float) -> None:
         self._d[W_HEARTBEAT] = now
 
-    def set_writer(self, pid: int) -> None:
+    def set_writer(self, pid: int, max_staleness: float) -> None:
+        """A writer takes the table over: its pid and its staleness bound."""
         self._q[W_WRITER] = pid
+        self._d[W_STALENESS] = max_staleness
 
     def set_offsets(self, offsets: dict[int, int]) -> None:
         """Record each partition's next offset (after the entries it stands for)."""

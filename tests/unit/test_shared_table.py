@@ -298,3 +298,15 @@ def test_a_group_readable_file(tmp_path: Path) -> None:
     writer(path, group=str(os.getegid())).open()
     assert path.stat().st_mode & 0o777 == 0o640
     assert path.stat().st_gid == os.getegid()
+
+
+def test_a_writer_that_takes_the_file_over_brings_its_own_staleness_bound(tmp_path: Path) -> None:
+    path = tmp_path / "state"
+    first = writer(path, max_staleness=3600.0)
+    first.open()
+    first.close()
+    keeper = writer(path, max_staleness=2.0)
+    keeper.open()
+    keeper.heartbeat("auth.revocations", NOW)
+    reader = SharedRevocations(path, clock=lambda: NOW + 2.5)
+    assert reason_of(reader) == "stale"
