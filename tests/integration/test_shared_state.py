@@ -34,13 +34,17 @@ STALENESS = 2.0
 SERVERS = {
     "gunicorn 8 workers": (
         8,
-        ["gunicorn", "--workers", "8", "--bind", "127.0.0.1:{port}"]
-        + ["tests.integration.apps.shared_workers:flask_app"],
+        [
+            *("gunicorn", "--workers", "8", "--bind", "127.0.0.1:{port}"),
+            "tests.integration.apps.shared_workers:flask_app",
+        ],
     ),
     "uvicorn 4 workers": (
         4,
-        ["uvicorn", "--workers", "4", "--host", "127.0.0.1", "--port", "{port}"]
-        + ["tests.integration.apps.shared_workers:asgi_app"],
+        [
+            *("uvicorn", "--workers", "4", "--host", "127.0.0.1", "--port", "{port}"),
+            "tests.integration.apps.shared_workers:asgi_app",
+        ],
     ),
 }
 
