@@ -70,6 +70,8 @@ from ._shared_table import (
     FORMAT_VERSION,
     HEADER_BYTES,
     MAGIC,
+    W_FLAGS,
+    W_HEARTBEAT,
     SharedTable,
     capacity_for,
     file_size,
@@ -343,6 +345,11 @@ class SharedRevocations:
         self._clock = clock
         self._staleness = max_staleness
         self._table: SharedTable | None = None
+        self._words: memoryview[int] | None = None
+        """The table's words (``Q``) and doubles (``d``): read by the fast path directly."""
+        self._doubles: memoryview[float] | None = None
+        self._bound = 0.0
+        """The staleness bound in force (set each time the slow path finds the file usable)."""
         self._map: mmap.mmap | None = None
         self._inode: tuple[int, int] | None = None
         self._problem: SidecarUnavailableError | None = None
@@ -387,13 +394,16 @@ class SharedRevocations:
 
     def ensure_usable(self) -> None:
         """Return when the shared state can decide now, else raise ``SidecarUnavailableError``."""
-        table = self._table
+        words, doubles = self._words, self._doubles
+        # The fast path: two words of the header, one clock read.
         if (
-            table is not None
-            and table.flags == FLAG_READY
-            and self._clock() - table.heartbeat <= (self._staleness or table.max_staleness)
+            words is not None
+            and doubles is not None
+            and words[W_FLAGS] == FLAG_READY
+            and self._clock() - doubles[W_HEARTBEAT] <= self._bound
         ):
             return
+        table = self._table
         if table is None or table.flags & FLAG_SUPERSEDED or self._replaced():
             self._reopen()
             table = self._table
@@ -413,7 +423,7 @@ class SharedRevocations:
                 "caught up with the topic yet",
                 reason="loading",
             )
-        bound = self._staleness or table.max_staleness
+        bound = self._bound = self._staleness or table.max_staleness
         age = self._clock() - table.heartbeat
         if age > bound:
             raise SidecarUnavailableError(
@@ -443,6 +453,7 @@ class SharedRevocations:
         # Only dropped, never closed: a request thread may be in the middle of a lookup on
         # the old mapping; it is unmapped when the last reference goes.
         self._table = None
+        self._words = self._doubles = None
         self._map = None
 
     def _open(self) -> None:
@@ -470,6 +481,7 @@ class SharedRevocations:
             os.close(fd)
         table = SharedTable(memoryview(mapped))
         self._map, self._table = mapped, table
+        self._words, self._doubles = table.words, table.doubles
         if table.magic != MAGIC or table.version != FORMAT_VERSION:
             raise _refused(
                 path, f"not format {FORMAT_VERSION} of this package (format {table.version})"

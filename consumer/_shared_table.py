@@ -177,6 +177,16 @@ class SharedTable:
         self._d = buffer.cast("d")
         self.capacity = self._q[W_CAPACITY]
 
+    @property
+    def words(self) -> memoryview[int]:
+        """The buffer as 64-bit unsigned words."""
+        return self._q
+
+    @property
+    def doubles(self) -> memoryview[float]:
+        """The buffer as doubles."""
+        return self._d
+
     def release(self) -> None:
         """Let go of the buffer (before its mmap is closed)."""
         self._q.release()
@@ -328,22 +338,20 @@ class SharedTable:
         :class:`SidecarUnavailableError` if one never seems to end (a writer killed mid-update).
         """
         q = self._q
-        capacity = self.capacity
-        for _ in range(READ_RETRIES):
-            seq = q[W_SEQ]
-            if seq & 1:
-                continue
+        seq = q[W_SEQ]
+        # The usual case first, in one frame: no update under way, an unscoped jti only.
+        if not seq & 1 and jti is not None:
             kinds = q[W_KINDS]
+            try:
+                raw = jti.encode()
+            except UnicodeEncodeError:
+                raw = jti.encode("utf-8", "surrogatepass")
+            h = _hash(raw, 1)
+            word = SLOT0 + 2 * (h % self.capacity)
+            base = (h & _FP_MASK) << 11 | 256  # JTI << 8
+            d = 0
             reason: RevocationReason | None = None
-            if jti is not None and kinds & 2:  # the usual case, inlined: 1 << JTI
-                try:
-                    raw = jti.encode()
-                except UnicodeEncodeError:
-                    raw = jti.encode("utf-8", "surrogatepass")
-                h = _hash(raw, 1)
-                word = SLOT0 + 2 * (h % capacity)
-                base = (h & _FP_MASK) << 11 | 256  # JTI << 8
-                d = 0
+            if kinds & 2:  # 1 << JTI
                 while True:
                     meta = q[word]
                     if meta == base | d:
@@ -354,6 +362,18 @@ class SharedTable:
                     word += 2
                     d += 1
             if reason is None and kinds & ~2:
+                reason = self._check(jti, user_id, iat, session_id, issuer, kinds)
+            if q[W_SEQ] == seq:
+                return reason
+        for _ in range(READ_RETRIES):
+            seq = q[W_SEQ]
+            if seq & 1:
+                continue
+            kinds = q[W_KINDS]
+            reason = None
+            if jti is not None and kinds & 2 and self._find(JTI, jti) >= 0:
+                reason = "token_revoked"
+            elif kinds & ~2:
                 reason = self._check(jti, user_id, iat, session_id, issuer, kinds)
             if q[W_SEQ] == seq:
                 return reason

@@ -39,6 +39,7 @@ from . import (
     replay,
     secured,
     security_events,
+    shared,
     verify,
 )
 
@@ -133,6 +134,15 @@ GROUPS: dict[str, Group[Any]] = {
         },
         failover.measure,
         failover.report,
+    ),
+    "shared": Group(
+        {
+            15: "host-shared state: memory per live jti (1M and 10M in full mode)",
+            16: "host-shared state: the check's time in `verify` (1M and 10M in full mode)",
+            17: "host-shared state: warm start of the host writer",
+        },
+        shared.measure,
+        shared.report,
     ),
 }
 """Groups of rows by the name ``--only`` takes, in the order they run."""

@@ -71,7 +71,7 @@ TOKENS = st.tuples(
 )
 
 
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     batches=st.lists(
         st.tuples(st.lists(EVENTS, max_size=12), st.sampled_from([0.0, 1.0, 3600.0, 3700.0])),
