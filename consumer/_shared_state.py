@@ -35,8 +35,13 @@ Contract:
    un-revoke a token. The path is opened without following a symbolic link.
 5. A reader checks tokens with the table's own rules (``_shared_table``): the same answers
    as :class:`RevocationState`; an entry applied by the writer is visible to the next check.
-6. Expiry runs in the writer's heartbeat, a slice of the table each time, so that every slot
-   is visited once per :data:`SWEEP_PERIOD`; readers go on reading meanwhile.
+6. Expiry runs at the sidecar's sweeps (every ``sweep_interval``), a slice of the table each
+   time, so that every slot is visited once per :data:`SWEEP_PERIOD`; readers go on reading.
+7. The host writer's own state is the table (:class:`SharedTableState`): its sidecar keeps
+   no dicts, verifies with the table's answers, and, over a file it took over, starts each
+   partition at the file's offset (no replay: warm start); a file whose offsets run past the
+   topic's end (a topic deleted and created again) stops the sidecar (failed) rather than
+   skip records.
 """
 
 from __future__ import annotations
@@ -61,14 +66,18 @@ from jwt_revocation.shared import (
     LifecycleError,
     RevocationReason,
     SidecarUnavailableError,
+    SnapshotError,
 )
 
 from ._shared_table import (
+    CUTOFF,
+    DELETION,
     FLAG_READY,
     FLAG_STOPPED,
     FLAG_SUPERSEDED,
     FORMAT_VERSION,
     HEADER_BYTES,
+    KIND_NAMES,
     MAGIC,
     W_FLAGS,
     W_HEARTBEAT,
@@ -77,6 +86,7 @@ from ._shared_table import (
     file_size,
     slot_count,
 )
+from ._state import RevocationState, StateSnapshot
 
 logger = logging.getLogger(__name__)
 
@@ -286,7 +296,7 @@ class SharedStateWriter:
         table.set_offsets(dict(offsets))
 
     def heartbeat(self, topic: str, now: float) -> None:
-        """Say the writer is caught up and in contact at ``now``; expire a slice of slots."""
+        """Say the writer is caught up and in contact at ``now``."""
         table = self.table
         if table is None or os.getpid() != self._pid:
             return
@@ -295,16 +305,16 @@ class SharedStateWriter:
             table.set_flags(FLAG_READY)
             self._ready = True
             logger.info("shared state ready path=%s entries=%d", self.path, len(table))
-        try:
-            self._sweep(table, now)
-        except Exception:  # must not raise: expiry is tried again at the next heartbeat
-            logger.exception("shared state expiry failed path=%s", self.path)
 
-    def _sweep(self, table: SharedTable, now: float) -> None:
+    def sweep(self, now: float) -> int:
+        """Expire the next slice of slots (rule 6); return how many entries were removed."""
+        table = self.table
+        if table is None or os.getpid() != self._pid:
+            return 0
         total = slot_count(table.capacity)
         last, self._swept_at = self._swept_at, now
         if last is None:
-            return
+            return 0
         share = min(max(now - last, 0.0) / SWEEP_PERIOD, 1.0)
         width = max(math.ceil(total * share), 1)
         # Down from the top, slice by slice, so that a removal's backward shift only moves
@@ -313,12 +323,88 @@ class SharedStateWriter:
         start = max(stop - width, 0)
         removed = table.expire(now, start, stop)
         self._sweep_next = start
-        if removed:
-            logger.debug("shared state expired path=%s removed=%d", self.path, removed)
+        return removed
 
     def expire_all(self, now: float) -> int:
         """Expire every slot now; return how many entries were removed."""
         return self.open().expire(now)
+
+
+class SharedTableState(RevocationState):
+    """A host writer's own state: the shared table its :class:`SharedStateWriter` keeps.
+
+    The writer, as the sidecar's mirror, merges each event before the sidecar applies it, so
+    :meth:`apply` has nothing left to do; lookups, counts and expiry go to the table. The
+    inherited dicts stay empty. It cannot be copied (no snapshots: the file is the host
+    writer's persistence).
+    """
+
+    def __init__(self, writer: SharedStateWriter) -> None:
+        super().__init__(
+            max_token_lifetime=writer.max_token_lifetime, max_clock_skew=writer.max_clock_skew
+        )
+        self.writer = writer
+
+    def check(
+        self,
+        jti: str | None,
+        user_id: str | None,
+        iat: float | None,
+        session_id: str | None = None,
+        issuer: str | None = None,
+    ) -> RevocationReason | None:
+        """The table's answer; fails closed before the writer has opened its file."""
+        table = self.writer.table
+        if table is None:
+            raise SidecarUnavailableError(
+                f"the shared state at {self.writer.path} is not open yet", reason="not_started"
+            )
+        return table.check(jti, user_id, iat, session_id, issuer)
+
+    def has_user_entry(self, user_id: str) -> bool:
+        table = self.writer.table
+        return table is not None and (
+            table.value(CUTOFF, user_id) is not None or table.value(DELETION, user_id) is not None
+        )
+
+    def adds_entry(self, event: Event) -> bool:
+        """Conservatively True: an event counts as a new entry for the capacity check."""
+        return True
+
+    def apply(self, event: Event, now: float) -> bool:
+        """Already merged by the writer (the sidecar's mirror) before the sidecar applies."""
+        return True
+
+    def load(self, snapshot: StateSnapshot, now: float) -> int:
+        raise SnapshotError(
+            "a host writer keeps its state in its shared file, not in snapshots",
+            reason="missing",
+        )
+
+    def expire(self, now: float) -> int:
+        """Expire the next slice of the table (rule 6)."""
+        return self.writer.sweep(now)
+
+    def __len__(self) -> int:
+        table = self.writer.table
+        return 0 if table is None else len(table)
+
+    def counts(self) -> dict[str, int]:
+        table = self.writer.table
+        held = dict.fromkeys(KIND_NAMES.values(), 0) if table is None else table.counts()
+        return {
+            "token_revoked": held["jti"] + held["issuer_jti"],
+            "user_tokens_revoked": held["cutoff"],
+            "user_deleted": held["deletion"],
+            "session_revoked": held["session"],
+            "all_tokens_revoked": held["everyone"] + held["issuer_all"],
+        }
+
+    def copy(self) -> StateSnapshot:
+        raise SnapshotError(
+            "a host writer keeps its state in its shared file, not in snapshots",
+            reason="missing",
+        )
 
 
 class SharedRevocations:

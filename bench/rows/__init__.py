@@ -31,6 +31,7 @@ from . import (
     failover,
     fanout,
     http_sidecar,
+    idle,
     load,
     memory,
     outbox,
@@ -143,6 +144,9 @@ GROUPS: dict[str, Group[Any]] = {
         },
         shared.measure,
         shared.report,
+    ),
+    "idle": Group(
+        {18: "a quiet sidecar: requests/s to the broker and CPU"}, idle.measure, idle.report
     ),
 }
 """Groups of rows by the name ``--only`` takes, in the order they run."""

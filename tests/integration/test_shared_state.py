@@ -144,4 +144,6 @@ def test_workers_share_one_host_writer_and_fail_closed_without_it(
         with host_writer(env, path, writer_log):
             wait_for(every_worker(url, fresh, 200, workers), timeout=60, interval=0.01)
             wait_for(every_worker(url, token, 401, workers), timeout=30, interval=0.01)
-    assert "shared state taken over" in writer_log.read_text()
+    written = writer_log.read_text()
+    assert "shared state taken over" in written
+    assert "sidecar resuming its shared state" in written, "a warm start, not a replay"
