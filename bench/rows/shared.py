@@ -12,7 +12,9 @@ size, and a ``RevocationState`` holding the same jtis, then measures:
   user with no cutoff, timed call by call (``perf_counter_ns``; the timer's own cost, read
   from empty calls, subtracted), through ``SharedRevocations`` and through an in-process
   state; median and p99 of ``calls`` calls per round, the median round;
-* warm start: a new writer taking the file over (open, checks, entries counted, offsets read).
+* warm start: a host writer (``RevocationSidecar(..., shared_path=PATH)``) started over the
+  file until ready: it takes the file over and starts each partition at the file's offsets
+  (the bench's topic is empty, so there is nothing after them to read).
 
 Entries go in through the table's merge of one jti (``SharedTable._raise_to``, what an event's
 apply calls) and the state's dict, not through decoded events: the rows measure the
@@ -52,7 +54,8 @@ class Size:
     local: Stats
     """check_claims through an in-process RevocationState, seconds."""
     take_over: float
-    """Seconds for a new writer to take the file over."""
+    """Seconds for a host writer (a sidecar with ``shared_path``) started over the file to be
+    ready."""
     build_rate: float
     """Entries merged into the table per second."""
 
@@ -64,9 +67,10 @@ class Figures:
 
 def measure(bench: Bench) -> Figures:
     """Each size in a fresh process of its own."""
+    topic = bench.topic("shared")
     return Figures(
         [
-            _in_child(count, bench.sizes.calls, bench.sizes.rounds, bench.run)
+            _in_child(count, bench.sizes.calls, bench.sizes.rounds, bench, topic)
             for count in bench.sizes.shared_entries
         ]
     )
@@ -91,8 +95,15 @@ def _empty(_: Any) -> None:
     return None
 
 
-def _build(count: int, calls: int, rounds: int, run: str, out: Any) -> None:
-    from jwt_revocation.consumer import RevocationState, RevocationVerifier, SharedRevocations
+def _build(
+    count: int, calls: int, rounds: int, run: str, bootstrap: str, topic: str, out: Any
+) -> None:
+    from jwt_revocation.consumer import (
+        RevocationSidecar,
+        RevocationState,
+        RevocationVerifier,
+        SharedRevocations,
+    )
     from jwt_revocation.consumer._shared_state import SharedStateWriter
     from jwt_revocation.consumer._shared_table import JTI
 
@@ -100,7 +111,7 @@ def _build(count: int, calls: int, rounds: int, run: str, out: Any) -> None:
     path = Path(f"/dev/shm/bench-shared-{run}-{count}")  # noqa: S108 - tmpfs, as in production
     writer = SharedStateWriter(
         path,
-        topic="bench",
+        topic=topic,
         max_entries=count,
         max_token_lifetime=3600.0,
         max_clock_skew=60.0,
@@ -115,7 +126,8 @@ def _build(count: int, calls: int, rounds: int, run: str, out: Any) -> None:
         for jti, exp in zip(jtis, exps, strict=True):
             merge(JTI, jti, exp)
         build_rate = count / (time.perf_counter() - started)
-        writer.heartbeat("bench", time.time())
+        writer.heartbeat(topic, time.time())
+        table.set_offsets(dict.fromkeys(range(6), 0))  # the bench's topic is empty
         table_bytes = os.stat(path).st_blocks * 512 / count
 
         gc.collect()
@@ -162,19 +174,18 @@ def _build(count: int, calls: int, rounds: int, run: str, out: Any) -> None:
             )
 
         writer.close()
+        # Warm start: a host writer (a sidecar with shared_path) over the file, until ready.
         started = time.perf_counter()
-        again = SharedStateWriter(
-            path,
-            topic="bench",
-            max_entries=count,
-            max_token_lifetime=3600.0,
-            max_clock_skew=60.0,
-            max_staleness=3600.0,
+        sidecar = RevocationSidecar(
+            bootstrap, topic, max_token_lifetime=3600, max_entries=count, shared_path=path
         )
-        again.resume_offsets("bench")
-        take_over = time.perf_counter() - started
-        assert again.took_over == count, again.took_over
-        again.close()
+        try:
+            sidecar.start(timeout=120)
+            take_over = time.perf_counter() - started
+            assert len(sidecar.state) == count, len(sidecar.state)
+            assert sidecar.stats().started_from.startswith("shared state"), "no replay"
+        finally:
+            sidecar.stop()
         out.put(
             {
                 "table_bytes": table_bytes,
@@ -190,10 +201,12 @@ def _build(count: int, calls: int, rounds: int, run: str, out: Any) -> None:
         path.with_name(path.name + ".lock").unlink(missing_ok=True)
 
 
-def _in_child(count: int, calls: int, rounds: int, run: str) -> Size:
+def _in_child(count: int, calls: int, rounds: int, bench: Bench, topic: str) -> Size:
     context = multiprocessing.get_context("spawn")
     out = context.Queue()
-    child = context.Process(target=_build, args=(count, calls, rounds, run, out))
+    child = context.Process(
+        target=_build, args=(count, calls, rounds, bench.run, bench.bootstrap, topic, out)
+    )
     child.start()
     got = out.get(timeout=1800)
     child.join()
@@ -262,20 +275,17 @@ def report(figures: Figures) -> list[Report]:
         ],
     )
     warm = Report(
-        result=f"{largest.take_over * 1000:.1f} ms to take over {largest.entries:,} entries",
+        result=f"{largest.take_over:.2f} s at {largest.entries:,} entries",
         compared=f"building the table: {largest.build_rate:,.0f} entries/s "
-        f"({largest.entries / largest.build_rate:.1f} s for {largest.entries:,})",
+        f"({largest.entries / largest.build_rate:.1f} s for {largest.entries:,}); a cold "
+        "start replays the topic (row 5's rate)",
         target="≤ 10 s at 10,000,000",
-        met=False,
+        met=largest.take_over <= 10 and largest.entries >= 10_000_000,
         notes=[
-            f"{s.entries:,}: a new writer takes the file over in {s.take_over * 1000:.1f} ms "
-            "(no replay into the table: its offsets are in the file)"
+            f"{s.entries:,} entries: a host writer started over its file was ready in "
+            f"{s.take_over:.2f} s (connect, take the file over, seek each partition to the "
+            "file's offset; no replay)"
             for s in sizes
-        ]
-        + [
-            "not met as a whole: the host writer is a sidecar that still replays the topic's "
-            "window into its own in-process state, and marks the file ready only once caught "
-            "up (row 5: the cold start's rate); the table itself is ready in the time above"
         ],
     )
     return [memory, check, warm]
