@@ -10,13 +10,13 @@ Layout (little-endian 64-bit words; the format is :data:`FORMAT_VERSION`):
   heartbeat, the writer's ``max_token_lifetime``, ``max_clock_skew`` and ``max_staleness``,
   the capacity, live entries by kind, the topic and each partition's next offset;
 * ``capacity + 256`` slots of two words. Word 0 (the meta word) is 0 for an empty slot, else
-  ``fingerprint << 11 | kind << 8 | displacement``; word 1 is the entry's value as a double:
+  ``fingerprint | kind << 8 | displacement`` (the fingerprint in bits 11 to 63); word 1 is the entry's value as a double:
   a jti's ``exp`` (whole seconds), a cutoff's, deletion's or session's instant.
 
 Keys. Every entry is keyed by a 128-bit xxh3 hash of the key's UTF-8 (lone surrogates kept:
 ``surrogatepass``) seeded by its kind. The hash modulo the capacity (odd, so the remainder
-owes nothing to the low bits alone) is the home slot, the low 53 bits are the stored
-fingerprint, the kind (1..7) is stored beside it. A user's cutoff and deletion share a seed,
+owes nothing to the low bits alone) is the home slot, bits 11 to 63 are the stored
+fingerprint (53 bits), the kind (1..7) is stored beside it. A user's cutoff and deletion share a seed,
 so they share home and fingerprint and differ only in the stored kind. The 255 slots past ``capacity`` take the probe
 runs that leave the end, so a lookup never wraps.
 
@@ -120,7 +120,8 @@ _SEED: Final = {  # the hash's seed per kind; a user's cutoff and deletion share
 }
 _USER_KINDS: Final = 1 << CUTOFF | 1 << DELETION
 _RARE_KINDS: Final = 1 << ISSUER_JTI | 1 << SESSION | 1 << EVERYONE | 1 << ISSUER_ALL
-_FP_MASK: Final = (1 << 53) - 1
+_FP_BITS: Final = ((1 << 53) - 1) << 11
+"""The hash's bits 11 to 63: the fingerprint, stored where it is (no shift)."""
 _M64: Final = (1 << 64) - 1
 _hash = xxhash.xxh3_128_intdigest
 
@@ -165,7 +166,7 @@ def _encode(key: str) -> bytes:
 def _locate(kind: int, key: str, capacity: int) -> tuple[int, int]:
     """The key's home slot and its meta word's fixed part (fingerprint and kind)."""
     h = _hash(_encode(key), _SEED[kind])
-    return h % capacity, (h & _FP_MASK) << 11 | kind << 8
+    return h % capacity, h & _FP_BITS | kind << 8
 
 
 class SharedTable:
@@ -348,7 +349,7 @@ class SharedTable:
                 raw = jti.encode("utf-8", "surrogatepass")
             h = _hash(raw, 1)
             word = SLOT0 + 2 * (h % self.capacity)
-            base = (h & _FP_MASK) << 11 | 256  # JTI << 8
+            base = h & _FP_BITS | 256  # JTI << 8
             d = 0
             reason: RevocationReason | None = None
             if kinds & 2:  # 1 << JTI
