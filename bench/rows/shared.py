@@ -106,6 +106,7 @@ def _build(
     )
     from jwt_revocation.consumer._shared_state import SharedStateWriter
     from jwt_revocation.consumer._shared_table import JTI
+    from jwt_revocation.shared import ensure_topic
 
     now = time.time()
     path = Path(f"/dev/shm/bench-shared-{run}-{count}")  # noqa: S108 - tmpfs, as in production
@@ -176,8 +177,14 @@ def _build(
         writer.close()
         # Warm start: a host writer (a sidecar with shared_path) over the file, until ready.
         started = time.perf_counter()
+        ensure_topic(bootstrap, topic, max_token_lifetime=3600, partitions=6)  # idempotent
         sidecar = RevocationSidecar(
-            bootstrap, topic, max_token_lifetime=3600, max_entries=count, shared_path=path
+            bootstrap,
+            topic,
+            max_token_lifetime=3600,
+            max_entries=count,
+            shared_path=path,
+            verify_topic=False,
         )
         try:
             sidecar.start(timeout=120)
