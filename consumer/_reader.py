@@ -57,7 +57,7 @@ class FatalError(Exception):
 class ReaderTiming:
     """How often the loop does each of its chores, in seconds."""
 
-    poll_timeout: float = 0.2
+    poll_timeout: float = 0.5
     contact_interval: float = 1.0
     sweep_interval: float = 10.0
     snapshot_interval: float = 60.0

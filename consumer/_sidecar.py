@@ -16,7 +16,8 @@ Consistency contract:
    ``max_staleness`` without contact, verification fails closed (or, with
    ``on_stale="allow"``, accepts and logs loudly). While the topic is quiet the consumer's
    fetch waits at the broker for up to 2 s (a long poll that returns as soon as a record
-   arrives): about 0.6 requests/s in all to each broker that leads a partition.
+   arrives) and the loop wakes every ``poll_timeout`` (0.5 s): about 0.6 requests/s to each
+   broker that leads a partition, and 0.13% of a core (0.40% waking every 0.2 s).
 5. A record that is not a valid event is skipped, counted by kind and logged with its
    partition and offset; it never stops the sidecar. A valid event whose Kafka key is not its
    user id is applied (the merge rules need no order) and counted as ``key_mismatch``.
@@ -126,7 +127,7 @@ class RevocationSidecar:
         on_stale: Literal["reject", "allow"] = "reject",
         max_entries: int = 10_000_000,
         clock: Clock = time.time,
-        poll_timeout: float = 0.2,
+        poll_timeout: float = 0.5,
         contact_interval: float | None = None,
         sweep_interval: float = 10.0,
         max_restarts: int = 10,
