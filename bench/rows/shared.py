@@ -5,8 +5,9 @@ file in ``/dev/shm`` (a memory filesystem, as in production) sized by ``max_entr
 size, and a ``RevocationState`` holding the same jtis, then measures:
 
 * memory per live jti: the file's allocated blocks (``st_blocks``), and the RSS growth of a
-  ``RevocationState`` of as many jtis of its own (strings included) after ``malloc_trim(0)``; per host with 8 workers, one table plus the
-  writer's own ``RevocationState`` against 8 ``RevocationState`` replicas;
+  ``RevocationState`` of as many jtis of its own (strings included) after ``malloc_trim(0)``;
+  per host with 8 workers, one table (the host writer keeps no other copy) against 8
+  ``RevocationState`` replicas;
 * the check's time: ``RevocationVerifier.check_claims`` (the revocation part of ``verify``:
   the gate, the claim checks and the lookup) on claims with a jti that is not revoked and a
   user with no cutoff, timed call by call (``perf_counter_ns``; the timer's own cost, read
@@ -248,8 +249,8 @@ def report(figures: Figures) -> list[Report]:
             f"(allocated blocks in /dev/shm, max_entries = {s.entries:,}); a RevocationState "
             f"{s.state_bytes:.1f} B (RSS growth after `malloc_trim(0)`, its 36-character jti "
             f"strings included); per host with {HOST_WORKERS} workers: "
-            f"{(s.table_bytes + s.state_bytes) / 1e6 * s.entries:,.0f} MB shared (the table "
-            "and the writer's own state) against "
+            f"{s.table_bytes / 1e6 * s.entries:,.0f} MB shared (the table, which is also the "
+            "host writer's state) against "
             f"{HOST_WORKERS * s.state_bytes / 1e6 * s.entries:,.0f} MB in {HOST_WORKERS} replicas"
             for s in sizes
         ]
