@@ -2,7 +2,7 @@
 
 For each size (1M and 10M live jtis in full mode), a fresh process builds a shared table in a
 file in ``/dev/shm`` (a memory filesystem, as in production) sized by ``max_entries`` = the
-size, and a ``RevocationState`` holding the same jtis, then measures:
+size, and a ``RevocationState`` of as many jtis, then measures:
 
 * memory per live jti: the file's allocated blocks (``st_blocks``), and the RSS growth of a
   ``RevocationState`` of as many jtis of its own (strings included) after ``malloc_trim(0)``;

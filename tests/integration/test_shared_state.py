@@ -15,8 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +25,7 @@ import pytest
 from jwt_revocation.consumer._shared_state import SharedStateWriter
 from jwt_revocation.producer import RevocationPublisher
 from tests.integration.conftest import BOOTSTRAP, KEY, LIFETIME, ROOT, free_port, issue, serving
+from tests.integration.test_fork import _get
 from tests.support import wait_for
 
 STALENESS = 2.0
@@ -47,17 +46,6 @@ SERVERS = {
         ],
     ),
 }
-
-
-def _get(url: str, token: str | None = None) -> tuple[int, int]:
-    request = urllib.request.Request(url)
-    if token is not None:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, int(response.headers["X-Worker-Pid"])
-    except urllib.error.HTTPError as err:
-        return err.code, int(err.headers["X-Worker-Pid"])
 
 
 def every_worker(url: str, token: str, status: int, workers: int) -> Callable[[], bool]:
