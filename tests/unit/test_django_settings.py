@@ -58,4 +58,4 @@ def test_django_only_durations_are_checked() -> None:
 @pytest.mark.parametrize("key", ["SHARED_PATH", "SHARED_GROUP"])
 def test_a_django_worker_refuses_the_host_writers_settings(key: str) -> None:
     with pytest.raises(ImproperlyConfigured, match="configure the host writer"):
-        revocation_settings({key: "/dev/shm/jwt-revocation"})
+        revocation_settings({key: "revocations"})
