@@ -120,6 +120,8 @@ def report(figures: Figures) -> list[Report]:
                 "max_staleness",
                 f"each figure the median of intervals of {figures.seconds:.0f} s; requests are "
                 "the data segments each sidecar sent to the broker (`ss -ti`)",
+                "what is left of the CPU is kafka-python's poll loop, woken every 0.5 s "
+                "(poll_timeout) to check for stop, contact and expiry",
             ],
         )
     ]

@@ -279,7 +279,12 @@ def report(figures: Figures) -> list[Report]:
             "claims with a jti that is not revoked and a user with no cutoff (the usual "
             "request); each call timed alone, the timer's cost subtracted; the shared figure "
             "includes the gate (format, ready flag, heartbeat age), a 128-bit xxh3 of the jti "
-            "and the Robin Hood walk in pure Python"
+            "and the Robin Hood walk in pure Python",
+            f"against the target: {(largest.shared.median - 1e-6) * 1e6:+.2f} µs at "
+            f"{largest.entries:,}; the in-process dict's own figure in the same run is "
+            f"{_us(largest.local.median)}: both are mostly the interpreter's work per call "
+            "(the claim checks, the hash, 2 to 4 slot reads), which pure Python cannot bring "
+            "under 1 µs here; a C lookup would",
         ],
     )
     warm = Report(
