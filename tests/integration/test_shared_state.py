@@ -22,9 +22,21 @@ from pathlib import Path
 import jwt
 import pytest
 
+from jwt_revocation.consumer import RevocationVerifier, SharedRevocations
 from jwt_revocation.consumer._shared_state import SharedStateWriter
 from jwt_revocation.producer import RevocationPublisher
-from tests.integration.conftest import BOOTSTRAP, KEY, LIFETIME, ROOT, free_port, issue, serving
+from jwt_revocation.shared import SidecarUnavailableError
+from tests.integration.conftest import (
+    BOOTSTRAP,
+    KEY,
+    LIFETIME,
+    ROOT,
+    SidecarFactory,
+    free_port,
+    issue,
+    serving,
+    verifier_for,
+)
 from tests.integration.test_fork import _get
 from tests.support import wait_for
 
@@ -135,3 +147,38 @@ def test_workers_share_one_host_writer_and_fail_closed_without_it(
     written = writer_log.read_text()
     assert "shared state taken over" in written
     assert "sidecar resuming its shared state" in written, "a warm start, not a replay"
+
+
+def test_an_embedded_host_writer_answers_as_its_readers_and_restarts_without_replaying(
+    make_sidecar: SidecarFactory, publisher: RevocationPublisher, tmp_path: Path
+) -> None:
+    path = tmp_path / "revocations"
+    writer = make_sidecar(shared_path=path, max_entries=1000)
+    assert writer.stats().started_from == "replay"
+    token = issue("ivan")
+    other = issue("judy")
+    publisher.revoke_token(jwt.decode(token, KEY, algorithms=["HS256"]))
+    publisher.password_changed(user_id="judy")
+    wait_for(lambda: writer.state.counts()["user_tokens_revoked"] == 1)
+    reader = RevocationVerifier(SharedRevocations(path), key=KEY, algorithms=["HS256"])
+    for verifier in (verifier_for(writer), reader):
+        assert verifier.decide(token).reason == "token_revoked"
+        assert verifier.decide(other).reason == "user_tokens_revoked"
+        assert verifier.decide(issue("kim")).reason is None
+    writer.stop()
+    with pytest.raises(SidecarUnavailableError) as stopped:
+        reader.verify(issue("kim"))
+    assert stopped.value.reason == "stopped"
+
+    again = make_sidecar(shared_path=path, max_entries=1000)
+    assert again.stats().started_from == "shared state (2 entries)"
+    assert sum(again.stats().applied.values()) == 0, "nothing read again"
+    assert reader.decide(token).reason == "token_revoked"
+    publisher.logout_session(user_id="kim", session_id="s-1")
+    wait_for(lambda: again.state.counts()["session_revoked"] == 1)
+    session = jwt.encode(
+        {"sub": "kim", "sid": "s-1", "iat": time.time() - 5, "exp": int(time.time()) + 600},
+        KEY,
+        algorithm="HS256",
+    )
+    assert reader.decide(session).reason == "session_revoked"
