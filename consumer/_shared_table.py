@@ -10,8 +10,9 @@ Layout (little-endian 64-bit words; the format is :data:`FORMAT_VERSION`):
   heartbeat, the writer's ``max_token_lifetime``, ``max_clock_skew`` and ``max_staleness``,
   the capacity, live entries by kind, the topic and each partition's next offset;
 * ``capacity + 256`` slots of two words. Word 0 (the meta word) is 0 for an empty slot, else
-  ``fingerprint | kind << 8 | displacement`` (the fingerprint in bits 11 to 63); word 1 is the entry's value as a double:
-  a jti's ``exp`` (whole seconds), a cutoff's, deletion's or session's instant.
+  ``fingerprint | kind << 8 | displacement`` (the fingerprint in bits 11 to 63); word 1 is
+  the entry's value as a double: a jti's ``exp`` (whole seconds), a cutoff's, deletion's or
+  session's instant; +inf in an empty slot, so that expiry finds candidates by value alone.
 
 Keys. Every entry is keyed by a 128-bit xxh3 hash of the key's UTF-8 (lone surrogates kept:
 ``surrogatepass``) seeded by its kind. The hash modulo the capacity (odd, so the remainder
@@ -60,6 +61,7 @@ readers.
 from __future__ import annotations
 
 import math
+from array import array
 from typing import Final
 
 import xxhash
@@ -124,6 +126,8 @@ _FP_BITS: Final = ((1 << 53) - 1) << 11
 """The hash's bits 11 to 63: the fingerprint, stored where it is (no shift)."""
 _M64: Final = (1 << 64) - 1
 _hash = xxhash.xxh3_128_intdigest
+_FILL = 1 << 20
+"""Slots whose value an initialisation sets to +inf at a time."""
 
 
 class TableFullError(SidecarUnavailableError):
@@ -219,6 +223,10 @@ class SharedTable:
             name = topic.encode("utf-8", "surrogatepass")[:TOPIC_MAX]
             q[W_TOPIC_LEN] = len(name)
             buffer[TOPIC_AT : TOPIC_AT + len(name)] = name
+            empty = array("d", [math.inf]) * _FILL
+            for at in range(SLOT0 + 1, len(d), 2 * _FILL):
+                part = d[at : at + 2 * _FILL : 2]
+                part[:] = empty[: len(part)]
             q[W_VERSION] = FORMAT_VERSION
             q[W_MAGIC] = MAGIC
         finally:
@@ -528,7 +536,7 @@ class SharedTable:
                 q[word] = meta - 1
                 word, nxt = nxt, nxt + 2
             q[word] = 0
-            dv[word + 1] = 0.0
+            dv[word + 1] = math.inf
             count = q[W_COUNTS + kind] - 1
             q[W_COUNTS + kind] = count
             if not count:
@@ -547,17 +555,18 @@ class SharedTable:
         user_limit = jti_limit - self._d[W_LIFETIME]
         limits = [0.0, jti_limit, jti_limit] + [user_limit] * 5
         first, last = SLOT0 + 2 * start, SLOT0 + 2 * stop
-        metas = self._q[first:last:2].tolist()
+        # Empty slots hold +inf: only entries at or below the later limit are candidates,
+        # found by one comprehension over the values (about 40 ns a slot rather than 130).
         values = self._d[first + 1 : last + 1 : 2].tolist()
+        candidates = [i for i, value in enumerate(values) if value <= jti_limit]
         removed = 0
-        q = self._q
-        for index in range(len(metas) - 1, -1, -1):
-            meta = metas[index]
-            if meta and values[index] <= limits[meta >> 8 & 7]:
-                word = first + 2 * index
-                if q[word] == meta:  # still there (a removal above may not move it down)
-                    self._remove(word)
-                    removed += 1
+        q, dv = self._q, self._d
+        for index in reversed(candidates):
+            word = first + 2 * index
+            meta = q[word]
+            if meta and dv[word + 1] <= limits[meta >> 8 & 7]:
+                self._remove(word)
+                removed += 1
         return removed
 
 
