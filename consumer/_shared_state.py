@@ -82,6 +82,7 @@ from ._shared_table import (
     MAGIC,
     W_FLAGS,
     W_HEARTBEAT,
+    W_STALENESS,
     SharedTable,
     capacity_for,
     file_size,
@@ -436,8 +437,6 @@ class SharedRevocations:
         self._words: memoryview[int] | None = None
         """The table's words (``Q``) and doubles (``d``): read by the fast path directly."""
         self._doubles: memoryview[float] | None = None
-        self._bound = 0.0
-        """The staleness bound in force (set each time the slow path finds the file usable)."""
         self._map: mmap.mmap | None = None
         self._inode: tuple[int, int] | None = None
         self._problem: SidecarUnavailableError | None = None
@@ -488,7 +487,9 @@ class SharedRevocations:
             words is not None
             and doubles is not None
             and words[W_FLAGS] == FLAG_READY
-            and self._clock() - doubles[W_HEARTBEAT] <= self._bound
+            # The writer's bound is read each time: a writer that takes the file over
+            # writes its own.
+            and self._clock() - doubles[W_HEARTBEAT] <= (self._staleness or doubles[W_STALENESS])
         ):
             return
         table = self._table
@@ -511,7 +512,7 @@ class SharedRevocations:
                 "caught up with the topic yet",
                 reason="loading",
             )
-        bound = self._bound = self._staleness or table.max_staleness
+        bound = self._staleness or table.max_staleness
         age = self._clock() - table.heartbeat
         if age > bound:
             raise SidecarUnavailableError(

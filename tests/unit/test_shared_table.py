@@ -302,11 +302,18 @@ def test_a_group_readable_file(tmp_path: Path) -> None:
 
 def test_a_writer_that_takes_the_file_over_brings_its_own_staleness_bound(tmp_path: Path) -> None:
     path = tmp_path / "state"
+    clock = Clock()
     first = writer(path, max_staleness=3600.0)
     first.open()
+    first.heartbeat("auth.revocations", clock.now)
+    reader = SharedRevocations(path, clock=clock)
+    clock.now += 10
+    reader.ensure_usable()  # 10 s old: fresh under the first writer's bound
     first.close()
     keeper = writer(path, max_staleness=2.0)
     keeper.open()
-    keeper.heartbeat("auth.revocations", NOW)
-    reader = SharedRevocations(path, clock=lambda: NOW + 2.5)
+    assert reason_of(reader) == "loading"
+    keeper.heartbeat("auth.revocations", clock.now)
+    reader.ensure_usable()
+    clock.now += 2.5
     assert reason_of(reader) == "stale"
