@@ -41,6 +41,7 @@ from . import (
     secured,
     security_events,
     shared,
+    shared_fanout,
     verify,
 )
 
@@ -144,6 +145,11 @@ GROUPS: dict[str, Group[Any]] = {
         },
         shared.measure,
         shared.report,
+    ),
+    "shared-fanout": Group(
+        {19: "fan-out: worker processes behind one host writer (32 in full mode)"},
+        shared_fanout.measure,
+        shared_fanout.report,
     ),
     "idle": Group(
         {18: "a quiet sidecar: requests/s to the broker and CPU"}, idle.measure, idle.report
