@@ -66,8 +66,8 @@ def _sidecar_arguments(parser: argparse.ArgumentParser, settings: RevocationSett
         "--shared-path",
         default=settings.shared_path,
         metavar="PATH",
-        help="also keep the host's shared revocation state in this file (e.g. in /dev/shm), "
-        "read by every worker through SharedRevocations (JWT_REVOCATION_SHARED_PATH)",
+        help="be the host writer: keep the revocation state in this file (e.g. in /dev/shm) "
+        "for every worker to read through SharedRevocations (JWT_REVOCATION_SHARED_PATH)",
     )
     parser.add_argument(
         "--shared-group",
