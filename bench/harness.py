@@ -44,6 +44,8 @@ class Sizes:
     """Logouts published to each number of sidecars."""
     quiet_seconds: float
     """Length of the fan-out row's quiet intervals, over which idle CPU is read."""
+    shared_entries: tuple[int, ...] = (20_000,)
+    """Live jtis of the host-shared state rows, in turn."""
 
 
 FULL = Sizes(
@@ -59,6 +61,7 @@ FULL = Sizes(
     fanout=(1, 8, 32),
     fanout_events=1_000,
     quiet_seconds=10.0,
+    shared_entries=(1_000_000, 10_000_000),
 )
 QUICK = Sizes(
     rounds=2,

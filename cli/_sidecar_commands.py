@@ -53,7 +53,7 @@ def _report_every(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _sidecar_arguments(parser: argparse.ArgumentParser, _settings: RevocationSettings) -> None:
+def _sidecar_arguments(parser: argparse.ArgumentParser, settings: RevocationSettings) -> None:
     _report_every(parser)
     add_http(
         parser,
@@ -66,10 +66,27 @@ def _sidecar_arguments(parser: argparse.ArgumentParser, _settings: RevocationSet
         used_for="/v1/check verifies tokens with",
         without="/v1/check takes claims only",
     )
+    parser.add_argument(
+        "--shared-path",
+        default=settings.shared_path,
+        metavar="PATH",
+        help="be the host writer: keep the revocation state in this file (e.g. in /dev/shm) "
+        "for every worker to read through SharedRevocations (JWT_REVOCATION_SHARED_PATH)",
+    )
+    parser.add_argument(
+        "--shared-group",
+        default=settings.shared_group,
+        metavar="GROUP",
+        help="the group that may read the shared state file, mode 0640 "
+        "(JWT_REVOCATION_SHARED_GROUP; default: mode 0600)",
+    )
 
 
 def _sidecar(args: argparse.Namespace, settings: RevocationSettings) -> int:
     stop = stop_on_signals()
+    settings = settings.model_copy(
+        update={"shared_path": args.shared_path, "shared_group": args.shared_group}
+    )
     sidecar = checked_sidecar(settings, reach=args.timeout, name="jwt-revocation-sidecar")
     return _serve(args, settings, sidecar, stop)
 

@@ -3,7 +3,9 @@
 Import :class:`RevocationSidecar` and :class:`RevocationVerifier`; catch
 ``jwt.InvalidTokenError`` for bad or revoked tokens (401) and :class:`SidecarUnavailableError`
 when the state cannot decide (503), or take the same decision as a :class:`Verdict` from
-:meth:`RevocationVerifier.decide`.
+:meth:`RevocationVerifier.decide`. On a host with many worker processes, one sidecar started
+with ``shared_path`` keeps the state in a file that every worker reads through
+:class:`SharedRevocations`.
 """
 
 from jwt_revocation.shared import (
@@ -20,6 +22,7 @@ from ._http import SidecarHTTPServer
 from ._metrics import SidecarCollector, render_metrics
 from ._mirror import RevocationMirror
 from ._redis_blocklist import CHECK_SCRIPT, RedisBlocklist, RedisBlocklistSink
+from ._shared_state import SharedRevocations
 from ._sidecar import RevocationSidecar
 from ._snapshot import RedisSnapshots
 from ._state import RevocationState, StateSnapshot
@@ -46,6 +49,7 @@ __all__ = [
     "RevocationSource",
     "RevocationState",
     "RevocationVerifier",
+    "SharedRevocations",
     "SidecarCollector",
     "SidecarHTTPServer",
     "SidecarStats",

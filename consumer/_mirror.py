@@ -78,3 +78,31 @@ class MirrorFeed:
     def heartbeat(self, now: float) -> None:
         """The sidecar is caught up and in contact."""
         self.mirror.heartbeat(self.topic, now)
+
+
+class MirrorPair:
+    """Two mirrors fed as one (the Redis sink and the host's shared state).
+
+    Both merge events idempotently, so the pair resumes at the lower of their offsets and a
+    mirror may be handed events it already holds.
+    """
+
+    def __init__(self, first: RevocationMirror, second: RevocationMirror) -> None:
+        self.mirrors = (first, second)
+
+    def resume_offsets(self, topic: str) -> dict[int, int]:
+        """Per partition, the lower of the two mirrors' offsets (a partition either lacks: none)."""
+        first, second = (m.resume_offsets(topic) for m in self.mirrors)
+        return {p: min(o, second[p]) for p, o in first.items() if p in second}
+
+    def write(
+        self, topic: str, events: Sequence[Event], offsets: Mapping[int, int], now: float
+    ) -> None:
+        """Hand the events to both mirrors, or raise what one raised."""
+        for mirror in self.mirrors:
+            mirror.write(topic, events, offsets, now)
+
+    def heartbeat(self, topic: str, now: float) -> None:
+        """Tell both mirrors."""
+        for mirror in self.mirrors:
+            mirror.heartbeat(topic, now)

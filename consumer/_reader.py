@@ -42,6 +42,13 @@ from ._state import RevocationState
 logger = logging.getLogger(__name__)
 
 
+IDLE_FETCH_WAIT_MS = 2000
+"""How long the broker holds a fetch while the topic is quiet (``fetch_max_wait_ms``). The
+fetch returns as soon as a record arrives (``fetch_min_bytes`` 1), so the wait costs no
+latency; at 100 ms a quiet sidecar sent 10.7 requests/s (BENCHMARKS row 12), at 2 s it sends
+one fetch every 2 s and one end-offsets request every ``contact_interval``."""
+
+
 class FatalError(Exception):
     """An error the consumer thread does not retry (a missing or deleted topic, a right that
     an ACL denies)."""
@@ -51,7 +58,7 @@ class FatalError(Exception):
 class ReaderTiming:
     """How often the loop does each of its chores, in seconds."""
 
-    poll_timeout: float = 0.2
+    poll_timeout: float = 0.5
     contact_interval: float = 1.0
     sweep_interval: float = 10.0
     snapshot_interval: float = 60.0
@@ -92,6 +99,9 @@ class TopicReader:
     snapshots: RedisSnapshots | None = None
     snapshot_writer: SnapshotWriter | None = None
     on_caught_up: Callable[[], None] = lambda: None
+    resume_from: Callable[[], dict[int, int]] | None = None
+    """A host writer's shared file: where each partition its state holds stops (warm start)."""
+    _contact_ms: int = field(default=500, init=False)
     started_from: str = "replay"
     """``replay``, ``snapshot <id>``, or ``replay (<why the snapshot was not used>)``."""
     snapshots_unused: Counter[str] = field(default_factory=Counter)
@@ -117,10 +127,13 @@ class TopicReader:
                 "group_id": None,
                 "enable_auto_commit": False,
                 "request_timeout_ms": 5000,
-                "fetch_max_wait_ms": 100,
+                "fetch_max_wait_ms": IDLE_FETCH_WAIT_MS,
             },
             overrides=self.consumer_config,
         )
+        # A broker answers one connection's requests in order, so the end-offsets request of
+        # a contact may wait behind a long fetch: give it the fetch's wait and a second more.
+        self._contact_ms = max(500, self._poll_ms, int(config["fetch_max_wait_ms"]) + 1000)
         consumer = open_client("consumer", config, self.connection, timeout=10.0)
         try:
             self._loop(consumer, stopping)
@@ -214,7 +227,7 @@ class TopicReader:
     def _contact(self, consumer: KafkaConsumer, parts: list[TopicPartition]) -> None:
         """Ask the broker for end offsets: proves contact and measures lag."""
         try:
-            ends = consumer.end_offsets(parts, timeout_ms=max(500, self._poll_ms))
+            ends = consumer.end_offsets(parts, timeout_ms=self._contact_ms)
         except KafkaError as err:
             logger.warning(
                 "no answer from the broker name=%s topic=%s seconds_since_contact=%s error=%s",
@@ -279,6 +292,8 @@ class TopicReader:
             ends = consumer.end_offsets(untargeted, timeout_ms=10_000)
             for tp in untargeted:
                 progress.retarget(tp.partition, ends[tp])
+        if self.resume_from is not None and not progress.positions:
+            fresh = self._resume(consumer, fresh, self.resume_from())
         if not fresh:
             return
         store = self.snapshots
@@ -304,6 +319,38 @@ class TopicReader:
             {tp.partition: starts[tp] for tp in fresh},
             {tp.partition: ends[tp] for tp in fresh},
         )
+
+    def _resume(
+        self, consumer: KafkaConsumer, parts: list[TopicPartition], held: dict[int, int]
+    ) -> list[TopicPartition]:
+        """Start the partitions the state already holds at its offsets; return the others.
+
+        An offset past the partition's end means the file was kept for an older topic of the
+        same name: a :class:`FatalError`, since reading on would skip records.
+        """
+        known = [tp for tp in parts if tp.partition in held]
+        if not known:
+            return parts
+        begins = consumer.beginning_offsets(known, timeout_ms=10_000)
+        ends = consumer.end_offsets(known, timeout_ms=10_000)
+        for tp in known:
+            if held[tp.partition] > ends[tp]:
+                raise FatalError(
+                    f"the state's offset {held[tp.partition]} of partition {tp.partition} is "
+                    f"past the topic's end ({ends[tp]}): the topic {self.topic!r} was created "
+                    "again; remove the shared state file and restart"
+                )
+            # Below the first offset kept, the records are gone and so past mattering.
+            self._start_at(consumer, tp, max(held[tp.partition], begins[tp]), ends[tp])
+        self.started_from = f"shared state ({len(self.state)} entries)"
+        logger.info(
+            "sidecar resuming its shared state name=%s topic=%s entries=%d offsets=%s",
+            self.name,
+            self.topic,
+            len(self.state),
+            {tp.partition: held[tp.partition] for tp in known},
+        )
+        return [tp for tp in parts if tp.partition not in held]
 
     def _start_at(self, consumer: KafkaConsumer, tp: TopicPartition, offset: int, end: int) -> None:
         consumer.seek(tp, offset)

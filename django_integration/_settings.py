@@ -94,6 +94,13 @@ def revocation_settings(values: Mapping[str, Any] | None = None) -> DjangoRevoca
             for error in err.errors()
         )
         raise ImproperlyConfigured(f"invalid JWT_REVOCATION: {problems}") from None
+    if revocation.shared_path is not None or revocation.shared_group is not None:
+        raise ImproperlyConfigured(
+            "JWT_REVOCATION['SHARED_PATH'] and ['SHARED_GROUP'] configure the host writer "
+            "(`jwt-revocation sidecar --shared-path`), not a Django worker: every worker would "
+            "try to be the writer. The Django integration runs a sidecar per process and does "
+            "not read the shared file; leave these keys out"
+        )
     django_only = {**DJANGO_DEFAULTS, **{k: v for k, v in raw.items() if k in DJANGO_DEFAULTS}}
     claim = django_only["SESSION_CLAIM"]
     if not isinstance(claim, str) or not claim:

@@ -38,6 +38,11 @@ class RevocationSettings(BaseSettings):
     """What verify does when the sidecar is stale: fail closed, or accept and log loudly."""
     max_entries: int = Field(default=10_000_000, gt=0)
     """Ceiling on live entries; when reached the sidecar fails closed instead of evicting."""
+    shared_path: str | None = None
+    """A sidecar keeps the host's shared revocation state in this file (best in a memory
+    filesystem such as /dev/shm), read by every worker through ``SharedRevocations``."""
+    shared_group: str | None = None
+    """The group that may read the shared state file (mode 0640); without it, 0600."""
     publish_timeout: Duration = timedelta(seconds=10)
     """How long a publish call waits for the broker's acknowledgement."""
     partitions: int = Field(default=6, gt=0)

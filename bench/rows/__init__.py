@@ -31,6 +31,7 @@ from . import (
     failover,
     fanout,
     http_sidecar,
+    idle,
     load,
     memory,
     outbox,
@@ -39,6 +40,8 @@ from . import (
     replay,
     secured,
     security_events,
+    shared,
+    shared_fanout,
     verify,
 )
 
@@ -133,6 +136,23 @@ GROUPS: dict[str, Group[Any]] = {
         },
         failover.measure,
         failover.report,
+    ),
+    "shared": Group(
+        {
+            15: "host-shared state: memory per live jti (1M and 10M in full mode)",
+            16: "host-shared state: the check's time in `verify` (1M and 10M in full mode)",
+            17: "host-shared state: warm start of the host writer",
+        },
+        shared.measure,
+        shared.report,
+    ),
+    "shared-fanout": Group(
+        {19: "fan-out: worker processes behind one host writer (32 in full mode)"},
+        shared_fanout.measure,
+        shared_fanout.report,
+    ),
+    "idle": Group(
+        {18: "a quiet sidecar: requests/s to the broker and CPU"}, idle.measure, idle.report
     ),
 }
 """Groups of rows by the name ``--only`` takes, in the order they run."""

@@ -53,3 +53,9 @@ def test_django_only_durations_are_checked() -> None:
         revocation_settings({"START_TIMEOUT": 0})
     with pytest.raises(ImproperlyConfigured, match="SESSION_CLAIM"):
         revocation_settings({"SESSION_CLAIM": ""})
+
+
+@pytest.mark.parametrize("key", ["SHARED_PATH", "SHARED_GROUP"])
+def test_a_django_worker_refuses_the_host_writers_settings(key: str) -> None:
+    with pytest.raises(ImproperlyConfigured, match="configure the host writer"):
+        revocation_settings({key: "revocations"})

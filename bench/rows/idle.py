@@ -1,0 +1,127 @@
+"""Row 18: a quiet sidecar's requests to the broker and CPU, today's defaults against the
+ones before (``fetch_max_wait_ms`` 100, an end-offsets request every second).
+
+Two sidecars on a fresh quiet topic, each in a process of its own (``spawn``), caught up;
+over ``quiet_seconds`` (after a settling second) each one's data segments sent to the broker
+(``ss -ti``, as row 12 counts requests) and CPU time (``/proc``) are read; the median of
+``rounds`` intervals.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from bench.fixtures import Bench
+from bench.harness import Report
+from bench.rows.fanout import _traffic
+from bench.service import cpu_seconds
+
+BEFORE: dict[str, Any] = {
+    "consumer_config": {"fetch_max_wait_ms": 100},
+    "contact_interval": 1.0,
+    "poll_timeout": 0.2,
+}
+"""The settings a sidecar had before: a fetch every 100 ms, contact every second, the loop
+woken every 0.2 s."""
+
+
+@dataclass(frozen=True)
+class Quiet:
+    requests: float
+    """Requests per second to the broker."""
+    cpu: float
+    """Share of a core."""
+
+
+@dataclass(frozen=True)
+class Figures:
+    now: Quiet
+    before: Quiet
+    seconds: float
+
+
+def _sidecar(bootstrap: str, topic: str, options: dict[str, Any], ready: Any, stop: Any) -> None:
+    from jwt_revocation.consumer import RevocationSidecar
+
+    with RevocationSidecar(bootstrap, topic, max_token_lifetime=3600, **options):
+        ready.set()
+        stop.wait()
+
+
+def measure(bench: Bench) -> Figures:
+    topic = bench.topic("idle")
+    context = multiprocessing.get_context("spawn")
+    stop = context.Event()
+    children = {}
+    for name, options in (("now", {}), ("before", BEFORE)):
+        ready = context.Event()
+        child = context.Process(
+            target=_sidecar, args=(bench.bootstrap, topic, options, ready, stop)
+        )
+        child.start()
+        if not ready.wait(120):
+            raise RuntimeError(f"the {name} sidecar did not catch up")
+        children[name] = child
+    port = int(bench.bootstrap.rsplit(":", 1)[1])
+    pids = {name: child.pid for name, child in children.items() if child.pid is not None}
+    seconds = max(bench.sizes.quiet_seconds * 2, 2.0)
+    samples: dict[str, list[Quiet]] = {name: [] for name in pids}
+    try:
+        time.sleep(1.0)
+        for _ in range(bench.sizes.rounds):
+            cpu = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            sent = _traffic(list(pids.values()), port) or {}
+            started = time.monotonic()
+            time.sleep(seconds)
+            elapsed = time.monotonic() - started
+            after = _traffic(list(pids.values()), port) or {}
+            for name, pid in pids.items():
+                requests = (after.get(pid, (0, 0))[0] - sent.get(pid, (0, 0))[0]) / elapsed
+                used = (cpu_seconds(pid) - cpu[name]) / elapsed
+                samples[name].append(Quiet(requests, used))
+    finally:
+        stop.set()
+        for child in children.values():
+            child.join(30)
+    median = {
+        name: Quiet(
+            statistics.median(q.requests for q in runs), statistics.median(q.cpu for q in runs)
+        )
+        for name, runs in samples.items()
+    }
+    return Figures(median["now"], median["before"], seconds)
+
+
+def report(figures: Figures) -> list[Report]:
+    """Row 18."""
+    now, before = figures.now, figures.before
+    return [
+        Report(
+            result=f"{now.requests:.2f} requests/s, {now.cpu * 100:.2f}% of a core",
+            compared=(
+                f"before (fetch_max_wait_ms 100, contact every 1 s, poll 0.2 s): "
+                f"{before.requests:.2f} "
+                f"requests/s, {before.cpu * 100:.2f}% of a core"
+            ),
+            target="≤ 1 request/s and ≤ 0.3% of a core",
+            met=now.requests <= 1 and now.cpu <= 0.003,
+            notes=[
+                f"a quiet sidecar with today's defaults: {now.requests:.2f} requests/s to the "
+                f"broker, {now.cpu * 100:.2f}% of a core; with the former settings "
+                f"{before.requests:.2f} requests/s, {before.cpu * 100:.2f}% of a core",
+                "now: the broker holds a quiet fetch up to 2 s (fetch_max_wait_ms 2000; it "
+                "answers as soon as a record arrives) and the sidecar asks for end offsets "
+                "every max_staleness / 3 (10 s at the default 30 s); its loop wakes every "
+                "0.5 s (poll_timeout) rather than 0.2 s; staleness is still detected within "
+                "max_staleness",
+                f"each figure the median of intervals of {figures.seconds:.0f} s; requests are "
+                "the data segments each sidecar sent to the broker (`ss -ti`)",
+                "what is left of the CPU is kafka-python's poll loop, woken every 0.5 s "
+                "(poll_timeout) to check for stop, contact and expiry",
+            ],
+        )
+    ]
