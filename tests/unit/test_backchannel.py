@@ -12,7 +12,7 @@ from typing import Any
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from jwt_revocation.cli._table import build_parser
@@ -320,10 +320,14 @@ _HUGE = st.integers(min_value=10**11, max_value=10**400) | st.integers(max_value
 
 
 def _signed(claims: dict[str, Any], header: dict[str, Any]) -> str:
-    """Signed with the provider's key, whatever the claims (PyJWT's encode checks some)."""
-    return jwt.api_jws.encode(
-        json.dumps(claims).encode(), KEY, algorithm="RS256", headers={"kid": "k1", **header}
-    )
+    """Signed with the provider's key, whatever the claims and header: PyJWT's encode refuses
+    some headers (a ``crit`` that is no list), which a forger's token may still carry."""
+    full = {"typ": "JWT", "alg": "RS256", "kid": "k1", **header}
+    parts = [json.dumps(full).encode(), json.dumps(claims).encode()]
+    signing_input = b".".join(base64.urlsafe_b64encode(p).rstrip(b"=") for p in parts)
+    rs256 = jwt.algorithms.RSAAlgorithm(jwt.algorithms.RSAAlgorithm.SHA256)
+    signature = rs256.sign(signing_input, rs256.prepare_key(KEY))
+    return (signing_input + b"." + base64.urlsafe_b64encode(signature).rstrip(b"=")).decode()
 
 
 def _raw(header: Any, payload: bytes, signature: bytes) -> str:
@@ -343,6 +347,7 @@ def _raw(header: Any, payload: bytes, signature: bytes) -> str:
     ),
     raw=st.none() | st.tuples(_JSON, st.binary(max_size=64), st.binary(max_size=300)),
 )
+@example(changes={}, header={"crit": None, "b64": False}, raw=None)
 def test_a_logout_token_fails_only_with_a_logout_token_error(
     changes: dict[str, Any], header: dict[str, Any], raw: tuple[Any, bytes, bytes] | None
 ) -> None:

@@ -160,7 +160,15 @@ def test_a_sidecar_counts_its_intervals_from_a_timedelta_or_text_too() -> None:
         restart_backoff=timedelta(milliseconds=500),
         snapshot_interval=timedelta(minutes=1),
     )
-    plain = RevocationSidecar(NOWHERE, max_token_lifetime="1h")
+    plain = RevocationSidecar(
+        NOWHERE,
+        max_token_lifetime="1h",
+        poll_timeout=0.2,
+        contact_interval=1.0,
+        sweep_interval=10.0,
+        restart_backoff=0.5,
+        snapshot_interval=60.0,
+    )
 
     assert sidecar._reader.timing == plain._reader.timing
     assert sidecar._restarts.backoff == plain._restarts.backoff == 0.5
