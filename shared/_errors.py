@@ -25,7 +25,7 @@ Every error the package raises derives from :class:`RevocationError`::
     │                               fetched: answer 503, not 401
     ├── TokenRevokedError           (also jwt.InvalidTokenError) the token was revoked
     ├── UnknownKeyError             (also jwt.InvalidTokenError) no key of the verifier's key
-    │                               set has the token's ``kid``, even after a refetch
+    │                               set has the token's ``kid`` (a refetch runs meanwhile)
     ├── TokenLifetimeExceededError  (also jwt.InvalidTokenError) the token lives longer than
     │                               ``max_token_lifetime``, so its revocations may be forgotten
     ├── OutboxError                 the relay cannot read or mark the outbox table; ``retriable``
@@ -196,7 +196,8 @@ class TokenRevokedError(RevocationError, jwt.InvalidTokenError):
 
 
 class UnknownKeyError(RevocationError, jwt.InvalidTokenError):
-    """No key of the verifier's key set has the token's ``kid``, even after a refetch."""
+    """No key of the verifier's key set has the token's ``kid``; a refetch, if one is allowed,
+    runs in the background meanwhile (the answer never waits for it)."""
 
 
 class TokenLifetimeExceededError(RevocationError, jwt.InvalidTokenError):
