@@ -25,6 +25,7 @@ from jwt_revocation.producer import (
 )
 from jwt_revocation.shared import (
     ConfigurationError,
+    HTTPLimits,
     RevocationSettings,
     SecurityEventVerifier,
     parse_address,
@@ -289,6 +290,7 @@ def _receive(args: argparse.Namespace, settings: RevocationSettings) -> int:
             logout_path=args.backchannel_path,
             logout_scope=args.logout_scope,
             keycloak_admin_path=args.keycloak_admin_path,
+            limits=HTTPLimits.from_settings(settings),
         )
         receiver.start()
         base = "http://{}:{}".format(*receiver.address)

@@ -52,7 +52,9 @@ Without a SET verifier (``verifier=None``) the SET endpoint is not served.
 
 ``GET /healthz`` answers 200; ``GET /metrics`` counts pushes by outcome
 (``jwt_revocation_receiver_pushes_total``; logout tokens and admin messages under
-``jwt_revocation_receiver_logouts_total`` by ``kind``). The server binds loopback addresses only unless told otherwise:
+``jwt_revocation_receiver_logouts_total`` by ``kind``) and the connections refused
+(``jwt_revocation_http_refusals_total``: every connection is held to ``limits``, an
+:class:`~jwt_revocation.shared.HTTPLimits`). The server binds loopback addresses only unless told otherwise:
 serve it behind a proxy that terminates TLS. Neither SETs nor tokens reach the logs.
 """
 
@@ -86,6 +88,7 @@ from jwt_revocation.shared import (
     ConfigurationError,
     DurationLike,
     Event,
+    HTTPLimits,
     PublishError,
     RecordError,
     SecurityEventVerifier,
@@ -139,6 +142,7 @@ class SecurityEventReceiver(BackgroundHTTPServer):
         logout_scope: LogoutScope = "session",
         keycloak_admin_path: str | None = None,
         clock: Clock = time.time,
+        limits: HTTPLimits | None = None,
     ) -> None:
         for name, value in (
             ("path", path),
@@ -199,6 +203,7 @@ class SecurityEventReceiver(BackgroundHTTPServer):
             name="jwt-revocation-receiver",
             allow_remote=allow_remote,
             remote_warning="the receiver should sit behind a proxy that terminates TLS",
+            limits=limits,
         )
 
     def __repr__(self) -> str:
@@ -244,6 +249,7 @@ class SecurityEventReceiver(BackgroundHTTPServer):
         """The Prometheus text format of :attr:`counts`."""
         registry = CollectorRegistry()
         registry.register(_ReceiverCollector(self))
+        registry.register(self.guard.collector())
         return generate_latest(registry)
 
     async def _metrics(self, request: Request) -> Response:

@@ -72,6 +72,7 @@ from ._http import (
     parse_address,
     read_body,
 )
+from ._http_limits import REFUSAL_REASONS, ConnectionGuard, HTTPLimits
 from ._jwks import JWKSKeys, KeyResolver
 from ._security_events import (
     ACCOUNT_DISABLED,
@@ -101,6 +102,7 @@ __all__ = [
     "CREDENTIAL_CHANGE",
     "DEFAULT_RETENTION_MARGIN",
     "MAX_RECORD_BYTES",
+    "REFUSAL_REASONS",
     "SCHEMA_VERSION",
     "SESSION_REVOKED",
     "SET_CONTENT_TYPE",
@@ -111,9 +113,11 @@ __all__ = [
     "BodyError",
     "Clock",
     "ConfigurationError",
+    "ConnectionGuard",
     "Duration",
     "DurationLike",
     "Event",
+    "HTTPLimits",
     "Instant",
     "InvalidEventError",
     "JWKSKeys",
