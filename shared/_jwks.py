@@ -26,7 +26,9 @@ verifies it (a ``jwt.PyJWK``). Its contract:
 6. :meth:`JWKSKeys.wait_for_key` is for callers whose sender never retries (the receiver's
    logout tokens): it waits, up to a deadline, for a fetch that began after the call, so that a
    key the provider has just added is found. At most ``max_waiters`` (4) callers wait at once;
-   others are answered at once, so unknown kids cannot hold every thread of a pool.
+   others are answered at once, so unknown kids cannot hold every thread of a pool. With no set
+   at all it waits only for a fetch under way or allowed now, not for the next interval: a
+   provider that just failed is not asked again sooner, and the caller gets its 503 at once.
 
 With ``issuer=`` instead of a URL, the first fetch reads the issuer's OpenID discovery document
 (``/.well-known/openid-configuration``, within the same deadline, no redirect) for its
@@ -202,7 +204,9 @@ class JWKSKeys:
             with self._done:
                 while self._finished < asked:
                     now = self._clock()
-                    self._start_fetch_locked(now)
+                    running = self._start_fetch_locked(now)
+                    if running is None and self._keys is None:
+                        break  # no set, and the last attempt failed just now: waiting cannot help
                     left = deadline - time.monotonic()
                     if left <= 0:
                         break
