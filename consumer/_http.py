@@ -7,7 +7,8 @@
 ``POST /v1/check`` ``{"token": "..."}`` (needs a verification key) or ``{"claims": {...}}``
                    (claims the caller already verified): 200 with ``verdict`` ``accepted``,
                    ``revoked`` (and ``reason``) or ``rejected`` (and the error), 503 when the state
-                   cannot decide (treat it as a rejection), 400 for a malformed request.
+                   cannot decide (treat it as a rejection), 400 for a malformed request (a
+                   body nested past the interpreter's recursion limit included).
 ``/v1/auth``       forward authentication for reverse proxies (nginx ``auth_request``, Envoy
                    ``ext_authz``, Traefik ``ForwardAuth``, Caddy ``forward_auth``), any method
                    and any path below it: the request's ``Authorization: Bearer`` token is
@@ -206,6 +207,8 @@ class SidecarHTTPServer(BackgroundHTTPServer):
             parsed = json.loads(body)
         except ValueError:
             return json_response(400, {"error": "the body is not JSON"})
+        except RecursionError:  # nested past the interpreter's limit: a 500 with a traceback before
+            return json_response(400, {"error": "the body's JSON nests too deep"})
         return json_response(*self.check(parsed))
 
     async def _forward_auth(self, request: Request) -> Response:
