@@ -5,36 +5,33 @@ serving httptools' parser. uvicorn bounds neither the request head nor the time 
 and its connection ceiling answers 503 to everyone once idle connections fill it: measured on
 loopback, 1,024 connections that never sent a byte stayed open (75 s and more) and then 199 of
 201 honest requests were refused; four 64 MiB headers were taken in, one at a time, into memory.
-:class:`GuardedProtocol` is uvicorn's ``HttpToolsProtocol`` with these rules added, each with its
-:class:`HTTPLimits` setting and default:
+:class:`GuardedProtocol` is uvicorn's ``HttpToolsProtocol`` with these rules added (each
+:class:`HTTPLimits` setting with its default; a refusal is a JSON ``{"error": ...}`` with
+``Connection: close``, then the connection closes; its ``reason`` in parentheses):
 
-=========================== ====================================================== ==========
-rule                        refusal (a JSON ``{"error": ...}``, then the           ``reason``
-                            connection closes)
-=========================== ====================================================== ==========
-``header_timeout`` 10 s     a request head (request line and headers) not complete ``header_timeout``
-                            this long after its first byte, or after the
-                            connection opened: 408 (no answer when nothing came)
-``max_path_bytes`` 8 KiB    a longer request target (path and query): 414, as      ``path_too_long``
-                            soon as the bytes past the limit arrive
-``max_header_bytes`` 16 KiB header lines longer in all: 431, as soon as the bytes  ``headers_too_large``
-                            past the limit arrive
-``max_headers`` 100         more header lines: 431                                 ``too_many_headers``
-(always)                    two ``Authorization`` headers: 400 (proxies disagree   ``two_authorizations``
-                            on which one counts)
-(always)                    not HTTP/1.x: 400                                      ``malformed``
-``max_connections`` 1024    a new connection at the ceiling closes the connection  ``idle_closed``
-                            idle longest (no request yet, or kept alive between
-                            requests); with none idle it is answered 503 with      ``over_capacity``
-                            ``Retry-After: 1``
-``keep_alive`` 5 s          a kept-alive connection with no new request is closed  (not counted)
-=========================== ====================================================== ==========
+- ``header_timeout`` (10 s): a request head (request line and headers) not complete this long
+  after its first byte, or after the connection opened: 408, or no answer when nothing came
+  (``header_timeout``).
+- ``max_path_bytes`` (8 KiB): a longer request target, path and query: 414 as soon as the
+  bytes past the limit arrive (``path_too_long``).
+- ``max_header_bytes`` (16 KiB): longer header lines in all: 431 as soon as the bytes past the
+  limit arrive (``headers_too_large``).
+- ``max_headers`` (100): more header lines: 431 (``too_many_headers``).
+- Always: two ``Authorization`` headers, on which proxies disagree: 400
+  (``two_authorizations``); not HTTP/1.x: 400 (``malformed``).
+- ``max_connections`` (1,024): a new connection at the ceiling closes the connection idle
+  longest, no request yet or kept alive between requests (``idle_closed``); with none idle it
+  is answered 503 with ``Retry-After: 1`` (``over_capacity``).
+- ``keep_alive`` (5 s): a kept-alive connection with no new request is closed (not counted).
 
-So idle connections cannot starve honest clients at all (they make room), and connections busy
-with a request are bounded by the body's ``read_timeout`` and the handler. The bytes of a
-refused head are never buffered past one read (256 KiB at most): the refusal is written, the
-rest is read and dropped for up to a second or 1 MiB (so that the client sees the answer, not a
-reset), and the connection closes.
+So idle connections cannot starve honest clients (they make room), and connections busy with a
+request are bounded by the body's ``read_timeout`` and the handler. The bytes of a refused head
+are never buffered past one read (256 KiB at most): the refusal is written, the rest is read and
+dropped for up to a second or 1 MiB (so that the client sees the answer, not a reset), and the
+connection closes. Measured after these rules, same machine and attacks: 100 of 100 honest
+requests answered beside 1,200 idle connections; four 64 MiB headers raised the server's peak
+memory 4 MiB (before: 102 MiB) with honest p50 1.3 ms (before: 1,069 ms); 200,000 headers and a
+64 MiB path were refused in under 10 ms (before: 200 after 3.8 s, 400 after 22 s).
 
 Refusals are counted by ``reason`` (:attr:`ConnectionGuard.counts`, the metric
 ``jwt_revocation_http_refusals_total{server,reason}``) and logged as one WARNING line at most
@@ -43,7 +40,7 @@ volume. The ceiling is lowered, with a warning, to half the process's open-file 
 is smaller, so that ``accept`` never fails for want of descriptors.
 
 uvicorn's parsing and ASGI handling are otherwise unchanged; the methods overridden here are its
-parser callbacks and connection events, stable since uvicorn 0.30.
+parser callbacks and connection events (tested with the uvicorn that ``constraints.txt`` pins).
 """
 
 from __future__ import annotations
