@@ -244,6 +244,28 @@ def test_at_the_ceiling_a_new_connection_closes_the_idlest_one() -> None:
     asyncio.run(run())
 
 
+def test_a_request_head_past_its_deadline_is_cut_off() -> None:
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        server = _Server(HTTPLimits(header_timeout=0.2))
+        silent_connection, silent = server.connect(loop)
+        slow_connection, slow = server.connect(loop)
+        served_connection, served = server.connect(loop)
+        slow_connection.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n")  # and no more
+        served_connection.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        while not (silent.closing and slow.eof):  # the deadline plus one sweep at most
+            await asyncio.sleep(0.05)
+        assert silent.written == b""  # nothing came: closed without an answer
+        assert slow.status == 408
+        assert served.status == 200
+        assert not served.closing  # kept alive: the head was complete in time
+        assert server.guard.counts["header_timeout"] == 2
+        for connection in (silent_connection, slow_connection, served_connection):
+            connection.connection_lost(None)
+
+    asyncio.run(asyncio.wait_for(run(), 5))
+
+
 def test_refusals_are_logged_at_most_once_per_interval(caplog: pytest.LogCaptureFixture) -> None:
     clock = FakeClock(100.0)
     server = _Server(clock=clock)
