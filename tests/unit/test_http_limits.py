@@ -15,7 +15,12 @@ from hypothesis import strategies as st
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
-from jwt_revocation.shared import ConfigurationError, ConnectionGuard, HTTPLimits
+from jwt_revocation.shared import (
+    ConfigurationError,
+    ConnectionGuard,
+    HTTPLimits,
+    RevocationSettings,
+)
 from jwt_revocation.shared._http_limits import LINGER_BYTES, GuardedProtocol, guarded_protocol
 from tests.support import FakeClock
 
@@ -295,3 +300,22 @@ def test_refusals_are_logged_at_most_once_per_interval(caplog: pytest.LogCapture
 def test_limits_must_be_positive(kwargs: dict[str, float]) -> None:
     with pytest.raises(ConfigurationError):
         HTTPLimits(**kwargs)  # type: ignore[arg-type]
+
+
+def test_the_cli_reads_the_limits_from_its_settings() -> None:
+    settings = RevocationSettings(
+        http_header_timeout="3s",  # type: ignore[arg-type]
+        http_max_header_bytes=4096,
+        http_max_headers=20,
+        http_max_path_bytes=1024,
+        http_max_connections=50,
+    )
+
+    assert HTTPLimits.from_settings(settings) == HTTPLimits(
+        header_timeout=3.0,
+        max_header_bytes=4096,
+        max_headers=20,
+        max_path_bytes=1024,
+        max_connections=50,
+    )
+    assert HTTPLimits.from_settings(RevocationSettings()) == HTTPLimits()
