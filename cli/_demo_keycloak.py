@@ -121,6 +121,7 @@ def _story(
     services = [_service(name, settings, kc, realm) for name in ("orders", "billing", "search")]
     for service in services:
         service.sidecar.start(timeout=60)
+        service.verifier.load_keys()  # before the first request, as an application does at start
     ok = True
     delays: list[float] = []
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from jwt_revocation.shared import (
     ConfigurationError,
+    HTTPLimits,
     OutboxError,
     RevocationError,
     RevocationSettings,
@@ -140,7 +141,11 @@ def _relay(args: argparse.Namespace, settings: RevocationSettings, stop: threadi
             if args.http:
                 host, port = parse_address(args.http)
                 server = OutboxRelayHTTPServer(
-                    relay, host=host, port=port, allow_remote=args.http_allow_remote
+                    relay,
+                    host=host,
+                    port=port,
+                    allow_remote=args.http_allow_remote,
+                    limits=HTTPLimits.from_settings(settings),
                 )
                 server.start()
                 print("http listening on {}:{}".format(*server.address), flush=True)

@@ -36,6 +36,7 @@ from jwt_revocation.producer.outbox import masked_url
 from jwt_revocation.shared import (
     ConfigurationError,
     Event,
+    HTTPLimits,
     KafkaAccessError,
     PublishError,
     RevocationSettings,
@@ -391,6 +392,7 @@ def _serve(
         logout_path=args.backchannel_path,
         logout_scope=args.logout_scope,
         keycloak_admin_path=args.keycloak_admin_path,
+        limits=HTTPLimits.from_settings(settings),
     )
     receiver.start()
     base = "http://{}:{}".format(*receiver.address)

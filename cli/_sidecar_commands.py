@@ -24,7 +24,7 @@ from jwt_revocation.consumer import (
     SidecarStatus,
     SidecarUnavailableError,
 )
-from jwt_revocation.shared import ConfigurationError, RevocationSettings, parse_address
+from jwt_revocation.shared import ConfigurationError, HTTPLimits, RevocationSettings, parse_address
 
 from ._command import (
     EXIT_OK,
@@ -158,6 +158,7 @@ def _http_server(
         verify_tokens=signed,
         allow_remote=args.http_allow_remote,
         auth_token=None if token is None else token.get_secret_value(),
+        limits=HTTPLimits.from_settings(settings),
     )
 
 

@@ -7,20 +7,30 @@
 ``POST /v1/check`` ``{"token": "..."}`` (needs a verification key) or ``{"claims": {...}}``
                    (claims the caller already verified): 200 with ``verdict`` ``accepted``,
                    ``revoked`` (and ``reason``) or ``rejected`` (and the error), 503 when the state
-                   cannot decide (treat it as a rejection), 400 for a malformed request.
+                   cannot decide (treat it as a rejection), 400 for a malformed request (a
+                   body nested past the interpreter's recursion limit included).
 ``/v1/auth``       forward authentication for reverse proxies (nginx ``auth_request``, Envoy
                    ``ext_authz``, Traefik ``ForwardAuth``, Caddy ``forward_auth``), any method
                    and any path below it: the request's ``Authorization: Bearer`` token is
                    verified; 200 with the subject and chosen claims in response headers
                    (``X-Auth-Subject`` by default), 401 with ``WWW-Authenticate: Bearer
-                   error="invalid_token"`` for a missing, invalid or revoked token, 503 with
-                   ``Retry-After`` when the state cannot decide.
+                   error="invalid_token"`` for a missing, invalid or revoked token, or one whose
+                   claims cannot be passed on as they are (below), 503 with ``Retry-After``
+                   when the state cannot decide.
 
 The server binds loopback addresses only, unless ``allow_remote=True``; beyond loopback, give it
-an ``auth_token`` and ``/v1/check`` then requires ``Authorization: Bearer <auth_token>``.
-Claims copied into headers are plain values only (strings, numbers, booleans), with anything
-outside printable ASCII removed, so a crafted claim cannot add a header. Tokens and keys never
-reach the logs.
+an ``auth_token`` and ``/v1/check`` then requires ``Authorization: Bearer <auth_token>``. Every
+connection is held to the server's :class:`~jwt_revocation.shared.HTTPLimits` (a request with
+two ``Authorization`` headers is a 400 there, before any handler runs).
+
+Forward authentication passes claims on exactly or not at all: the upstream keys its decisions
+on the header, so two different subjects must never arrive as one value. A claim passed on is a
+string, a number or a boolean; a string must be printable ASCII (``0x20``-``0x7e``) with no
+space at either end, at most 1,024 characters. A token whose passed claim breaks that rule
+(CR/LF, any non-ASCII or zero-width character, an over-long value), or that has no ``sub`` or
+an empty one while ``sub`` is passed on, is refused with a 401 naming the claim, never rewritten.
+Lists, objects and absent claims other than ``sub`` send no header. Tokens and keys never reach
+the logs.
 """
 
 from __future__ import annotations
@@ -39,6 +49,7 @@ from jwt_revocation.shared import (
     BackgroundHTTPServer,
     BodyError,
     ConfigurationError,
+    HTTPLimits,
     json_app,
     json_response,
     read_body,
@@ -53,9 +64,11 @@ FORWARD_CLAIMS = {"sub": "X-Auth-Subject"}
 """The claims ``/v1/auth`` passes on by default, and the response header of each."""
 
 _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-_UNPRINTABLE = re.compile(r"[^\x20-\x7e]")
+_PASSABLE = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?")
+"""A claim a header carries as it is: printable ASCII, no space at either end."""
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9-]+$")
-_MAX_HEADER_VALUE = 1024
+MAX_FORWARDED_CLAIM = 1024
+"""The longest claim value ``/v1/auth`` passes on, in characters."""
 
 
 class SidecarHTTPServer(BackgroundHTTPServer):
@@ -73,6 +86,7 @@ class SidecarHTTPServer(BackgroundHTTPServer):
         auth_token: str | None = None,
         forward_claims: Mapping[str, str] = FORWARD_CLAIMS,
         read_timeout: float = 10.0,
+        limits: HTTPLimits | None = None,
     ) -> None:
         bad = [name for name in forward_claims.values() if not _HEADER_NAME.match(name)]
         if bad:
@@ -102,6 +116,7 @@ class SidecarHTTPServer(BackgroundHTTPServer):
             remote_warning="/v1/check answers anyone who reaches it; give it an auth_token "
             "and put access control in front",
             read_timeout=read_timeout,
+            limits=limits,
         )
 
     def __repr__(self) -> str:  # the auth token stays out of reprs
@@ -144,10 +159,19 @@ class SidecarHTTPServer(BackgroundHTTPServer):
         headers = {"Cache-Control": "no-store"}
         for claim, header in self.forward_claims.items():
             value = verdict.claims.get(claim)
-            if isinstance(value, str | int | float) and not isinstance(value, bool):
-                headers[header] = _UNPRINTABLE.sub("", str(value))[:_MAX_HEADER_VALUE]
-            elif isinstance(value, bool):
+            if isinstance(value, bool):
                 headers[header] = str(value).lower()
+            elif isinstance(value, int | float):
+                headers[header] = str(value)
+            elif (
+                isinstance(value, str)
+                and _PASSABLE.fullmatch(value)
+                and (len(value) <= MAX_FORWARDED_CLAIM)
+            ):
+                headers[header] = value
+            elif isinstance(value, str) or (claim == "sub" and value is None):
+                refused = bearer_answer(Verdict("rejected", _unpassable(claim, value)))
+                return refused.status, refused.headers
         return 200, headers
 
     # -- the endpoints -------------------------------------------------------------------
@@ -163,7 +187,7 @@ class SidecarHTTPServer(BackgroundHTTPServer):
         return json_response(200 if stats.ready else 503, stats.as_dict())
 
     async def _metrics(self, request: Request) -> Response:
-        body = render_metrics(self.sidecar, [self.verifier])
+        body = render_metrics(self.sidecar, [self.verifier]) + self.http_metrics()
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     async def _check(self, request: Request) -> Response:
@@ -183,8 +207,22 @@ class SidecarHTTPServer(BackgroundHTTPServer):
             parsed = json.loads(body)
         except ValueError:
             return json_response(400, {"error": "the body is not JSON"})
+        except RecursionError:  # nested past the interpreter's limit: a 500 with a traceback before
+            return json_response(400, {"error": "the body's JSON nests too deep"})
         return json_response(*self.check(parsed))
 
     async def _forward_auth(self, request: Request) -> Response:
         status, headers = self.forward(request.headers.get("authorization"))
         return Response(status_code=status, headers=headers)
+
+
+def _unpassable(claim: str, value: str | None) -> str:
+    """Why a claim cannot be passed on in a header as it is (never the value itself)."""
+    if not value:
+        return f"the token has no {claim} to pass on"
+    if len(value) > MAX_FORWARDED_CLAIM:
+        return f"the {claim} claim is over {MAX_FORWARDED_CLAIM} characters"
+    return (
+        f"the {claim} claim cannot be passed in a header as it is (only printable ASCII, "
+        "no space at either end)"
+    )

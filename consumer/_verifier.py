@@ -244,6 +244,8 @@ class RevocationVerifier:
                 header = jwt.get_unverified_header(token)
             except UnicodeError as err:
                 raise jwt.DecodeError("the token is not valid UTF-8") from err
+            except RecursionError:
+                raise jwt.DecodeError(_TOO_DEEP) from None
             key = self.keys(header)
         try:
             claims: dict[str, Any] = jwt.decode(
@@ -261,6 +263,10 @@ class RevocationVerifier:
             # Only a key resolver's key can get here (a static key was checked when built):
             # refused as no key verifies the token (401), never an unexpected 500.
             raise _unusable_key(key, err) from None
+        except RecursionError:
+            raise jwt.DecodeError(_TOO_DEEP) from None
+        if _nested_deeper_than(claims, MAX_CLAIM_DEPTH):
+            raise jwt.DecodeError(_TOO_DEEP)
         return claims
 
     def set_key(self, key: Any) -> None:
@@ -466,6 +472,26 @@ class _Verified(NamedTuple):
     iat: int | None
     nested: bool
     """True when a claim holds a list or dict, which each call must copy too."""
+
+
+MAX_CLAIM_DEPTH = 32
+"""The deepest a token's claims may nest (the claims object is level 1): a token nested 700
+deep made the verified-token cache's copy exceed the interpreter's recursion limit (a 500);
+Keycloak's own tokens nest 3 deep."""
+_TOO_DEEP = f"the token's JSON nests deeper than {MAX_CLAIM_DEPTH} levels"
+
+
+def _nested_deeper_than(claims: dict[str, Any], limit: int) -> bool:
+    """True when a claim's lists and objects nest more than ``limit`` levels (iteratively: no
+    recursion for an attacker to exhaust)."""
+    stack = [(value, 2) for value in claims.values() if type(value) is dict or type(value) is list]
+    while stack:
+        value, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = value.values() if type(value) is dict else value
+        stack.extend((c, depth + 1) for c in children if type(c) is dict or type(c) is list)
+    return False
 
 
 def _copy_json(value: Any) -> Any:

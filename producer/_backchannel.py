@@ -24,12 +24,14 @@ token's revocation once and answers a repeat as a success.
 ``LOGOUT``. Both carry the realm's ``notBefore``.
 
 Keys come from the JWKS endpoint (``jwks_url``, or the ``jwks_uri`` of the issuer's discovery
-document) through :class:`~jwt_revocation.shared.JWKSKeys`: fetched on first use and kept; a
-``kid`` not among them fetches the set again, at most once per ``refetch_interval`` (1 s here),
-so a flood of made-up ``kid`` values cannot make the receiver hammer the provider. A logout
-token signed with a key the provider added less than an interval after the last fetch waits
-for the next one and is checked again once: the provider does not resend a refused logout.
-Tokens and keys never appear in errors or logs.
+document) through :class:`~jwt_revocation.shared.JWKSKeys`: fetched in a background thread and
+kept; a ``kid`` not among them starts a fetch, at most once per ``refetch_interval`` (1 s here)
+whatever the outcome, discovery included, so a flood of made-up ``kid`` values cannot make the
+receiver hammer the provider. A logout token whose key is not at hand waits (up to one
+interval and one fetch's ``timeout``) for a fetch that began after it arrived, since the provider does not
+resend a refused logout; at most four tokens wait at once and the others are refused at once,
+so made-up kids never hold the threads that valid logouts need. Tokens and keys never appear in
+errors or logs.
 
 Whatever a token or message can cause is a :class:`LogoutTokenError` (PyJWT's errors, a bad
 ``crit`` header, parsing's ``ValueError``, numbers that are no date: property-tested with
@@ -40,11 +42,8 @@ never retry.
 
 from __future__ import annotations
 
-import json
 import logging
-import threading
 import time
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -61,7 +60,6 @@ from jwt_revocation.shared import (
     RevocationError,
     SessionRevoked,
     SidecarUnavailableError,
-    UnknownKeyError,
     UserTokensRevoked,
     check_algorithms,
     numeric_date,
@@ -77,9 +75,6 @@ LOGOUT_TOKEN_TYPE = "logout+jwt"  # noqa: S105 - a media type, not a secret
 """The JOSE ``typ`` of an explicitly typed logout token."""
 ADMIN_ACTIONS = ("PUSH_NOT_BEFORE", "LOGOUT")
 """The Keycloak admin messages accepted: ``k_push_not_before`` and ``k_logout``."""
-MAX_DISCOVERY_BYTES = 256 * 1024
-MAX_KEY_WAIT = 5.0
-"""Seconds an unknown ``kid`` may wait for the next allowed key fetch (the refetch interval)."""
 MAX_EPOCH_SECONDS = 253_402_300_799
 """9999-12-31T23:59:59Z, the last second a ``datetime`` holds."""
 ADMIN_MESSAGE_LIFETIME = timedelta(seconds=30)
@@ -126,60 +121,10 @@ class AdminMessage:
     expiration: int
 
 
-def discovered_jwks_url(issuer: str, timeout: float = 5.0) -> str:
-    """The ``jwks_uri`` of the issuer's OpenID discovery document."""
-    document = _get_json(
-        issuer.rstrip("/") + "/.well-known/openid-configuration", timeout, "discovery document"
-    )
-    uri = document.get("jwks_uri") if isinstance(document, dict) else None
-    if not isinstance(uri, str):
-        raise LogoutTokenError("keys_unavailable", "the discovery document names no jwks_uri")
-    return uri
-
-
-def _get_json(url: str, timeout: float, what: str) -> Any:
-    if not url.startswith(("https://", "http://")):
-        raise LogoutTokenError("keys_unavailable", f"the {what} URL must be http(s): {url!r}")
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - http(s) checked above
-            body = response.read(MAX_DISCOVERY_BYTES + 1)
-    except (OSError, ValueError) as err:  # HTTPError and URLError are OSErrors
-        raise LogoutTokenError("keys_unavailable", f"the {what} at {url}: {err}") from None
-    if len(body) > MAX_DISCOVERY_BYTES:
-        raise LogoutTokenError(
-            "keys_unavailable", f"the {what} is over {MAX_DISCOVERY_BYTES} bytes"
-        )
-    try:
-        return json.loads(body)
-    except ValueError:
-        raise LogoutTokenError("keys_unavailable", f"the {what} is not JSON") from None
-
-
 KeyResolver = Callable[[Mapping[str, Any]], Any]
 """Returns the verification key for a token's JOSE header (as
 :class:`~jwt_revocation.shared.JWKSKeys` does), or raises ``jwt.InvalidTokenError`` (refused)
 or :class:`SidecarUnavailableError` (the keys cannot be had now)."""
-
-
-class _DiscoveredKeys:
-    """The keys of the ``jwks_uri`` the issuer's discovery document names, found on first use."""
-
-    def __init__(self, issuer: str, *, refetch_interval: float, timeout: float) -> None:
-        self._issuer = issuer
-        self._refetch_interval = refetch_interval
-        self._timeout = timeout
-        self._lock = threading.Lock()
-        self.keys: JWKSKeys | None = None
-
-    def __call__(self, header: Mapping[str, Any]) -> Any:
-        with self._lock:
-            if self.keys is None:
-                url = discovered_jwks_url(self._issuer, self._timeout)
-                self.keys = JWKSKeys(
-                    url, refetch_interval=self._refetch_interval, timeout=self._timeout
-                )
-        return self.keys(header)
 
 
 class LogoutTokenVerifier:
@@ -228,7 +173,7 @@ class LogoutTokenVerifier:
             keys = (
                 JWKSKeys(jwks_url, refetch_interval=refetch_interval, timeout=timeout)
                 if jwks_url is not None
-                else _DiscoveredKeys(issuer, refetch_interval=refetch_interval, timeout=timeout)
+                else JWKSKeys(issuer=issuer, refetch_interval=refetch_interval, timeout=timeout)
             )
         self.keys: KeyResolver = keys
         """Where the provider's keys come from."""
@@ -337,6 +282,8 @@ class LogoutTokenVerifier:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError as err:  # DecodeError, and a bad crit header
             raise LogoutTokenError("malformed", f"the JOSE header cannot be read: {err}") from None
+        except RecursionError:  # a header nested past the interpreter's limit
+            raise LogoutTokenError("malformed", "the JOSE header is nested too deep") from None
         alg = str(header.get("alg", ""))
         if alg.lower() == "none" or token.endswith("."):
             raise LogoutTokenError("unsigned", "the token carries no signature (alg none)")
@@ -345,26 +292,14 @@ class LogoutTokenVerifier:
         return header
 
     def _key(self, header: Mapping[str, Any]) -> Any:
+        keys = self.keys
         try:
-            return self._resolve(header)
-        except UnknownKeyError as err:
-            if self.refetch_interval > MAX_KEY_WAIT:
-                raise LogoutTokenError("bad_signature", str(err)) from None
-        # Perhaps a key the provider added since the last fetch: wait for the next allowed one.
-        time.sleep(self.refetch_interval)
-        try:
-            return self._resolve(header)
-        except UnknownKeyError as err:
-            raise LogoutTokenError("bad_signature", str(err)) from None
-
-    def _resolve(self, header: Mapping[str, Any]) -> Any:
-        try:
-            return self.keys(header)
+            if isinstance(keys, JWKSKeys):
+                return keys.wait_for_key(header)
+            return keys(header)
         except SidecarUnavailableError as err:
             raise LogoutTokenError("keys_unavailable", str(err)) from None
-        except UnknownKeyError:
-            raise
-        except jwt.InvalidTokenError as err:
+        except jwt.InvalidTokenError as err:  # UnknownKeyError included
             raise LogoutTokenError("bad_signature", str(err)) from None
 
     def _claims(

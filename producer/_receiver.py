@@ -64,11 +64,13 @@ of the oldest, published, failures, last error; 503 while the relay backs off fr
 that refused it or cannot read the store). ``GET /metrics`` counts pushes by outcome
 (``jwt_revocation_receiver_pushes_total``; logout tokens and admin messages under
 ``jwt_revocation_receiver_logouts_total`` by ``kind``; unexpected failures under
-``jwt_revocation_receiver_errors_total`` by ``kind`` and ``reason``, the exception's type) and
-has the relay's ``jwt_revocation_outbox_*`` metrics (``relay="jwt-revocation-receiver"``):
-alert on ``jwt_revocation_outbox_oldest_pending_seconds``. The server binds loopback addresses
-only unless told otherwise: serve it behind a proxy that terminates TLS. Neither SETs nor
-tokens reach the logs.
+``jwt_revocation_receiver_errors_total`` by ``kind`` and ``reason``, the exception's type; the
+connections refused under ``jwt_revocation_http_refusals_total``: every connection is held to
+``limits``, an :class:`~jwt_revocation.shared.HTTPLimits`) and has the relay's
+``jwt_revocation_outbox_*`` metrics (``relay="jwt-revocation-receiver"``): alert on
+``jwt_revocation_outbox_oldest_pending_seconds``. The server binds loopback addresses only
+unless told otherwise: serve it behind a proxy that terminates TLS. Neither SETs nor tokens
+reach the logs.
 """
 
 from __future__ import annotations
@@ -102,6 +104,7 @@ from jwt_revocation.shared import (
     ConfigurationError,
     DurationLike,
     Event,
+    HTTPLimits,
     OutboxError,
     RecordError,
     SecurityEventVerifier,
@@ -176,6 +179,7 @@ class SecurityEventReceiver(BackgroundHTTPServer):
         logout_scope: LogoutScope = "session",
         keycloak_admin_path: str | None = None,
         clock: Clock = time.time,
+        limits: HTTPLimits | None = None,
     ) -> None:
         for name, value in (
             ("path", path),
@@ -242,6 +246,7 @@ class SecurityEventReceiver(BackgroundHTTPServer):
                 name="jwt-revocation-receiver",
                 allow_remote=allow_remote,
                 remote_warning="the receiver should sit behind a proxy that terminates TLS",
+                limits=limits,
             )
         except BaseException:
             self._close_store()
@@ -344,6 +349,7 @@ class SecurityEventReceiver(BackgroundHTTPServer):
         registry = CollectorRegistry()
         registry.register(_ReceiverCollector(self))
         registry.register(OutboxRelayCollector(self.relay))
+        registry.register(self.guard.collector())
         return generate_latest(registry)
 
     def _guarded(

@@ -66,6 +66,7 @@ from jwt_revocation.shared import (
     Clock,
     DurationLike,
     Event,
+    HTTPLimits,
     LifecycleError,
     OutboxError,
     PublishError,
@@ -587,7 +588,8 @@ class OutboxRelayHTTPServer(BackgroundHTTPServer):
 
     ``GET /healthz`` 200 while the process runs; ``GET /v1/status`` :meth:`OutboxRelay.status`
     as JSON, 200 unless the relay is backing off or cannot read its table (503);
-    ``GET /metrics`` the Prometheus text format.
+    ``GET /metrics`` the Prometheus text format (with the connections refused: every
+    connection is held to ``limits``, an :class:`~jwt_revocation.shared.HTTPLimits`).
     """
 
     def __init__(
@@ -597,6 +599,7 @@ class OutboxRelayHTTPServer(BackgroundHTTPServer):
         host: str = "127.0.0.1",
         port: int = 8082,
         allow_remote: bool = False,
+        limits: HTTPLimits | None = None,
     ) -> None:
         self.relay = relay
         app = json_app(
@@ -613,6 +616,7 @@ class OutboxRelayHTTPServer(BackgroundHTTPServer):
             name=f"{relay.name}-http",
             allow_remote=allow_remote,
             remote_warning="the status names the database; put your own access control in front",
+            limits=limits,
         )
 
     async def _healthz(self, request: Request) -> Response:
@@ -623,4 +627,6 @@ class OutboxRelayHTTPServer(BackgroundHTTPServer):
 
     async def _metrics(self, request: Request) -> Response:
         body = await run_in_threadpool(render_relay_metrics, self.relay)
-        return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+        return Response(
+            body + self.http_metrics(), media_type="text/plain; version=0.0.4; charset=utf-8"
+        )

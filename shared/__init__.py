@@ -79,6 +79,7 @@ from ._http import (
     parse_address,
     read_body,
 )
+from ._http_limits import REFUSAL_REASONS, ConnectionGuard, HTTPLimits
 from ._jwks import JWKSKeys, KeyResolver
 from ._keys import KeyRole, check_algorithms, check_key
 from ._names import check_bootstrap_servers, check_topic_name
@@ -121,6 +122,7 @@ __all__ = [
     "EVENT_TYPES",
     "EXACT_SECONDS_LIMIT",
     "MAX_RECORD_BYTES",
+    "REFUSAL_REASONS",
     "SCHEMA_VERSION",
     "SESSION_REVOKED",
     "SET_CONTENT_TYPE",
@@ -132,9 +134,11 @@ __all__ = [
     "BodyError",
     "Clock",
     "ConfigurationError",
+    "ConnectionGuard",
     "Duration",
     "DurationLike",
     "Event",
+    "HTTPLimits",
     "Instant",
     "InvalidEventError",
     "JWKSKeys",

@@ -25,8 +25,8 @@ Every error the package raises derives from :class:`RevocationError`::
     │                               fetched: answer 503, not 401
     ├── TokenRevokedError           (also jwt.InvalidTokenError) the token was revoked
     ├── UnknownKeyError             (also jwt.InvalidTokenError) no key of the verifier's key
-    │                               set has the token's ``kid``, even after a refetch, or the
-    │                               key a resolver chose cannot verify the token
+    │                               set has the token's ``kid`` (a refetch runs meanwhile),
+    │                               or the key a resolver chose cannot verify the token
     ├── TokenLifetimeExceededError  (also jwt.InvalidTokenError) the token lives longer than
     │                               ``max_token_lifetime``, so its revocations may be forgotten
     ├── OutboxError                 the relay cannot read or mark the outbox table; ``retriable``
@@ -197,8 +197,9 @@ class TokenRevokedError(RevocationError, jwt.InvalidTokenError):
 
 
 class UnknownKeyError(RevocationError, jwt.InvalidTokenError):
-    """No key verifies the token: none of the key set has its ``kid``, even after a refetch,
-    or the key a resolver chose cannot verify it."""
+    """No key verifies the token: none of the verifier's key set has its ``kid`` (a refetch, if
+    one is allowed, runs in the background meanwhile: the answer never waits for it), or the
+    key a resolver chose cannot verify it."""
 
 
 class TokenLifetimeExceededError(RevocationError, jwt.InvalidTokenError):

@@ -9,9 +9,12 @@ What every server here does the same way:
 
 - It binds loopback addresses only unless the caller allows others; the socket is bound when
   the server is built, so a taken port is a :class:`ConfigurationError` at once.
-- Bodies are bounded (``413``) and must arrive within ``read_timeout`` (``408``); a kept-alive
-  connection idle for ``keep_alive`` seconds is closed; past ``max_connections`` new requests
-  get ``503``. A slow client holds a coroutine, never a thread.
+- Every connection is held to :class:`HTTPLimits` (see ``_http_limits``): a request head must
+  arrive within 10 s and stay within 8 KiB of target and 16 KiB / 100 header lines (else 408,
+  414, 431, all counted and logged at most once a minute), two ``Authorization`` headers are a
+  400, and at the ceiling of 1,024 connections a new one closes the connection idle longest.
+- Bodies are bounded (``413``) and must arrive within ``read_timeout`` (``408``). A slow client
+  holds a coroutine, never a thread.
 - Answers are JSON (:func:`json_response`), unknown paths ``404`` and wrong methods ``405``, as
   JSON too.
 - :meth:`BackgroundHTTPServer.stop` shuts down gracefully: requests in flight finish (within
@@ -33,6 +36,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import uvicorn
+from prometheus_client import CollectorRegistry, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
@@ -40,6 +44,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from ._errors import ConfigurationError
+from ._http_limits import ConnectionGuard, HTTPLimits, guarded_protocol
 
 logger = logging.getLogger(__name__)
 
@@ -139,8 +144,7 @@ class BackgroundHTTPServer:
         name: str,
         allow_remote: bool,
         remote_warning: str,
-        keep_alive: float = 5.0,
-        max_connections: int = 1024,
+        limits: HTTPLimits | None = None,
         shutdown_timeout: float = 5.0,
         read_timeout: float = READ_TIMEOUT,
     ) -> None:
@@ -167,20 +171,32 @@ class BackgroundHTTPServer:
         self._name = name
         self.read_timeout = read_timeout
         """Seconds a request body may take to arrive; handlers pass it to :func:`read_body`."""
+        limits = limits or HTTPLimits()
+        self.guard = ConnectionGuard(name, limits)
+        """The connections' limits and refusal counts (:meth:`ConnectionGuard.collector` gives
+        them as metrics)."""
         self._config = uvicorn.Config(
             app,
-            http="httptools",
+            http=guarded_protocol(self.guard),
+            ws="none",
             loop="asyncio",
             lifespan="off",
             log_config=None,
             access_log=False,
             server_header=False,
-            timeout_keep_alive=int(max(1, keep_alive)),
-            limit_concurrency=max_connections,
+            timeout_keep_alive=limits.keep_alive,  # type: ignore[arg-type]  # call_later takes floats
+            limit_concurrency=None,  # the guard's ceiling instead: it closes idle connections
             timeout_graceful_shutdown=int(max(1, shutdown_timeout)),
         )
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+
+    def http_metrics(self) -> bytes:
+        """The Prometheus text format of the connections' refusals and count (see
+        :mod:`._http_limits`), to append to a server's own ``/metrics``."""
+        registry = CollectorRegistry()
+        registry.register(self.guard.collector())
+        return generate_latest(registry)
 
     @property
     def address(self) -> tuple[str, int]:

@@ -108,6 +108,16 @@ class RevocationSettings(BaseSettings):
     """With it, `jwt-revocation receive` requires ``Authorization: Bearer <token>`` of pushers."""
     http_token: SecretStr | None = None
     """With it, the HTTP sidecar's ``POST /v1/check`` requires ``Authorization: Bearer <token>``."""
+    http_header_timeout: Duration = timedelta(seconds=10)
+    """Every HTTP server (sidecar, receiver, relay): how long a request head may take (408)."""
+    http_max_header_bytes: int = Field(default=16 * 1024, gt=0)
+    """Every HTTP server: the bytes of one request's header lines (431 past it)."""
+    http_max_headers: int = Field(default=100, gt=0)
+    """Every HTTP server: the header lines of one request (431 past it)."""
+    http_max_path_bytes: int = Field(default=8 * 1024, gt=0)
+    """Every HTTP server: the bytes of the request target, path and query (414 past it)."""
+    http_max_connections: int = Field(default=1024, gt=0)
+    """Every HTTP server: open connections; at the ceiling a new one closes the idlest."""
     oidc_issuer: str | None = None
     """`jwt-revocation receive`: the OpenID provider (its ``iss``) whose back-channel logout
     tokens it takes, with ``oidc_client_id``."""

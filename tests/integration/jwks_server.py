@@ -53,27 +53,73 @@ def send_json(handler: BaseHTTPRequestHandler, body: bytes) -> None:
 
 
 class JWKSServer:
-    """Serves ``keys`` as a JWKS at ``url``; counts requests; can answer 500 instead."""
+    """Serves ``keys`` as a JWKS at ``url`` and an OpenID discovery document naming it under
+    ``issuer``; counts requests; can fail, answer slowly, trickle, redirect or serve a body
+    given as it is."""
 
     def __init__(self, *keys: SigningKey) -> None:
         self.keys = list(keys)
         self.requests = 0
+        """Requests for the key set."""
+        self.discoveries = 0
+        """Requests for the discovery document."""
         self.failing = False
+        self.delay = 0.0
+        """Seconds to wait before answering."""
+        self.trickle: float | None = None
+        """Send the answer a byte at a time, this many seconds apart."""
+        self.redirect: str | None = None
+        """Answer 302 to this location instead."""
+        self.body: bytes | None = None
+        """Serve this as the key set instead of ``keys``."""
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                server.requests += 1
+                discovery = self.path.endswith("/.well-known/openid-configuration")
+                if discovery:
+                    server.discoveries += 1
+                else:
+                    server.requests += 1
+                time.sleep(server.delay)
                 if server.failing:
                     self.send_error(500)
                     return
-                send_json(self, json.dumps({"keys": [k.jwk() for k in server.keys]}).encode())
+                if server.redirect is not None:
+                    self.send_response(302)
+                    self.send_header("Location", server.redirect)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if discovery:
+                    body = json.dumps({"issuer": server.issuer, "jwks_uri": server.url}).encode()
+                elif server.body is not None:
+                    body = server.body
+                else:
+                    body = json.dumps({"keys": [k.jwk() for k in server.keys]}).encode()
+                if server.trickle is None:
+                    send_json(self, body)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                try:
+                    for index in range(len(body)):
+                        self.wfile.write(body[index : index + 1])
+                        self.wfile.flush()
+                        time.sleep(server.trickle)
+                except OSError:
+                    pass  # the fetch gave up: the point of the test
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._http.server_address[1]}/realms/test/certs"
+        self._http.daemon_threads = True
+        base = f"http://127.0.0.1:{self._http.server_address[1]}"
+        self.url = f"{base}/realms/test/certs"
+        self.issuer = f"{base}/realms/test"
         self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
 
     def rotate(self, *keys: SigningKey) -> None:

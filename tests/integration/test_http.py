@@ -100,7 +100,9 @@ def test_check_answers_for_tokens_and_claims(
         (b'{"token": "a", "claims": {}}', 400),
         (b'{"token": 7}', 400),
         (b'{"claims": "x"}', 400),
+        (b'{"claims": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", 400),  # past the recursion limit
     ],
+    ids=["not-json", "list", "both", "token-number", "claims-string", "nested"],
 )
 def test_malformed_checks_get_a_400(
     served: tuple[str, RevocationSidecar], raw: bytes, status: int

@@ -6,6 +6,10 @@ the CLI's HTTP sidecar), which run over a sidecar on the real broker.
 
 from __future__ import annotations
 
+import json
+import logging
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -65,6 +69,7 @@ def test_a_known_kid_is_verified_without_a_socket_after_the_first_fetch(
     verifier = RevocationVerifier(
         revocations, jwks_url=server.url, algorithms=["RS256"], cache_size=0
     )
+    assert verifier.load_keys()
     assert verifier.verify(K1.sign(claims()))["sub"] == "alice"
     assert server.requests == 1
 
@@ -80,12 +85,16 @@ def test_a_rotation_at_the_provider_is_followed_without_a_restart(
     server: JWKSServer, revocations: InMemoryRevocations, clock: FakeClock, keys: JWKSKeys
 ) -> None:
     verifier = _verifier(revocations, keys)
+    assert keys.refresh()
     old = K1.sign(claims())
     assert verifier.verify(old)["sub"] == "alice"  # and now cached as verified
 
     server.rotate(K1, K2)  # the provider adds a key, then signs with it
     new = K2.sign(claims("bob"))
     clock.advance(31)
+    with pytest.raises(UnknownKeyError):  # answered at once; the refetch runs meanwhile
+        verifier.verify(new)
+    wait_for(lambda: keys.kids == ["k1", "k2"])
     assert verifier.verify(new)["sub"] == "bob"
     assert server.requests == 2
     assert verifier.verify(old)["sub"] == "alice"  # both keys are served
@@ -94,7 +103,7 @@ def test_a_rotation_at_the_provider_is_followed_without_a_restart(
     clock.advance(31)
     with pytest.raises(UnknownKeyError):
         verifier.verify(K1.sign(claims(), kid="k1-never-seen"))  # an unknown kid: one refetch
-    assert keys.kids == ["k2"]
+    wait_for(lambda: keys.kids == ["k2"])
     with pytest.raises(UnknownKeyError, match="kid 'k1'"):
         verifier.verify(old)  # the cache forgot the tokens of the retired key
     assert verifier.verify(new)["sub"] == "bob"
@@ -104,6 +113,7 @@ def test_a_flood_of_made_up_kids_costs_one_fetch_per_interval(
     server: JWKSServer, revocations: InMemoryRevocations, clock: FakeClock, keys: JWKSKeys
 ) -> None:
     verifier = _verifier(revocations, keys)
+    assert keys.refresh()
     verifier.verify(K1.sign(claims()))
     forged = [K1.sign(claims(), kid=uuid.uuid4().hex) for _ in range(300)]
 
@@ -116,8 +126,8 @@ def test_a_flood_of_made_up_kids_costs_one_fetch_per_interval(
     for token in forged[100:]:
         with pytest.raises(jwt.InvalidTokenError):
             verifier.verify(token)
-    assert server.requests == 2
-    assert keys.fetches == 2
+    assert keys.fetches == 2  # counted when a fetch starts: one for the 200 tokens
+    wait_for(lambda: server.requests == 2)
 
 
 def test_without_any_key_set_verification_is_unavailable_not_a_rejection(
@@ -126,31 +136,37 @@ def test_without_any_key_set_verification_is_unavailable_not_a_rejection(
     server.failing = True
     verifier = _verifier(revocations, keys)
     token = K1.sign(claims())
+    assert not keys.refresh()
 
     for _ in range(20):
         with pytest.raises(SidecarUnavailableError) as caught:
             verifier.verify(token)
         assert caught.value.reason == "keys_unavailable"
         assert not isinstance(caught.value, jwt.InvalidTokenError)
-    assert server.requests == 1  # the provider is not hammered while it is down
     assert verifier.decide(token).outcome == "unavailable"
+    assert keys.fetches == 1  # the provider is not hammered while it is down
+    assert server.requests == 1
 
     server.failing = False
     clock.advance(30)
-    assert verifier.verify(token)["sub"] == "alice"
+    assert verifier.decide(token).outcome == "unavailable"  # the answer never waits
+    wait_for(lambda: verifier.decide(token).accepted)
+    assert keys.fetches == 2
 
 
 def test_a_failed_refetch_keeps_the_keys_it_had(
     server: JWKSServer, revocations: InMemoryRevocations, clock: FakeClock, keys: JWKSKeys
 ) -> None:
     verifier = _verifier(revocations, keys, cache_size=0)
-    verifier.verify(K1.sign(claims()))
+    assert keys.refresh()
     server.failing = True
     clock.advance(30)
 
     with pytest.raises(UnknownKeyError):
         verifier.verify(K2.sign(claims()))
-    assert server.requests == 2
+    assert keys.fetches == 2
+    wait_for(lambda: server.requests == 2)  # the refetch was answered 500
+    assert keys.kids == ["k1"]
     assert verifier.verify(K1.sign(claims()))["sub"] == "alice"
 
 
@@ -159,6 +175,7 @@ def test_an_old_key_set_is_refreshed_in_the_background(
 ) -> None:
     keys = JWKSKeys(server.url, max_age=300, clock=clock)
     verifier = _verifier(revocations, keys, cache_size=0)
+    assert keys.refresh()
     verifier.verify(K1.sign(claims()))
     server.rotate(K2)  # the provider retires k1 at once (a compromised key)
     clock.advance(301)
@@ -197,12 +214,180 @@ def test_a_token_without_kid_takes_the_only_key(
     verifier = RevocationVerifier(revocations, jwks_url=server.url, algorithms=["RS256"])
     token = jwt.encode(claims(), K1.private, algorithm="RS256")
 
+    assert verifier.load_keys()
     assert verifier.verify(token)["sub"] == "alice"
     server.rotate(K1, K2)
-    assert JWKSKeys(server.url).refresh()
     other = RevocationVerifier(revocations, jwks_url=server.url, algorithms=["RS256"])
+    assert other.load_keys()
     with pytest.raises(UnknownKeyError, match="no kid"):
         other.verify(token)
+
+
+def test_a_fetch_has_one_deadline_for_all_its_reads(
+    server: JWKSServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.trickle = 0.2  # a byte every 0.2 s: no read waits 1 s, the whole would take minutes
+    keys = JWKSKeys(server.url, timeout=1)
+
+    with caplog.at_level(logging.WARNING, logger="jwt_revocation"):
+        started = time.monotonic()
+        assert not keys.refresh()
+        wait_for(lambda: "key set not fetched" in caplog.text)
+        elapsed = time.monotonic() - started
+
+    assert "TimeoutError: the key set did not arrive within 1 s" in caplog.text
+    assert elapsed < 5  # cut at the deadline, not minutes later
+    assert server.requests == 1
+
+
+def test_a_key_set_with_malformed_keys_keeps_the_usable_ones(
+    server: JWKSServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    deep: Any = "x"
+    for _ in range(200):
+        deep = {"n": deep}
+    server.body = json.dumps(
+        {
+            "keys": [
+                {**K2.jwk(), "kid": {"nested": "object"}},
+                K1.jwk(),
+                {"kty": "XYZ", "kid": "unknown-kty"},
+                {**K2.jwk(), "kid": "k2", "n": deep},
+                "not a key",
+                {**K2.jwk(), "kid": 7},
+                {**K2.jwk(), "kid": "k1"},  # a second key with a kid already taken
+                {**K2.jwk(), "kid": "enc", "use": "enc"},  # not a signing key: left out quietly
+            ]
+        }
+    ).encode()
+    keys = JWKSKeys(server.url)
+
+    with caplog.at_level(logging.WARNING, logger="jwt_revocation"):
+        assert keys.refresh()
+
+    assert keys.kids == ["k1"]
+    dropped = [r.getMessage() for r in caplog.records if "key dropped" in r.getMessage()]
+    assert len(dropped) == 6, dropped
+    assert any("its kid is a dict, not a string" in line for line in dropped)
+    assert any("key 2 (kid 'unknown-kty')" in line for line in dropped)
+    assert keys(jwt.get_unverified_header(K1.sign(claims()))).key_id == "k1"
+
+
+@pytest.mark.parametrize("case", ["nested", "oversized", "no-usable-key", "redirect", "not-json"])
+def test_a_key_set_that_cannot_be_used_is_a_failed_fetch_never_a_crash(
+    server: JWKSServer, case: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    if case == "nested":
+        server.body = b'{"keys": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    elif case == "oversized":
+        server.body = json.dumps({"keys": [K1.jwk()], "pad": "x" * (1024 * 1024)}).encode()
+    elif case == "no-usable-key":
+        server.body = json.dumps({"keys": [{"kty": "XYZ", "kid": "a"}]}).encode()
+    elif case == "redirect":
+        server.redirect = "http://127.0.0.2:9/certs"
+    else:
+        server.body = b"<html>"
+    keys = JWKSKeys(server.url)
+
+    with caplog.at_level(logging.WARNING, logger="jwt_revocation"):
+        assert not keys.refresh()
+
+    assert keys.kids == []
+    assert any("key set not fetched" in r.getMessage() for r in caplog.records)
+    with pytest.raises(SidecarUnavailableError):
+        keys({"kid": "k1"})
+    if case == "redirect":
+        assert "redirects are not followed" in caplog.text
+
+
+def test_keys_found_through_the_issuers_discovery_document(server: JWKSServer) -> None:
+    keys = JWKSKeys(issuer=server.issuer)
+    assert keys.url is None
+
+    assert keys.refresh()
+
+    assert keys.url == server.url
+    assert keys.kids == ["k1"]
+    assert (server.discoveries, server.requests) == (1, 1)
+
+
+def test_a_failed_discovery_is_rate_limited_and_follows_no_redirect(
+    server: JWKSServer, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.redirect = "http://127.0.0.2:9/.well-known/openid-configuration"
+    keys = JWKSKeys(issuer=server.issuer, refetch_interval=1, clock=clock)
+    header = jwt.get_unverified_header(K1.sign(claims()))
+
+    with caplog.at_level(logging.WARNING, logger="jwt_revocation"):
+        for _ in range(200):
+            with pytest.raises(SidecarUnavailableError):
+                keys(header)
+        wait_for(lambda: "key set not fetched" in caplog.text)
+    assert keys.fetches == 1
+    assert server.discoveries == 1
+    assert "redirects are not followed" in caplog.text
+
+    server.redirect = None
+    clock.advance(1)
+    with pytest.raises(SidecarUnavailableError):
+        keys(header)
+    wait_for(lambda: keys.kids == ["k1"])
+    assert (server.discoveries, keys.fetches) == (2, 2)
+
+
+def test_with_no_key_set_a_waiting_caller_is_answered_once_the_attempt_allowed_failed(
+    server: JWKSServer,
+) -> None:
+    server.failing = True  # the provider's discovery document answers 500
+    keys = JWKSKeys(issuer=server.issuer, refetch_interval=60)
+    header = jwt.get_unverified_header(K1.sign(claims()))
+
+    started = time.monotonic()
+    for _ in range(200):
+        with pytest.raises(SidecarUnavailableError):
+            keys.wait_for_key(header, timeout=5)
+    elapsed = time.monotonic() - started
+
+    # The first waited for its attempt; the others for nothing (each would wait 5 s otherwise).
+    assert elapsed < 5
+    assert server.discoveries == keys.fetches == 1
+
+
+def test_a_waiting_caller_finds_a_key_added_after_the_last_fetch(server: JWKSServer) -> None:
+    keys = JWKSKeys(server.url, refetch_interval=0.5, max_waiters=1)
+    assert keys.refresh()
+    server.rotate(K1, K2)  # added just after the fetch: a plain call refuses at once
+    header = jwt.get_unverified_header(K2.sign(claims()))
+    with pytest.raises(UnknownKeyError):
+        keys(header)
+
+    assert keys.wait_for_key(header).key_id == "k2"
+    assert keys.fetches == 2
+
+
+def test_only_max_waiters_callers_wait_for_a_key(server: JWKSServer) -> None:
+    keys = JWKSKeys(server.url, refetch_interval=60, max_waiters=2)
+    assert keys.refresh()  # no fetch may start for a minute: whoever waits, waits it all
+    made_up = {"alg": "RS256", "kid": "made-up"}
+    outcomes: list[tuple[str, float]] = []
+
+    def ask() -> None:
+        started = time.monotonic()
+        try:
+            keys.wait_for_key(made_up, timeout=2.0)
+        except UnknownKeyError:
+            outcomes.append(("refused", time.monotonic() - started))
+
+    threads = [threading.Thread(target=ask) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+
+    waited = sorted(elapsed for _, elapsed in outcomes)
+    assert len(waited) == 6
+    assert all(elapsed < 1.0 for elapsed in waited[:4]), waited  # answered at once
+    assert all(elapsed >= 2.0 for elapsed in waited[4:]), waited  # the two that waited
 
 
 @pytest.mark.parametrize(

@@ -326,7 +326,7 @@ def _signed(claims: dict[str, Any], header: dict[str, Any]) -> str:
     parts = [json.dumps(full).encode(), json.dumps(claims).encode()]
     signing_input = b".".join(base64.urlsafe_b64encode(p).rstrip(b"=") for p in parts)
     rs256 = jwt.algorithms.RSAAlgorithm(jwt.algorithms.RSAAlgorithm.SHA256)
-    signature = rs256.sign(signing_input, rs256.prepare_key(KEY))
+    signature = rs256.sign(signing_input, KEY)
     return (signing_input + b"." + base64.urlsafe_b64encode(signature).rstrip(b"=")).decode()
 
 

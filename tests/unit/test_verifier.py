@@ -30,6 +30,7 @@ from jwt_revocation.consumer import (
     TokenLifetimeExceededError,
     TokenRevokedError,
 )
+from jwt_revocation.consumer._verifier import MAX_CLAIM_DEPTH
 from jwt_revocation.shared import (
     AllTokensRevoked,
     ConfigurationError,
@@ -1160,3 +1161,66 @@ def test_verify_counts_its_outcomes(
 
     assert verifier.accepted == 2
     assert verifier.rejected == {"token_revoked": 1, "invalid": 1}
+
+
+# -- nesting ---------------------------------------------------------------------------------
+
+
+def _nested(depth: int) -> Any:
+    """A value whose lists nest ``depth`` levels (1: a flat list)."""
+    value: Any = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+@settings(max_examples=200, deadline=None)
+@given(depth=st.integers(1, 900), cache=st.booleans(), as_object=st.booleans())
+def test_claims_nested_past_the_bound_are_an_invalid_token_never_a_crash(
+    depth: int, cache: bool, as_object: bool
+) -> None:
+    now = float(math.floor(time.time()) - 2)
+    verifier = RevocationVerifier(
+        InMemoryRevocations(max_token_lifetime=LIFETIME),
+        key=KEY,
+        algorithms=["HS256"],
+        cache_size=4 if cache else 0,
+    )
+    value = _nested(depth)
+    if as_object:
+        value = {"deep": value}  # one level more
+    token = jwt.encode(claims_for(now, x=value), KEY, algorithm="HS256")
+    levels = 1 + depth + as_object  # the claims object is level 1
+
+    for _ in range(2):  # the second time from the verified-token cache, if any
+        verdict = verifier.decide(token)
+        if levels <= MAX_CLAIM_DEPTH:
+            assert verdict.accepted
+        else:
+            assert (verdict.outcome, verdict.reason) == ("rejected", "DecodeError")
+            assert f"deeper than {MAX_CLAIM_DEPTH} levels" in verdict.detail
+
+
+def test_a_token_nested_past_the_interpreters_recursion_limit_is_a_decode_error(
+    now: float, verifier: RevocationVerifier
+) -> None:
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    deep = b"[" * 20_000 + b"]" * 20_000
+    header = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    payload = b64(deep)
+    signing_input = f"{header}.{payload}".encode()
+    signature = b64(hmac.new(KEY.encode(), signing_input, hashlib.sha256).digest())
+    token = f"{header}.{payload}.{signature}"
+
+    with pytest.raises(jwt.DecodeError):
+        verifier.verify(token)
+    deep_header = f"{b64(deep)}.{payload}.{signature}"
+    resolver = RevocationVerifier(
+        InMemoryRevocations(max_token_lifetime=LIFETIME),
+        key_resolver=lambda header: KEY,
+        algorithms=["HS256"],
+    )
+    with pytest.raises(jwt.DecodeError):
+        resolver.verify(deep_header)

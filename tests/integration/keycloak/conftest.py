@@ -149,9 +149,11 @@ def keycloak_verifier(
     """What a service that trusts the realm builds: RS256 keys from its JWKS."""
     if "key_resolver" not in kwargs:
         kwargs.setdefault("jwks_url", realm.jwks_url)
-    return RevocationVerifier(
+    verifier = RevocationVerifier(
         sidecar, algorithms=["RS256"], issuer=realm.issuer, audience="account", **kwargs
     )
+    assert verifier.load_keys(), "the realm's key set could not be fetched"
+    return verifier
 
 
 @pytest.fixture(scope="session")
