@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import urllib.error
@@ -20,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from jwt_revocation.consumer import RedisBlocklistSink, render_metrics
+from jwt_revocation.consumer import RedisBlocklistSink, SidecarStatus, render_metrics
 from jwt_revocation.producer import RevocationPublisher, SecurityEventReceiver
 from jwt_revocation.shared import (
     ConfigurationError,
@@ -143,6 +144,30 @@ def test_forged_and_unsigned_sets_are_skipped_counted_and_not_enforced(
     # The genuine event for the same user, after the forgeries, is applied.
     set_publisher.user_deleted(user_id=victim)
     wait_for(lambda: revocation_reason(sidecar, token) == "user_deleted")
+
+
+def test_a_set_nested_past_the_recursion_limit_is_skipped_and_the_sidecar_keeps_serving(
+    topic: str, set_publisher: RevocationPublisher, make_sidecar: SidecarFactory
+) -> None:
+    """A 40 KB JWS-shaped record whose header is nested 15,000 deep once crashed the consumer
+    on every restart until the sidecar failed: it is one skipped record now."""
+    sidecar = make_sidecar(security_events=_verifier())
+    run = uuid.uuid4().hex[:6]
+    victim = f"after-poison-{run}"
+    token = issue(victim, iat=time.time() - 5)
+    header = ("[" * 15_000 + "]" * 15_000).encode()
+    part = base64.urlsafe_b64encode(header).rstrip(b"=")
+    poison = part + b"." + base64.urlsafe_b64encode(b"{}").rstrip(b"=") + b".c2ln"
+    for _ in range(3):
+        _send_raw(topic, victim, poison)
+    # The honest revocation published after the poison is applied: the consumer went past it.
+    set_publisher.user_deleted(user_id=victim)
+
+    wait_for(lambda: revocation_reason(sidecar, token) == "user_deleted")
+    stats = sidecar.stats()
+    assert stats.skipped == {"invalid_set": 3}
+    assert (stats.failed, stats.restarts) == ({}, 0), "a bad record, never a crash"
+    assert sidecar.status == SidecarStatus.CAUGHT_UP
 
 
 def test_with_a_redis_sink_each_set_is_verified_once(
