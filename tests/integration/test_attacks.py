@@ -285,7 +285,7 @@ def test_an_idle_connection_flood_past_the_ceiling_loses_no_logout(
         attacked = _honest(check, 20)
 
     _assert_served(quiet, attacked, "receiver, 1,200 idle connections, 20 valid logouts")
-    assert receiver.logout_counts[("backchannel", "published")] == 40
+    assert receiver.logout_counts[("backchannel", "stored")] == 40
 
 
 # -- case 2: made-up kids while the provider's JWKS endpoint is slow ---------------------------
