@@ -171,6 +171,108 @@ def env_sources() -> dict[tuple[str, str], dict[str, str]]:
     return sources
 
 
+def container_environment(container: dict[str, Any]) -> dict[str, str]:
+    """The ``JWT_REVOCATION_*`` (and other) variables Kubernetes gives ``container``, as written
+    (placeholders included): each ``envFrom`` source in order, then ``env``, whose entries win,
+    with ``valueFrom`` read from the ConfigMap or Secret key it names."""
+    sources = env_sources()
+    given: dict[str, str] = {}
+    for reference in container.get("envFrom", []):
+        kind = "ConfigMap" if "configMapRef" in reference else "Secret"
+        name = reference.get("configMapRef", reference.get("secretRef", {}))["name"]
+        given |= sources[kind, name]
+    for variable in container.get("env", []):
+        if "value" in variable:
+            given[variable["name"]] = variable["value"]
+            continue
+        source = variable["valueFrom"]
+        kind = "ConfigMap" if "configMapKeyRef" in source else "Secret"
+        key = source.get("configMapKeyRef", source.get("secretKeyRef", {}))
+        given[variable["name"]] = sources[kind, key["name"]][key["key"]]
+    return given
+
+
+def effective_security(template: dict[str, Any], container: dict[str, Any]) -> dict[str, Any]:
+    """A container's security context with the pod's as defaults (``runAsUser`` etc.)."""
+    pod: dict[str, Any] = template["spec"].get("securityContext", {})
+    own: dict[str, Any] = container.get("securityContext", {})
+    return pod | own
+
+
+TMPFS_ROOT_MODE = 0o1777
+"""The mode of a tmpfs's root mounted without ``mode=``, as the kubelet mounts an ``emptyDir``
+of ``medium: Memory`` (``size=`` only): world-writable with the sticky bit (mount(8); seen here
+by mounting one with ``-o size=8m``)."""
+
+
+def volume_directories(template: dict[str, Any], root: Path) -> dict[str, Path]:
+    """A directory under ``root`` standing for each volume of the pod template, with the mode
+    the kubelet gives the volume's root: a memory ``emptyDir`` is a tmpfs (1777), another one
+    a directory made 0777 (pkg/volume/emptydir: ``defaultPerm``), a claim a fresh file system's
+    root (0755); with ``fsGroup`` the kubelet then adds group read, write and search and the
+    set-group-id bit (``mode | 0660 | 0110 | setgid``; the group itself needs root here)."""
+    fs_group = template["spec"].get("securityContext", {}).get("fsGroup") is not None
+    directories = {}
+    for volume in template["spec"].get("volumes", []):
+        path = root / volume["name"]
+        path.mkdir(parents=True)
+        empty = volume.get("emptyDir")
+        mode = 0o755 if empty is None else 0o777
+        if empty is not None and empty.get("medium") == "Memory":
+            mode = TMPFS_ROOT_MODE
+        path.chmod(mode | (0o2770 if fs_group else 0))
+        directories[volume["name"]] = path
+    return directories
+
+
+def on_volumes(container: dict[str, Any], value: str, directories: dict[str, Path]) -> str:
+    """``value`` (a setting or an argument), moved to the directory standing for the volume
+    (:func:`volume_directories`) when it is a path under one of the container's mounts."""
+    for mount in container.get("volumeMounts", []):
+        if value == mount["mountPath"] or value.startswith(mount["mountPath"] + "/"):
+            return str(directories[mount["name"]]) + value[len(mount["mountPath"]) :]
+    return value
+
+
+@dataclass(frozen=True)
+class SharedStatePod:
+    """A pod whose image container is a host writer (``sidecar --shared-path``) and the
+    containers that read its file (those given ``JWT_REVOCATION_SHARED_PATH``)."""
+
+    workload: dict[str, Any]
+    template: dict[str, Any]
+    writer: dict[str, Any]
+    args: argparse.Namespace
+    readers: list[dict[str, Any]]
+
+
+def shared_state_pods() -> list[SharedStatePod]:
+    """Every pod of the manifests with a host writer; at least one."""
+    pods = []
+    for workload, template, container in image_containers():
+        args = parse_command(container["args"])
+        if command_name(args) == "sidecar" and args.shared_path is not None:
+            readers = [
+                other
+                for other in containers(workload)
+                if other is not container
+                and "JWT_REVOCATION_SHARED_PATH" in container_environment(other)
+            ]
+            pods.append(SharedStatePod(workload, template, container, args, readers))
+    assert pods, "no manifest runs jwt-revocation sidecar --shared-path"
+    return pods
+
+
+def environment_on_volumes(
+    container: dict[str, Any], directories: dict[str, Path]
+) -> dict[str, str]:
+    """:func:`container_environment` with each path on a volume moved (:func:`on_volumes`)."""
+    return {
+        name: on_volumes(container, value, directories)
+        for name, value in container_environment(container).items()
+    }
+
+
 # -- the command line -------------------------------------------------------------------------
 
 

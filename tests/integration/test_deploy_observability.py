@@ -5,7 +5,10 @@ Each container of the image in deploy/kubernetes/ runs here as its manifest says
 arguments, ConfigMap, Secret and env), with only what differs on this machine replaced: the
 plain broker on 127.0.0.1:9092 and a topic of its own, loopback ports, keys made here, a SQLite
 outbox, a directory here for each volume (the receiver's store); the receiver also takes
-back-channel logouts, as its manifest's comment offers. Once every readiness probe answers 200,
+back-channel logouts, as its manifest's comment offers. A host writer's file is in a directory
+laid out as the kubelet lays out its volume, and the containers that read it run as gunicorn
+workers from their own environment in the manifest: a token revoked while they run is refused by
+every one of them. Once every readiness probe answers 200,
 a little traffic gives each metric its samples and each ``/metrics`` is scraped, with that of a
 receiver in this process that answered a 500 (no request causes one: its key source fails).
 Every metric, label and label value that the alerting rules, their promtool tests and the
@@ -56,16 +59,21 @@ from tests.deploy import (
     GRAFANA,
     PROMETHEUS,
     ROOT,
+    SERVING_COMMANDS,
     KafkaDown,
     Selector,
     command_name,
-    env_sources,
+    environment_on_volumes,
     image_containers,
+    on_volumes,
     parse_command,
     selectors,
+    shared_state_pods,
     status_of,
+    volume_directories,
 )
 from tests.integration.conftest import BOOTSTRAP, KEY, LIFETIME, SESSION, free_port, issue, serving
+from tests.integration.test_shared_state import every_worker
 from tests.support import post_logout, wait_for
 
 RULES = PROMETHEUS / "jwt-revocation.rules.yaml"
@@ -116,11 +124,21 @@ class Scraped:
 
 @dataclass
 class Deployed:
-    """The deployment's servers, running: each command's address and probe paths."""
+    """The deployment's servers, running: by workload, the address, the command, the probes'
+    paths and the directories standing for the pod's volumes of its container of the image."""
 
-    addresses: dict[str, tuple[str, int]]
-    probes: dict[str, list[str]]
-    scraped: Scraped
+    topic: str
+    here: dict[str, str | None]
+    """The values that differ on this machine (:func:`_environment`)."""
+    addresses: dict[str, tuple[str, int]] = field(default_factory=dict)
+    commands: dict[str, str] = field(default_factory=dict)
+    probes: dict[str, list[str]] = field(default_factory=dict)
+    volumes: dict[str, dict[str, Path]] = field(default_factory=dict)
+    scraped: Scraped = field(default_factory=Scraped)
+
+    def address_of(self, command: str) -> tuple[str, int]:
+        """The address of the first workload running ``command``."""
+        return next(a for name, a in self.addresses.items() if self.commands[name] == command)
 
 
 def _get(url: str, data: bytes | None = None, headers: dict[str, str] | None = None) -> int:
@@ -133,19 +151,15 @@ def _get(url: str, data: bytes | None = None, headers: dict[str, str] | None = N
 
 
 def _environment(
-    container: dict[str, Any], here: dict[str, str | None], extra: dict[str, str], volumes: Path
+    container: dict[str, Any],
+    here: Mapping[str, str | None],
+    extra: dict[str, str],
+    volumes: dict[str, Path],
 ) -> dict[str, str]:
     """The container's environment as Kubernetes would build it, with ``here``'s values for
     the names it has (None: left out), ``extra`` added, and each path on a volume it mounts
-    moved to that volume's directory under ``volumes``."""
-    sources = env_sources()
-    given: dict[str, str] = {}
-    for reference in container["envFrom"]:
-        kind = "ConfigMap" if "configMapRef" in reference else "Secret"
-        given |= sources[
-            kind, reference.get("configMapRef", reference.get("secretRef", {}))["name"]
-        ]
-    given |= {v["name"]: v["value"] for v in container.get("env", []) if "value" in v}
+    moved to that volume's directory in ``volumes`` (:func:`volume_directories`)."""
+    given = environment_on_volumes(container, volumes)
     for name in set(given) & set(here):
         value = here[name]
         if value is None:
@@ -153,15 +167,34 @@ def _environment(
         else:
             given[name] = value
     given |= extra
-    for mount in container.get("volumeMounts", []):
-        local = volumes / mount["name"]
-        local.mkdir(parents=True, exist_ok=True)
-        for name, value in given.items():
-            if value == mount["mountPath"] or value.startswith(mount["mountPath"] + "/"):
-                given[name] = str(local) + value[len(mount["mountPath"]) :]
     placeholders = sorted(name for name, value in given.items() if "REPLACE-ME" in value)
     assert not placeholders, f"{container['name']}: no value for {placeholders} on this machine"
     return {n: v for n, v in os.environ.items() if not n.startswith("JWT_")} | given
+
+
+def _run_container(
+    running: ExitStack,
+    container: dict[str, Any],
+    env: dict[str, str],
+    volumes: dict[str, Path],
+    log: Path,
+) -> tuple[tuple[str, int], list[str]]:
+    """Start a container of the image as its manifest says, its ``--http`` moved to a free
+    loopback port and each path on a volume to that volume's directory, until ``running``
+    closes; once its readiness probe answers 200, its address and its probes' paths."""
+    args = [on_volumes(container, word, volumes) for word in container["args"]]
+    address = ("127.0.0.1", free_port())
+    args[args.index("--http") + 1] = "{}:{}".format(*address)
+    ready = container["readinessProbe"]["httpGet"]["path"]
+    running.enter_context(
+        serving(
+            ["jwt_revocation.cli", *args],
+            env=env,
+            log=log,
+            alive=functools.partial(_answers, address, ready),
+        )
+    )
+    return address, [container[p]["httpGet"]["path"] for p in PROBES if p in container]
 
 
 @pytest.fixture(scope="module")
@@ -195,37 +228,27 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
         "JWT_REVOCATION_OIDC_CLIENT_ID": "orders",
         "JWT_REVOCATION_OIDC_JWKS_URL": "http://127.0.0.1:9/certs",
     }
-    addresses: dict[str, tuple[str, int]] = {}
-    probes: dict[str, list[str]] = {}
+    deployed = Deployed(topic, here)
     receiver_env: dict[str, str] = {}
     with ExitStack() as running:
-        for _, _, container in image_containers():
-            args = list(container["args"])
-            command = command_name(parse_command(args))
-            address = ("127.0.0.1", free_port())
-            args[args.index("--http") + 1] = "{}:{}".format(*address)
+        for workload, template, container in image_containers():
+            name = workload["metadata"]["name"]
+            assert name not in deployed.addresses, f"{name}: one container of the image a pod"
+            command = command_name(parse_command(container["args"]))
+            volumes = volume_directories(template, tmp / "volumes" / name)
             extra = logout if command == "receive" else {}
-            env = _environment(container, here, extra, tmp / "volumes" / command)
+            env = _environment(container, here, extra, volumes)
             if command == "receive":
                 receiver_env = env
-            paths = [container[p]["httpGet"]["path"] for p in PROBES if p in container]
-            ready = container["readinessProbe"]["httpGet"]["path"]
-            running.enter_context(
-                serving(
-                    ["jwt_revocation.cli", *args],
-                    env=env,
-                    log=tmp / f"{command}.log",
-                    alive=functools.partial(_answers, address, ready),
-                )
-            )
-            addresses[command], probes[command] = address, paths
-        _traffic(addresses, topic, set_key, tokens, receiver_env)
-        scraped = Scraped()
-        for address in addresses.values():
-            scraped.add(_metrics(address))
+            address, paths = _run_container(running, container, env, volumes, tmp / f"{name}.log")
+            deployed.addresses[name], deployed.probes[name] = address, paths
+            deployed.commands[name], deployed.volumes[name] = command, volumes
+        _traffic(deployed, set_key, tokens, receiver_env)
+        for address in deployed.addresses.values():
+            deployed.scraped.add(_metrics(address))
         with _receiver_with_a_bug(tmp, set_key) as address:
-            scraped.add(_metrics(address))
-        yield Deployed(addresses, probes, scraped)
+            deployed.scraped.add(_metrics(address))
+        yield deployed
 
 
 def _metrics(address: tuple[str, int]) -> str:
@@ -271,15 +294,15 @@ def _answers(address: tuple[str, int], path: str) -> bool:
 
 
 def _traffic(
-    addresses: dict[str, tuple[str, int]],
-    topic: str,
+    deployed: Deployed,
     set_key: ec.EllipticCurvePrivateKey,
     tokens: dict[str, str],
     receiver_env: dict[str, str],
 ) -> None:
     """An event applied, a record skipped, a check answered, a SET pushed and a malformed
     logout refused: every family the alerts read gets samples with its labels."""
-    sidecar = "http://{}:{}".format(*addresses["sidecar"])
+    sidecar = "http://{}:{}".format(*deployed.address_of("sidecar"))
+    topic = deployed.topic
     with RevocationPublisher(BOOTSTRAP, topic, issuer="auth") as publisher:
         publisher.password_changed(user_id="deploy-kim")
     producer = KafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all")
@@ -291,7 +314,7 @@ def _traffic(
     auth = {"Content-Type": "application/json", "Authorization": f"Bearer {tokens['http']}"}
     assert _get(f"{sidecar}/v1/check", check, auth) == 200
 
-    receiver = "http://{}:{}".format(*addresses["receive"])
+    receiver = "http://{}:{}".format(*deployed.address_of("receive"))
     now = datetime.now(UTC)
     event = UserDeleted(
         issuer=receiver_env["JWT_REVOCATION_SET_ISSUER"],
@@ -322,16 +345,58 @@ def _traffic(
 
 
 def test_every_probe_of_the_manifests_passes_on_the_running_commands(deployed: Deployed) -> None:
-    assert set(deployed.addresses) == {"sidecar", "receive", "relay"}
+    assert set(deployed.addresses) == {w["metadata"]["name"] for w, _, _ in image_containers()}
+    assert set(deployed.commands.values()) == set(SERVING_COMMANDS)
     # The traffic reached them: the scrapes show it.
     values = deployed.scraped.values
     assert "not_json" in values["jwt_revocation_records_skipped_total", "kind"]
     assert "stored" in values["jwt_revocation_receiver_pushes_total", "outcome"]
     relays = values["jwt_revocation_outbox_published_total", "relay"]
     assert RELAY_NAME in relays, "the receiver's relay published what it stored"
-    for command, paths in deployed.probes.items():
+    for name, paths in deployed.probes.items():
         for path in paths:
-            assert status_of(deployed.addresses[command], path) == 200, (command, path)
+            assert status_of(deployed.addresses[name], path) == 200, (name, path)
+
+
+# -- the host-shared state --------------------------------------------------------------------
+
+READER_WORKERS = 2
+READER_APP = "tests.integration.apps.shared_workers:flask_app"
+"""Worker processes that build their verifier from their environment alone
+(``RevocationSettings``, ``JWT_REVOCATION_VERIFY_KEY``), as the manifest's comment shows."""
+
+
+def test_the_app_containers_workers_read_the_writers_file_and_refuse_a_revoked_token(
+    deployed: Deployed, tmp_path: Path
+) -> None:
+    """Each container that reads a host writer's file, run as gunicorn workers with the
+    container's environment from the manifest (only what differs here replaced) on the
+    directory standing for the pod's volume, while the writer runs as its manifest says: a
+    token accepted by every worker is refused by every worker once it is revoked."""
+    for pod in shared_state_pods():
+        name = pod.workload["metadata"]["name"]
+        assert deployed.commands[name] == "sidecar"
+        for path in deployed.probes[name]:
+            assert status_of(deployed.addresses[name], path) == 200, (name, path)
+        assert pod.readers, f"{name}: no container reads the writer's file"
+        for reader in pod.readers:
+            env = _environment(
+                reader, deployed.here, {"PYTHONPATH": str(ROOT)}, deployed.volumes[name]
+            )
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            command = ["gunicorn", "--workers", str(READER_WORKERS), "--bind"]
+            token = issue(f"deploy-{reader['name']}")
+            with serving(
+                [*command, f"127.0.0.1:{port}", READER_APP],
+                env=env,
+                log=tmp_path / f"{name}-{reader['name']}.log",
+                alive=functools.partial(_answers, ("127.0.0.1", port), "/healthz"),
+            ):
+                wait_for(every_worker(url, token, 200, READER_WORKERS), timeout=60, interval=0.01)
+                with RevocationPublisher(BOOTSTRAP, deployed.topic, issuer="auth") as publisher:
+                    publisher.revoke_token(jwt.decode(token, KEY, algorithms=["HS256"]))
+                wait_for(every_worker(url, token, 401, READER_WORKERS), timeout=30, interval=0.01)
 
 
 # -- the alerting rules -----------------------------------------------------------------------

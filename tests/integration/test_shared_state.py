@@ -102,7 +102,7 @@ def test_workers_share_one_host_writer_and_fail_closed_without_it(
         "JWT_REVOCATION_MAX_TOKEN_LIFETIME": str(int(LIFETIME.total_seconds())),
         "JWT_REVOCATION_MAX_STALENESS": str(STALENESS),
         "JWT_REVOCATION_SHARED_PATH": str(path),
-        "TEST_SIGNING_KEY": KEY,
+        "JWT_REVOCATION_VERIFY_KEY": KEY,
         "PYTHONPATH": str(ROOT),
     }
     # A file that others may write, ready and fresh in every other respect: refused.

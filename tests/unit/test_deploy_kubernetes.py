@@ -14,8 +14,10 @@ readiness stays 200 while Kafka is down, and it still takes revocations then.
 from __future__ import annotations
 
 import copy
+import os
 import re
 import stat
+import time
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -23,30 +25,46 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
+from jwt_revocation.consumer import RevocationSidecar, SharedRevocations
+from jwt_revocation.consumer._shared_state import SharedStateWriter
+from jwt_revocation.consumer._shared_table import capacity_for, file_size
 from jwt_revocation.producer import ReceiverStore
 from jwt_revocation.producer.outbox import outbox_engine
-from jwt_revocation.shared import ConfigurationError, SecurityEventSigner, UserDeleted
+from jwt_revocation.shared import (
+    ConfigurationError,
+    RevocationSettings,
+    SecurityEventSigner,
+    SidecarUnavailableError,
+    UserDeleted,
+)
 from tests.deploy import (
     IMAGE,
     KUBERNETES,
     SERVING_COMMANDS,
     SET_KEY,
+    SharedStatePod,
     command_name,
     command_server,
+    container_environment,
     containers,
     dockerfile,
+    effective_security,
     env_sources,
+    environment_on_volumes,
     image_containers,
     image_user,
     kubernetes_objects,
     kustomization_file,
     listen_address,
+    on_volumes,
     only,
     parse_command,
     pyproject,
     receiver_server,
     setting_names,
+    shared_state_pods,
     status_of,
+    volume_directories,
 )
 from tests.support import post, wait_for
 
@@ -59,6 +77,10 @@ SIDECAR_RSS = 74e6
 73.8 MB after 80 s idle; BENCHMARKS.md row 12 has 70 MB for a sidecar without HTTP)."""
 BYTES_PER_ENTRY = 126
 """RSS per live revocation (README, Sizing; BENCHMARKS.md row 3)."""
+WRITER_RSS = 113e6
+"""Bytes of RSS of ``jwt-revocation sidecar --shared-path PATH --http`` besides its table
+(measured here with max_entries 1,000,000, the file in /dev/shm: 132,524 kB after applying
+200,000 revocations, of which 19,548 kB the table's pages; 124,740 kB idle before them)."""
 RECEIVER_RSS = 96.5e6
 """Bytes of RSS of ``jwt-revocation receive`` with a SQLite store, idle (measured here: 94,232
 kB after 80 s, its relay polling the store)."""
@@ -184,15 +206,22 @@ def _receiver() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     return found
 
 
+def _mount_of(container: dict[str, Any], path: PurePosixPath) -> dict[str, Any]:
+    """The one volume mount of ``container`` that ``path`` lies under."""
+    mounts: list[dict[str, Any]] = [
+        m for m in container.get("volumeMounts", []) if path.is_relative_to(m["mountPath"])
+    ]
+    assert len(mounts) == 1, f"{container['name']}: {path} is on no volume, or on several"
+    return mounts[0]
+
+
 def _store_on_volume(container: dict[str, Any]) -> tuple[PurePosixPath, dict[str, Any]]:
     """The receiver's SQLite store (its file path) and the volume mount it lies under."""
     given = {v["name"]: v.get("value") for v in container["env"]}
     assert given.get(STORE_SETTING), "the default store is on the read-only root file system"
     store = PurePosixPath(given[STORE_SETTING])
     assert store.is_absolute(), f"{STORE_SETTING} is a file here, not a URL: {store}"
-    mounts = [m for m in container["volumeMounts"] if store.is_relative_to(m["mountPath"])]
-    assert len(mounts) == 1, f"the store {store} is on no volume, or on several"
-    return store, mounts[0]
+    return store, _mount_of(container, store)
 
 
 def test_the_receivers_sqlite_store_is_on_a_claim_of_its_one_replica() -> None:
@@ -282,6 +311,136 @@ def test_the_receivers_readiness_holds_and_it_takes_revocations_while_kafka_is_d
         receiver.stop()
 
 
+def _settings(environment: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> RevocationSettings:
+    """The settings a process whose only ``JWT_*`` variables are ``environment`` reads."""
+    for name in [n for n in os.environ if n.startswith("JWT_")]:
+        monkeypatch.delenv(name)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    return RevocationSettings()
+
+
+def test_the_host_writer_and_its_readers_share_one_file_on_a_memory_volume(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for pod in shared_state_pods():
+        path = PurePosixPath(pod.args.shared_path)
+        assert path.is_absolute(), path
+        written = _mount_of(pod.writer, path)
+        assert not written.get("readOnly", False)
+        assert pod.readers, "no container reads the writer's file"
+        writer = _settings(container_environment(pod.writer), monkeypatch)
+        for reader in pod.readers:
+            environment = container_environment(reader)
+            assert environment["JWT_REVOCATION_SHARED_PATH"] == str(path)
+            read = _mount_of(reader, path)
+            assert (read["name"], read["mountPath"]) == (written["name"], written["mountPath"])
+            assert read.get("readOnly") is True, "only the writer may change the file"
+            # A reader given another window than the writer's refuses the file.
+            settings = _settings(environment, monkeypatch)
+            assert settings.max_token_lifetime == writer.max_token_lifetime
+            assert settings.max_clock_skew == writer.max_clock_skew
+        (volume,) = [v for v in pod.template["spec"]["volumes"] if v["name"] == written["name"]]
+        assert volume["emptyDir"]["medium"] == "Memory"
+        # Room for two tables: a file the writer cannot take over stays in memory, beside the
+        # new one, until its last reader lets it go.
+        table = file_size(capacity_for(writer.max_entries))
+        assert quantity(volume["emptyDir"]["sizeLimit"]) >= 2 * table
+
+
+def _host_writer(
+    pod: SharedStatePod, directories: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> tuple[Path, SharedStateWriter]:
+    """The writer's file as its command makes it on the pod's volume, caught up (ready)."""
+    environment = environment_on_volumes(pod.writer, directories)
+    path = on_volumes(pod.writer, pod.args.shared_path, directories)
+    # What `jwt-revocation sidecar` does with its arguments (cli/_sidecar_commands.py).
+    settings = _settings(environment, monkeypatch).model_copy(
+        update={"shared_path": path, "shared_group": pod.args.shared_group}
+    )
+    writer = RevocationSidecar.from_settings(settings).shared
+    assert writer is not None
+    writer.open()
+    writer.heartbeat(settings.topic, time.time())
+    return Path(path), writer
+
+
+def _reader(
+    reader: dict[str, Any],
+    directories: dict[str, Path],
+    uid: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> SharedRevocations:
+    """What a worker of ``reader`` opens, configured from its environment, running as ``uid``."""
+    settings = _settings(environment_on_volumes(reader, directories), monkeypatch)
+    assert settings.shared_path is not None
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "geteuid", lambda: uid)
+        return SharedRevocations(
+            settings.shared_path,
+            max_token_lifetime=settings.max_token_lifetime.total_seconds(),
+            max_clock_skew=settings.max_clock_skew.total_seconds(),
+        )
+
+
+def _refusal(shared: SharedRevocations) -> str:
+    with pytest.raises(SidecarUnavailableError) as refused:
+        shared.ensure_usable()
+    assert refused.value.reason == "failed"
+    return str(refused.value)
+
+
+def test_the_readers_take_the_file_the_writer_makes_as_the_manifest_runs_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file is 0600 (no --shared-group) and a reader refuses a file another user owns
+    (root aside, and there is no owner= setting): every reader runs as the writer's user."""
+    for index, pod in enumerate(shared_state_pods()):
+        uid = effective_security(pod.template, pod.writer)["runAsUser"]
+        assert pod.args.shared_group is None
+        assert "JWT_REVOCATION_SHARED_GROUP" not in container_environment(pod.writer)
+        directories = volume_directories(pod.template, tmp_path / str(index))
+        path, writer = _host_writer(pod, directories, monkeypatch)
+        try:
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600
+            # The file is the writer's, as in the pod: as root here it is given the writer's
+            # uid; else this user's uid stands for the writer's.
+            if os.geteuid() == 0:
+                os.chown(path, uid, -1)
+            here = os.geteuid() - uid if os.geteuid() else 0
+            for reader in pod.readers:
+                reader_uid = effective_security(pod.template, reader)["runAsUser"]
+                assert reader_uid == uid, f"{reader['name']} would be refused the file"
+                shared = _reader(reader, directories, here + reader_uid, monkeypatch)
+                shared.ensure_usable()
+                assert shared.check("a-jti", "kim", time.time()) is None
+                # Run as another user, it would be refused.
+                other = _reader(reader, directories, here + reader_uid + 1, monkeypatch)
+                assert f"owned by uid {path.stat().st_uid}" in _refusal(other)
+        finally:
+            writer.close()
+
+
+def test_a_disk_backed_empty_dir_would_be_refused_to_the_readers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Why ``medium: Memory`` besides speed: the root of a tmpfs has the sticky bit; the
+    kubelet makes any other emptyDir 0777 without it, and a reader refuses a file in a
+    directory that others may write without the sticky bit."""
+    pod = shared_state_pods()[0]
+    template = copy.deepcopy(pod.template)
+    for volume in template["spec"]["volumes"]:
+        volume["emptyDir"].pop("medium", None)
+    directories = volume_directories(template, tmp_path)
+    path, writer = _host_writer(pod, directories, monkeypatch)
+    try:
+        shared = _reader(pod.readers[0], directories, os.geteuid(), monkeypatch)
+        assert "writable by others without the sticky bit" in _refusal(shared)
+    finally:
+        writer.close()
+    assert stat.S_IMODE(path.parent.stat().st_mode) & stat.S_ISVTX == 0
+
+
 def test_the_secrets_hold_only_placeholders() -> None:
     for (kind, name), data in env_sources().items():
         if kind == "Secret":
@@ -321,10 +480,17 @@ def test_resources_hold_the_measured_sizes() -> None:
         for what in ("cpu", "memory"):
             request = quantity(resources["requests"][what])
             assert 0 < request <= quantity(resources["limits"][what]), (container["name"], what)
-        command = command_name(parse_command(container["args"]))
+        args = parse_command(container["args"])
+        command = command_name(args)
         if command == "receive":
             assert quantity(resources["requests"]["memory"]) >= RECEIVER_RSS
-        if command == "sidecar":
+        if command == "sidecar" and args.shared_path is not None:
+            # A host writer: the table, sized for max_entries, is all written at its creation
+            # and charged to the writer; its entries add nothing to the process.
+            table = file_size(capacity_for(max_entries))
+            assert quantity(resources["requests"]["memory"]) >= WRITER_RSS + table
+            assert quantity(resources["limits"]["memory"]) >= WRITER_RSS + table
+        elif command == "sidecar":
             assert quantity(resources["requests"]["memory"]) >= SIDECAR_RSS
             # Past max_entries the sidecar fails closed: the limit must hold that many, or the
             # kernel kills it first.

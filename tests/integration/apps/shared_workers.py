@@ -1,7 +1,8 @@
 """Worker apps that verify against the host's shared state: no sidecar of their own.
 
 ``flask_app`` (gunicorn) and ``asgi_app`` (uvicorn ``--workers``) each open
-``SharedRevocations(JWT_REVOCATION_SHARED_PATH)`` in every worker process. Every answer
+``SharedRevocations(JWT_REVOCATION_SHARED_PATH)`` in every worker process, configured from the
+environment alone (``RevocationSettings``; the key in ``JWT_REVOCATION_VERIFY_KEY``). Every answer
 carries the worker's pid in ``X-Worker-Pid``.
 """
 
@@ -27,7 +28,9 @@ shared = SharedRevocations(
     max_token_lifetime=settings.max_token_lifetime.total_seconds(),
     max_clock_skew=settings.max_clock_skew.total_seconds(),
 )
-verifier = RevocationVerifier(shared, key=os.environ["TEST_SIGNING_KEY"], algorithms=["HS256"])
+verifier = RevocationVerifier(
+    shared, key=os.environ["JWT_REVOCATION_VERIFY_KEY"], algorithms=["HS256"]
+)
 
 revocation = FlaskRevocation(verifier)
 flask_app = Flask(__name__)
