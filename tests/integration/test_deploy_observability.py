@@ -299,8 +299,9 @@ def _traffic(
     tokens: dict[str, str],
     receiver_env: dict[str, str],
 ) -> None:
-    """An event applied, a record skipped, a check answered, a SET pushed and a malformed
-    logout refused: every family the alerts read gets samples with its labels."""
+    """An event applied, a record skipped, a check answered, a request too long refused, a
+    SET pushed and a malformed logout refused: every family the alerts and the dashboard read
+    gets samples with its labels."""
     sidecar = "http://{}:{}".format(*deployed.address_of("sidecar"))
     topic = deployed.topic
     with RevocationPublisher(BOOTSTRAP, topic, issuer="auth") as publisher:
@@ -313,6 +314,8 @@ def _traffic(
     check = json.dumps({"token": issue("deploy-lee")}).encode()
     auth = {"Content-Type": "application/json", "Authorization": f"Bearer {tokens['http']}"}
     assert _get(f"{sidecar}/v1/check", check, auth) == 200
+    # A request target past JWT_REVOCATION_HTTP_MAX_PATH_BYTES (8 KiB): refused, and counted.
+    assert _get(f"{sidecar}/{'x' * 9000}") == 414
 
     receiver = "http://{}:{}".format(*deployed.address_of("receive"))
     now = datetime.now(UTC)
@@ -351,6 +354,7 @@ def test_every_probe_of_the_manifests_passes_on_the_running_commands(deployed: D
     values = deployed.scraped.values
     assert "not_json" in values["jwt_revocation_records_skipped_total", "kind"]
     assert "stored" in values["jwt_revocation_receiver_pushes_total", "outcome"]
+    assert "path_too_long" in values["jwt_revocation_http_refusals_total", "reason"]
     relays = values["jwt_revocation_outbox_published_total", "relay"]
     assert RELAY_NAME in relays, "the receiver's relay published what it stored"
     for name, paths in deployed.probes.items():
