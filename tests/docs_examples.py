@@ -11,6 +11,8 @@ An HTML comment on the line just before a fence changes how it runs:
   a command that serves until stopped. It is started, the URL waited for until it answers at all
   (or the file until it exists), the page's later blocks run, then it gets SIGTERM. Ending before
   that is a failure.
+* ``<!-- example: output -->`` before a ```text block: what the Python block just before it
+  printed, exactly.
 * ``<!-- example: django-settings -->``: lines of a Django settings module. They run appended to
   :data:`DJANGO_BASE_SETTINGS` (a project with Django's auth, DRF and simplejwt on SQLite,
   ``PUBLIC_KEY`` an RSA public key), then ``django-admin check`` must pass on them.
@@ -47,7 +49,8 @@ class Example:
 
     @property
     def runs(self) -> bool:
-        return self.language in RUN_LANGUAGES and self.mode != "skip"
+        """Run, or (an output block) compared with what the block before it printed."""
+        return (self.language in RUN_LANGUAGES and self.mode != "skip") or self.mode == "output"
 
     @property
     def where(self) -> str:

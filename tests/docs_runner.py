@@ -3,13 +3,16 @@
 ``python tests/docs_runner.py EXAMPLES.json`` (written by tests/integration/test_docs_examples.py)
 in the directory the examples may write to. Python blocks share one namespace, so a page's
 blocks build on its earlier ones; shell blocks run in ``bash -euo pipefail``; a ```console
-block's commands must print exactly what the block shows; background commands are stopped with
+block's commands must print exactly what the block shows, and so must a Python block followed
+by a ```text block marked ``<!-- example: output -->``; background commands are stopped with
 SIGTERM once the page's last block has run. Exits 1 at the first failure, naming its page and
 line.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import signal
@@ -91,10 +94,24 @@ def _console(code: str) -> None:
             raise RuntimeError(f"$ {command}\nprinted:\n{printed}\nthe page shows:\n{expected}")
 
 
+class _Tee(io.StringIO):
+    """Keeps what a block prints, and prints it."""
+
+    def write(self, text: str) -> int:
+        sys.__stdout__.write(text)
+        return super().write(text)
+
+
+def _same_output(printed: str, shown: str) -> None:
+    if printed.rstrip("\n") != shown.rstrip("\n"):
+        raise RuntimeError(f"the block before printed:\n{printed}\nthe page shows:\n{shown}")
+
+
 def main(path: str) -> int:
     examples: list[dict[str, Any]] = json.loads(Path(path).read_text())
     namespace: dict[str, Any] = {"__name__": "__main__"}
     background: list[tuple[subprocess.Popen[bytes], str]] = []
+    printed = ""
     try:
         for index, example in enumerate(examples):
             where = example["where"]
@@ -104,8 +121,12 @@ def main(path: str) -> int:
                     background.append((_start(example), where))
                 elif example["mode"] == "django-settings":
                     _django(example["code"], index)
+                elif example["mode"] == "output":
+                    _same_output(printed, example["code"])
                 elif example["language"] == "python":
-                    exec(compile(example["code"], where, "exec"), namespace)  # noqa: S102
+                    with contextlib.redirect_stdout(_Tee()) as tee:
+                        exec(compile(example["code"], where, "exec"), namespace)  # noqa: S102
+                    printed = tee.getvalue()
                 elif example["language"] == "console":
                     _console(example["code"])
                 else:

@@ -81,7 +81,11 @@ def test_every_fenced_block_names_a_language_that_is_run_or_shown() -> None:
         assert example.language in RUN_LANGUAGES | SHOWN_LANGUAGES, (
             f"{example.where}: ```{example.language or ''} is neither run nor a shown language"
         )
-        assert example.mode in {"run", "skip", "background", "django-settings"}, example.where
+        assert example.mode in {"run", "skip", "background", "django-settings", "output"}, (
+            example.where
+        )
+        if example.mode == "output":
+            assert example.language == "text", example.where
         if example.mode == "background":
             assert {"wait", "wait-file"} & example.attributes.keys(), example.where
         if example.language == "console":
@@ -91,6 +95,7 @@ def test_every_fenced_block_names_a_language_that_is_run_or_shown() -> None:
 def test_the_readme_quickstart_is_the_docs_quickstart() -> None:
     """One quickstart: what the README shows is what the site's page shows."""
     readme = [example.code for example in examples(README) if example.runs]
+    assert any(example.mode == "output" for example in examples(DOCS / "quickstart.md"))
     quickstart = [example.code for example in examples(DOCS / "quickstart.md") if example.runs]
     assert quickstart
     assert all(code in readme for code in quickstart)
