@@ -9,8 +9,8 @@ An HTML comment on the line just before a fence changes how it runs:
   same thing another way, or it needs something the machine lacks). Counted and listed.
 * ``<!-- example: background wait="http://127.0.0.1:PORT/path" -->`` (or ``wait-file="PATH"``):
   a command that serves until stopped. It is started, the URL waited for until it answers at all
-  (or the file until it exists), the page's later blocks run, then it gets SIGTERM. Ending before
-  that is a failure.
+  (or the file until it exists; with neither, the blocks after it wait for what it does), the
+  page's later blocks run, then it gets SIGTERM. Ending before that is a failure.
 * ``<!-- example: output -->`` before a ```text block: what the Python block just before it
   printed, exactly.
 * ``<!-- example: django-settings -->``: lines of a Django settings module. They run appended to

@@ -49,6 +49,8 @@ def _start(example: dict[str, Any]) -> subprocess.Popen[bytes]:
     wait_url = example["attributes"].get("wait")
     wait_file = example["attributes"].get("wait-file")
     deadline = time.monotonic() + START_TIMEOUT
+    if not (wait_url or wait_file):
+        return process  # the blocks after it wait for what it does
     while not ((wait_url and _answers(wait_url)) or (wait_file and os.path.exists(wait_file))):
         if process.poll() is not None:
             raise RuntimeError(f"the background command ended with {process.returncode}")

@@ -86,8 +86,6 @@ def test_every_fenced_block_names_a_language_that_is_run_or_shown() -> None:
         )
         if example.mode == "output":
             assert example.language == "text", example.where
-        if example.mode == "background":
-            assert {"wait", "wait-file"} & example.attributes.keys(), example.where
         if example.language == "console":
             assert console_steps(example.code), example.where
 
