@@ -13,7 +13,7 @@ The rule, page by page (tests/docs_examples.py finds the blocks, tests/docs_runn
   ``auth.revocations``, is replaced by it in every block (and is ``JWT_REVOCATION_TOPIC``). A
   page that names the local PostgreSQL database ``127.0.0.1:55432/jwt_revocation`` gets a
   fresh database in its place, dropped afterwards. The working directory is a fresh temporary
-  one.
+  one, and the host writer's file ``/dev/shm/jwt-revocation`` becomes a file in it.
 * A block is left out only when an HTML comment before it says ``<!-- example: skip
   reason="..." -->``: :func:`test_skipped_examples_are_listed_with_their_reasons` counts and
   lists them. Other marks (``background``, ``django-settings``) change how a block runs, as
@@ -39,6 +39,7 @@ from tests.integration.conftest import BOOTSTRAP, LIFETIME, topic_name
 
 PAGE_TOPIC = "auth.revocations"
 LOCAL_DATABASE = "127.0.0.1:55432/jwt_revocation"
+SHARED_PATH = "/dev/shm/jwt-revocation"
 POSTGRES_ADMIN = "postgresql://postgres:jwt-revocation@127.0.0.1:55432/jwt_revocation"
 PAGE_TIMEOUT = 120
 
@@ -75,12 +76,17 @@ def test_page_examples_run(
         code = example.code.replace(PAGE_TOPIC, topic)
         if database is not None:
             code = code.replace(LOCAL_DATABASE, f"127.0.0.1:55432/{database}")
+        attributes = {
+            name: value.replace(SHARED_PATH, str(tmp_path / "jwt-revocation"))
+            for name, value in example.attributes.items()
+        }
+        code = code.replace(SHARED_PATH, str(tmp_path / "jwt-revocation"))
         runnable.append(
             {
                 "where": example.where,
                 "language": example.language,
                 "mode": example.mode,
-                "attributes": example.attributes,
+                "attributes": attributes,
                 "code": code,
             }
         )
