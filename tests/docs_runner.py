@@ -89,9 +89,13 @@ def _django(code: str, index: int) -> None:
 def _console(code: str) -> None:
     for command, expected in console_steps(code):
         result = subprocess.run(  # noqa: S603
-            ["bash", "-c", command], capture_output=True, text=True, check=False
+            ["bash", "-c", command],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            check=False,
         )
-        printed = (result.stdout + result.stderr).rstrip("\n")
+        printed = result.stdout.rstrip("\n")
         if printed != expected:
             raise RuntimeError(f"$ {command}\nprinted:\n{printed}\nthe page shows:\n{expected}")
 
