@@ -115,7 +115,7 @@ def console_steps(code: str) -> list[tuple[str, str]]:
     return [(command, "\n".join(output)) for command, output in steps]
 
 
-DJANGO_BASE_SETTINGS = '''
+DJANGO_BASE_SETTINGS = """
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -141,4 +141,4 @@ PUBLIC_KEY = (
     .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     .decode()
 )
-'''
+"""

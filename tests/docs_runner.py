@@ -15,6 +15,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,14 +28,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.docs_examples import DJANGO_BASE_SETTINGS, console_steps  # noqa: E402
+from tests.docs_examples import DJANGO_BASE_SETTINGS, console_steps
 
 START_TIMEOUT = 60.0
+BASH = shutil.which("bash") or "/bin/bash"
 
 
 def _answers(url: str) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=2):  # noqa: S310 (a loopback URL of the page)
+        with urllib.request.urlopen(url, timeout=2):
             return True
     except urllib.error.HTTPError:
         return True  # any HTTP answer: it serves
@@ -43,8 +45,8 @@ def _answers(url: str) -> bool:
 
 
 def _start(example: dict[str, Any]) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(  # noqa: S603
-        ["bash", "-euo", "pipefail", "-c", example["code"]], start_new_session=True
+    process = subprocess.Popen(
+        [BASH, "-euo", "pipefail", "-c", example["code"]], start_new_session=True
     )
     wait_url = example["attributes"].get("wait")
     wait_file = example["attributes"].get("wait-file")
@@ -75,7 +77,7 @@ def _django(code: str, index: int) -> None:
     module = f"docs_settings_{index}"
     Path(f"{module}.py").write_text(DJANGO_BASE_SETTINGS + "\n" + code)
     environment = {**os.environ, "PYTHONPATH": os.getcwd()}
-    result = subprocess.run(  # noqa: S603
+    result = subprocess.run(
         [sys.executable, "-m", "django", "check", f"--settings={module}"],
         capture_output=True,
         text=True,
@@ -88,8 +90,8 @@ def _django(code: str, index: int) -> None:
 
 def _console(code: str) -> None:
     for command, expected in console_steps(code):
-        result = subprocess.run(  # noqa: S603
-            ["bash", "-c", command],
+        result = subprocess.run(
+            [BASH, "-c", command],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -103,8 +105,12 @@ def _console(code: str) -> None:
 class _Tee(io.StringIO):
     """Keeps what a block prints, and prints it."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.out = sys.stdout
+
     def write(self, text: str) -> int:
-        sys.__stdout__.write(text)
+        self.out.write(text)
         return super().write(text)
 
 
@@ -136,10 +142,8 @@ def main(path: str) -> int:
                 elif example["language"] == "console":
                     _console(example["code"])
                 else:
-                    subprocess.run(  # noqa: S603
-                        ["bash", "-euo", "pipefail", "-c", example["code"]], check=True
-                    )
-            except BaseException as error:
+                    subprocess.run([BASH, "-euo", "pipefail", "-c", example["code"]], check=True)
+            except BaseException as error:  # noqa: BLE001 - reported with its page and line
                 traceback.print_exc()
                 print(f"FAILED {where}: {error}", flush=True)
                 return 1

@@ -63,7 +63,9 @@ def test_every_readme_link_is_absolute_and_leads_somewhere_that_exists() -> None
 def _anchors(page: Path) -> set[str]:
     """The ids MkDocs' toc gives the page's headings (lower case, punctuation dropped)."""
     headings = re.findall(r"^#+ (.+)$", page.read_text(), flags=re.MULTILINE)
-    return {re.sub(r"[\s]+", "-", re.sub(r"[^\w\s-]", "", title).strip().lower()) for title in headings}
+    return {
+        re.sub(r"[\s]+", "-", re.sub(r"[^\w\s-]", "", title).strip().lower()) for title in headings
+    }
 
 
 def test_docs_pages_link_to_repository_files_absolutely() -> None:
@@ -135,7 +137,9 @@ def _services_value(name: str) -> str:
     ("shown", "variable"),
     [("password", "PG_PASSWORD"), ("database", "PG_DATABASE"), ("port", "PG_PORT")],
 )
-def test_local_services_page_gives_postgres_settings_of_the_script(shown: str, variable: str) -> None:
+def test_local_services_page_gives_postgres_settings_of_the_script(
+    shown: str, variable: str
+) -> None:
     page = (DOCS / "local-services.md").read_text()
     value = _services_value(variable)
     assert value in page, f"docs/local-services.md must give PostgreSQL's {shown} {value}"
