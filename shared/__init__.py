@@ -84,6 +84,7 @@ from ._jwks import JWKSKeys, KeyResolver
 from ._keys import KeyRole, check_algorithms, check_key
 from ._names import check_bootstrap_servers, check_topic_name
 from ._numeric_date import EXACT_SECONDS_LIMIT, numeric_date
+from ._options import FrozenOptions, OptionDuration, PositiveDuration, count_option
 from ._security_events import (
     ACCOUNT_DISABLED,
     ACCOUNT_PURGED,
@@ -138,6 +139,7 @@ __all__ = [
     "Duration",
     "DurationLike",
     "Event",
+    "FrozenOptions",
     "HTTPLimits",
     "Instant",
     "InvalidEventError",
@@ -147,7 +149,9 @@ __all__ = [
     "KeyResolver",
     "KeyRole",
     "LifecycleError",
+    "OptionDuration",
     "OutboxError",
+    "PositiveDuration",
     "PublishError",
     "RecordError",
     "RecordReason",
@@ -188,6 +192,7 @@ __all__ = [
     "check_topic_name",
     "client_config",
     "connection_or_default",
+    "count_option",
     "decode_event",
     "encode_event",
     "ensure_topic",

@@ -170,7 +170,8 @@ def test_a_sidecar_counts_its_intervals_from_a_timedelta_or_text_too() -> None:
         snapshot_interval=60.0,
     )
 
-    assert sidecar._reader.timing == plain._reader.timing
+    assert sidecar.options == plain.options
+    assert sidecar._reader.options is sidecar.options
     assert sidecar._restarts.backoff == plain._restarts.backoff == 0.5
 
 
