@@ -170,12 +170,7 @@ class TopicReader:
                 parts = self._grow(consumer, parts)
                 next_metadata = tick() + METADATA_INTERVAL
             writer = self.snapshot_writer
-            if (
-                writer
-                and snapshot_every
-                and health.is_caught_up
-                and now >= next_snapshot
-            ):
+            if writer and snapshot_every and health.is_caught_up and now >= next_snapshot:
                 writer.save_in_background()
                 next_snapshot = tick() + snapshot_every
 

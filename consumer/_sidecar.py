@@ -92,9 +92,9 @@ from jwt_revocation.shared import (
     SnapshotError,
     check_topic,
     optional_instance,
+    options_or_keywords,
     record_decoder,
     require_callable,
-    require_instance,
 )
 
 from ._apply import RecordApplier
@@ -129,25 +129,6 @@ os.register_at_fork(after_in_child=_resume_after_fork)
 
 COLLABORATORS = ("clock", "snapshots", "mirror", "security_events")
 """The keywords of a sidecar that are objects it works with, not settings."""
-
-
-def _options_of(
-    options: SidecarOptions | None,
-    bootstrap_servers: str | None,
-    topic: str | None,
-    settings: dict[str, Any],
-) -> SidecarOptions:
-    """The options given, or built from the keywords: the one mapping of the keyword form."""
-    if options is None:
-        given = {"bootstrap_servers": bootstrap_servers, "topic": topic}
-        return SidecarOptions(**{k: v for k, v in given.items() if v is not None}, **settings)
-    if bootstrap_servers is not None or topic is not None or settings:
-        names = sorted({*settings, *(["bootstrap_servers"] if bootstrap_servers else [])})
-        raise ConfigurationError(
-            "give the settings either as options=SidecarOptions(...) or as keywords, not both; "
-            f"got options= and {', '.join(names) or 'topic'}: use options.replace(...)"
-        )
-    return require_instance(options, SidecarOptions, name="options", how="SidecarOptions(...)")
 
 
 def _check_collaborators(
@@ -205,7 +186,9 @@ class RevocationSidecar:
         """Take the settings as ``options=SidecarOptions(...)``, or as keywords
         (``bootstrap_servers``, ``topic`` and every field of :class:`SidecarOptions`), which
         build the same object; plus the collaborators, which are no settings."""
-        self.options = _options_of(options, bootstrap_servers, topic, settings)
+        given = {"bootstrap_servers": bootstrap_servers, "topic": topic}
+        settings.update((key, value) for key, value in given.items() if value is not None)
+        self.options = options_or_keywords(options, SidecarOptions, settings)
         """Every setting of this sidecar, checked once; the parts read theirs from it."""
         options = self.options
         require_callable(clock, name="clock", how="a function returning epoch seconds: time.time")

@@ -24,11 +24,12 @@ build a new object instead (``type(options)(**{**options.model_dump(), ...})``),
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo
 from pydantic.functional_validators import BeforeValidator
 
+from ._arguments import require_instance
 from ._duration import parse_duration
 from ._errors import ConfigurationError
 
@@ -58,6 +59,24 @@ class FrozenOptions(BaseModel):
         return {name: getattr(self, name) for name in type(self).model_fields}
 
 
+OptionsT = TypeVar("OptionsT", bound=FrozenOptions)
+
+
+def options_or_keywords(
+    options: OptionsT | None, kind: type[OptionsT], keywords: dict[str, Any]
+) -> OptionsT:
+    """``options``, or ``kind`` built from ``keywords``: the one mapping of an object's keyword
+    form onto its options. Both at once is refused: which would win is not obvious."""
+    if options is None:
+        return kind(**keywords)
+    if keywords:
+        raise ConfigurationError(
+            f"give the settings either as options={kind.__name__}(...) or as keywords, not "
+            f"both; got options= and {', '.join(sorted(keywords))}: use options.replace(...)"
+        )
+    return require_instance(options, kind, name="options", how=f"{kind.__name__}(...)")
+
+
 def _configuration_error(model: type[BaseModel], err: ValidationError) -> ConfigurationError:
     kind = model.__name__
     first = err.errors(include_url=False, include_input=False)[0]
@@ -73,7 +92,6 @@ def _configuration_error(model: type[BaseModel], err: ValidationError) -> Config
         return ConfigurationError(f"{kind} needs {where}")
     # The value is not shown: a URL or a key put in the wrong place may hold a secret.
     return ConfigurationError(f"{where}: {first['msg']}")
-
 
 
 def _duration(value: object, info: ValidationInfo) -> timedelta:

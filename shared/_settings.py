@@ -135,6 +135,12 @@ class RevocationSettings(BaseSettings):
     broker acknowledged them: a SQLite file's path, or a SQLAlchemy URL
     (``postgresql+psycopg://user:password@host/db``) for receivers on several hosts; kept out of
     reprs. None: ``$XDG_STATE_HOME/jwt-revocation/receiver.db`` (``~/.local/state/...``)."""
+    relay_batch_size: int = Field(default=500, gt=0)
+    """`jwt-revocation relay` and the receiver's relay: outbox rows published per step."""
+    relay_poll_interval: Duration = timedelta(seconds=1)
+    """`relay`: how often to look for rows when no NOTIFY wakes it."""
+    relay_retention: Duration | None = timedelta(days=7)
+    """`relay`: published rows older than this are deleted."""
     database_url: SecretStr | None = None
     """The outbox's database for `jwt-revocation outbox init` and `relay`, as a SQLAlchemy URL
     (``sqlite:///auth.db``, ``postgresql+psycopg://user:password@host/db``); kept out of reprs
