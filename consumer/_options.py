@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, StrictBool, StrictStr, model_validator
 
@@ -65,7 +65,7 @@ def _optional_positive(value: object) -> timedelta | None:
 
 def _replay_window(value: object) -> timedelta | str | None:
     if value is None or value == "all":
-        return value  # type: ignore[return-value]
+        return value
     return parse_duration(value, name="replay_window")
 
 
@@ -74,7 +74,7 @@ def _path(value: object) -> str | None:
         return None
     if not isinstance(value, str | os.PathLike):
         raise ConfigurationError(f"shared_path must be a path; got {type(value).__name__}")
-    return os.fspath(value)  # type: ignore[return-value]
+    return os.fspath(value)
 
 
 def _config(value: object) -> dict[str, Any]:
@@ -89,6 +89,10 @@ def _config(value: object) -> dict[str, Any]:
 
 class SidecarOptions(FrozenOptions):
     """Every setting of a :class:`RevocationSidecar`, checked once; frozen."""
+
+    if TYPE_CHECKING:  # each duration takes any DurationLike: "15m", 90, a timedelta
+
+        def __init__(self, **values: Any) -> None: ...
 
     bootstrap_servers: Annotated[
         str, BeforeValidator(lambda v: check_bootstrap_servers(v, name="bootstrap_servers"))
@@ -194,6 +198,6 @@ class SidecarOptions(FrozenOptions):
             "connection": KafkaConnection.from_settings(settings),
             "strict_replication": settings.strict_replication,
             "shared_path": settings.shared_path,
-            "shared_group": settings.shared_group if settings.shared_path is not None else None,
+            "shared_group": settings.shared_group,
         }
         return cls(**{**values, **overrides})

@@ -17,7 +17,7 @@ options: options built from the same inputs compare equal.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BeforeValidator, Field, SecretStr, StrictBool, StrictStr, model_validator
 
@@ -41,6 +41,10 @@ def _retention(value: object) -> timedelta | None:
 
 class RelayOptions(FrozenOptions):
     """Every setting of an :class:`OutboxRelay`, checked once; frozen."""
+
+    if TYPE_CHECKING:  # each duration takes any DurationLike: "15m", 90, a timedelta
+
+        def __init__(self, **values: Any) -> None: ...
 
     batch_size: Annotated[int, count_option(1)] = 500
     """Rows published per step."""
@@ -104,6 +108,10 @@ def _port(value: object) -> int:
 
 class ReceiverOptions(FrozenOptions):
     """Every setting of a :class:`SecurityEventReceiver`, checked once; frozen."""
+
+    if TYPE_CHECKING:  # each duration takes any DurationLike: "15m", 90, a timedelta
+
+        def __init__(self, **values: Any) -> None: ...
 
     max_token_lifetime: PositiveDuration
     """The longest lifetime of any token: a SET is accepted within it, so the store keeps

@@ -202,7 +202,7 @@ def test_the_relay_refuses_a_publisher_where_its_method_belongs(tmp_path: Any) -
     with pytest.raises(ConfigurationError, match="batch_size must be at least 1"):
         OutboxRelay(engine, print, batch_size=0)
     with pytest.raises(ConfigurationError, match="batch_size must be an integer"):
-        OutboxRelay(engine, print, batch_size="500")  # type: ignore[arg-type]
+        OutboxRelay(engine, print, batch_size="500")
     engine.dispose()
 
 
