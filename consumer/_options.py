@@ -200,4 +200,4 @@ class SidecarOptions(FrozenOptions):
             "shared_path": settings.shared_path,
             "shared_group": settings.shared_group,
         }
-        return cls(**{**values, **overrides})
+        return cls.layered(values, overrides)

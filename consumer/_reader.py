@@ -5,7 +5,9 @@
 partition from a snapshot or the time window (``replay_window``) and known ones from their
 positions, then loops: poll, mirror, apply, contact, sweep, grow, snapshot. Its decisions live
 in the broker-free parts it is given (health, progress, applier, mirror feed, snapshot writer);
-this class is the part that talks to the broker.
+this class is the part that talks to the broker. Its settings (brokers, topic, timing, window,
+capacity, connection, consumer options) are read from the sidecar's :class:`SidecarOptions`,
+whose durations it turns into seconds of the monotonic clock it loops on.
 """
 
 from __future__ import annotations

@@ -61,6 +61,12 @@ Consistency contract:
    starts at the file's offset instead of replaying (rule 2's window); no snapshot store;
    :meth:`RevocationSidecar.stop` marks the file stopped.
 
+Every setting named above is a field of one frozen :class:`SidecarOptions` (``options``),
+checked once when it is built: from ``RevocationSidecar(options=...)``, from the keyword form
+``RevocationSidecar(bootstrap_servers, topic, max_token_lifetime=..., ...)`` (which builds it),
+or from :meth:`RevocationSidecar.from_settings`. Its defaults live there. The facade's
+``max_token_lifetime``, ``max_staleness``... are properties that read it.
+
 The class is a facade that owns the consumer thread and its loop (poll, mirror, apply, contact,
 sweep). What the loop decides lives in small parts that need no broker: :class:`SidecarHealth`
 (the status), :class:`RestartBudget` (backoff and giving up), :class:`ReplayProgress`
@@ -83,7 +89,6 @@ from typing import Any, Literal, Self
 from jwt_revocation.shared import (
     Clock,
     ConfigurationError,
-    DurationLike,
     KafkaConnection,
     LifecycleError,
     RevocationSettings,
@@ -110,10 +115,6 @@ from ._state import RevocationState, StateSnapshot
 from ._stats import DelayHistogram, RecordCounts, SidecarStats
 
 logger = logging.getLogger(__name__)
-
-ReplayWindow = DurationLike | Literal["all"] | None
-"""How far back a fresh sidecar reads: None for ``max_token_lifetime + max_clock_skew``."""
-
 
 _STARTED: weakref.WeakSet[RevocationSidecar] = weakref.WeakSet()
 """Sidecars whose consumer thread runs in this process: resumed in a forked child."""

@@ -80,7 +80,7 @@ class RelayOptions(FrozenOptions):
             "poll_interval": settings.relay_poll_interval,
             "retention": settings.relay_retention,
         }
-        return cls(**{**values, **overrides})
+        return cls.layered(values, overrides)
 
 
 def _path(value: object, *, name: str) -> str:
@@ -150,4 +150,4 @@ class ReceiverOptions(FrozenOptions):
             "keycloak_admin_path": settings.keycloak_admin_path,
             "limits": HTTPLimits.from_settings(settings),
         }
-        return cls(**{**values, **overrides})
+        return cls.layered(values, overrides)

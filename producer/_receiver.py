@@ -59,6 +59,10 @@ Answers as above, ``200`` with no body on success.
 
 Without a SET verifier (``verifier=None``) the SET endpoint is not served.
 
+Its settings (address, paths, bearer token, logout scope, ``max_token_lifetime``, HTTP limits)
+are one frozen :class:`ReceiverOptions` (``options``), built from ``options=`` or from the same
+keywords as before; the verifiers, the store, the publisher and the clock are given beside it.
+
 ``GET /healthz`` answers 200. ``GET /v1/status`` is the relay's status (rows pending, the age
 of the oldest, published, failures, last error; 503 while the relay backs off from a broker
 that refused it or cannot read the store). ``GET /metrics`` counts pushes by outcome

@@ -34,6 +34,11 @@ Contract:
    ``ConfigurationError`` naming the sync URL to build on the same database. Taking it would
    mean a second engine built behind the caller's back, without its pool or ``connect_args``.
 
+The settings named above (``batch_size``, ``poll_interval``, ``min_backoff``,
+``max_backoff``, ``retention``, ``prune_interval``, ``listen``, ``name``) are one frozen
+:class:`RelayOptions` (``options``), built from ``options=`` or from the same keywords; the
+relay's attributes of those names read it, in seconds.
+
 Metrics (:class:`OutboxRelayCollector`, served with the status by
 :class:`OutboxRelayHTTPServer`): rows pending, age of the oldest pending row, rows
 published, publish failures, database errors; :meth:`OutboxRelay.status` gives the same as a

@@ -50,6 +50,12 @@ class FrozenOptions(BaseModel):
             f"{type(self).__name__} is frozen: build a new one, as options.replace({name}=...)"
         )
 
+    @classmethod
+    def layered(cls, values: dict[str, Any], overrides: dict[str, Any]) -> Self:
+        """Built from ``values`` (read from the settings) with ``overrides`` winning: what
+        every ``from_settings`` returns."""
+        return cls(**{**values, **overrides})
+
     def replace(self, **changes: Any) -> Self:
         """A copy with ``changes``, validated as a new object is."""
         return type(self)(**{**self._given(), **changes})

@@ -1,7 +1,9 @@
 """Settings read from ``JWT_REVOCATION_*`` environment variables, for the CLI and ``from_settings()``.
 
-The library's constructors take typed keyword arguments and never read the environment
-themselves; :class:`RevocationSettings` is the one place that does, when a caller asks it to.
+The library's constructors take typed keyword arguments or an options object and never read
+the environment themselves; :class:`RevocationSettings` is the one place that does, when a
+caller asks it to. Each options object's ``from_settings`` (``SidecarOptions``,
+``RelayOptions``, ``ReceiverOptions``) is the one place a setting's name maps to an option.
 """
 
 from __future__ import annotations
