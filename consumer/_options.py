@@ -134,9 +134,10 @@ class SidecarOptions(FrozenOptions):
     name: StrictStr | None = None
     """In logs, metrics and the thread's name; None: ``jwt-revocation-sidecar-<id>``."""
     consumer_config: Annotated[dict[str, Any], BeforeValidator(_config)] = Field(
-        default_factory=dict
+        default_factory=dict, repr=False
     )
-    """kafka-python consumer options that win over the sidecar's own."""
+    """kafka-python consumer options that win over the sidecar's own; out of the repr, as
+    they may hold a SASL or key password."""
     connection: Annotated[KafkaConnection, BeforeValidator(connection_or_default)] = Field(
         default_factory=KafkaConnection
     )

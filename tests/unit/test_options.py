@@ -395,6 +395,19 @@ def test_contradictions_and_wrong_values_are_refused_by_name(
         build()
 
 
+def test_no_secret_is_in_a_repr() -> None:
+    sidecar = SidecarOptions(
+        bootstrap_servers=NOWHERE,
+        max_token_lifetime="1h",
+        consumer_config={"sasl_plain_password": "hunter2"},
+    )
+    receiver = ReceiverOptions(max_token_lifetime="1h", auth_token="hunter2")
+
+    assert "hunter2" not in repr(sidecar)
+    assert "hunter2" not in repr(receiver)
+    assert sidecar.consumer_config["sasl_plain_password"] == "hunter2"
+
+
 def test_a_secret_in_a_wrong_place_is_not_in_the_message() -> None:
     with pytest.raises(ConfigurationError) as caught:
         ReceiverOptions(max_token_lifetime="1h", host=b"redis://:hunter2@h")
