@@ -198,17 +198,7 @@ class RevocationSidecar:
         lifetime = options.max_token_lifetime.total_seconds()
         skew = options.max_clock_skew.total_seconds()
         self.shared = (
-            None
-            if options.shared_path is None
-            else SharedStateWriter(
-                options.shared_path,
-                topic=options.topic,
-                max_entries=options.max_entries,
-                max_token_lifetime=lifetime,
-                max_clock_skew=skew,
-                max_staleness=options.max_staleness.total_seconds(),
-                group=options.shared_group,
-            )
+            None if options.shared_path is None else SharedStateWriter.from_options(options)
         )
         """The host's shared state this sidecar keeps (``shared_path``), or None."""
         self.state = (

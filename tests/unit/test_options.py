@@ -433,3 +433,21 @@ def test_options_are_frozen(options: Any, field: str) -> None:
     assert getattr(options, field) != 2
     with pytest.raises(ConfigurationError, match=f"{field} must be"):
         options.replace(**{field: -1})
+
+
+def test_a_host_writer_is_bounded_by_the_sidecars_options(tmp_path: Path) -> None:
+    options = SidecarOptions(
+        bootstrap_servers=NOWHERE,
+        topic="t",
+        max_token_lifetime="15m",
+        max_clock_skew="5s",
+        max_staleness="20s",
+        shared_path=tmp_path / "state",
+    )
+
+    writer = RevocationSidecar(options=options).shared
+
+    assert writer is not None
+    assert writer.path == tmp_path / "state"
+    assert (writer.topic, writer.max_token_lifetime, writer.max_clock_skew) == ("t", 900, 5)
+    assert writer.max_staleness == 20
