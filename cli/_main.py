@@ -55,9 +55,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(f"jwt-revocation: invalid JWT_REVOCATION_* setting: {problems}", file=sys.stderr)
         return EXIT_ERROR
-    args = build_parser(settings).parse_args(argv)
+    args, layered = parse(argv, settings)
     command: Command = args.selected
     configure_logging(args.verbose, command)
+    return _run(command, args, layered)
+
+
+def parse(
+    argv: Sequence[str] | None, settings: RevocationSettings
+) -> tuple[argparse.Namespace, RevocationSettings]:
+    """The arguments, and the settings with the global flags layered over them: what every
+    command builds its options from (``SidecarOptions.from_settings(settings, **flags)``...)."""
+    args = build_parser(settings).parse_args(argv)
     update: dict[str, Any] = {
         "bootstrap_servers": args.bootstrap_servers,
         "topic": args.topic,
@@ -65,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     if args.redis_url:
         update["redis_url"] = SecretStr(args.redis_url)
-    return _run(command, args, settings.model_copy(update=update))
+    return args, settings.model_copy(update=update)
 
 
 def _run(command: Command, args: argparse.Namespace, settings: RevocationSettings) -> int:

@@ -34,6 +34,8 @@ from ._options import duration
 if TYPE_CHECKING:  # SQLAlchemy comes with the outbox extra; imported where a command needs it
     from sqlalchemy import Engine
 
+    from jwt_revocation.producer.outbox import RelayOptions
+
 EXIT_OK, EXIT_ERROR = 0, 2
 
 logger = logging.getLogger("jwt_revocation.cli")
@@ -81,20 +83,28 @@ def run_outbox_init(args: argparse.Namespace, settings: RevocationSettings) -> i
 def add_relay_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of ``jwt-revocation relay``."""
     _database_argument(parser)
-    parser.add_argument("--batch-size", type=int, default=500, help="rows per batch (500)")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="rows per batch [JWT_REVOCATION_RELAY_BATCH_SIZE, default 500]",
+    )
     parser.add_argument(
         "--poll-interval",
-        default="1s",
+        default=None,
         type=duration,
-        help="how often to look for rows without a NOTIFY (default %(default)s)",
+        help="how often to look for rows without a NOTIFY "
+        "[JWT_REVOCATION_RELAY_POLL_INTERVAL, default 1s]",
     )
     parser.add_argument(
         "--retention",
-        default="7d",
+        default=None,
         type=duration,
-        help="delete published rows after this long (default %(default)s)",
+        help="delete published rows after this long [JWT_REVOCATION_RELAY_RETENTION, default 7d]",
     )
-    parser.add_argument("--name", default="jwt-revocation-relay", help="in logs and metrics")
+    parser.add_argument(
+        "--name", default=None, help="in logs and metrics (default jwt-revocation-relay)"
+    )
     parser.add_argument(
         "--http",
         metavar="HOST:PORT",
@@ -104,6 +114,21 @@ def add_relay_arguments(parser: argparse.ArgumentParser) -> None:
         "--http-allow-remote",
         action="store_true",
         help="allow --http on a non-loopback address (put your own access control in front)",
+    )
+
+
+def relay_options(args: argparse.Namespace, settings: RevocationSettings) -> RelayOptions:
+    """The relay's options: the flags given, layered over the settings."""
+    from jwt_revocation.producer.outbox import RelayOptions
+
+    flags = {
+        "batch_size": args.batch_size,
+        "poll_interval": args.poll_interval,
+        "retention": args.retention,
+        "name": args.name,
+    }
+    return RelayOptions.from_settings(
+        settings, **{name: value for name, value in flags.items() if value is not None}
     )
 
 
@@ -130,12 +155,7 @@ def _relay(args: argparse.Namespace, settings: RevocationSettings, stop: threadi
     try:
         with RevocationPublisher.from_settings(settings) as publisher:
             relay = OutboxRelay(
-                engine,
-                publisher.publish_many,
-                batch_size=args.batch_size,
-                poll_interval=args.poll_interval,
-                retention=args.retention,
-                name=args.name,
+                engine, publisher.publish_many, options=relay_options(args, settings)
             )
             relay.pending()  # a missing table or an unreachable database fails here, clearly
             if args.http:

@@ -28,6 +28,7 @@ from pathlib import Path
 from jwt_revocation.producer import (
     LogoutTokenVerifier,
     Published,
+    ReceiverOptions,
     ReceiverStore,
     RevocationPublisher,
     SecurityEventReceiver,
@@ -36,7 +37,6 @@ from jwt_revocation.producer.outbox import masked_url
 from jwt_revocation.shared import (
     ConfigurationError,
     Event,
-    HTTPLimits,
     KafkaAccessError,
     PublishError,
     RevocationSettings,
@@ -310,6 +310,21 @@ def _store_location(args: argparse.Namespace, settings: RevocationSettings) -> s
     return default_store()
 
 
+def receiver_options(args: argparse.Namespace, settings: RevocationSettings) -> ReceiverOptions:
+    """The receiver's options: its flags (whose defaults are the settings) over the settings."""
+    host, port = parse_address(args.http)
+    return ReceiverOptions.from_settings(
+        settings,
+        host=host,
+        port=port,
+        path=args.path,
+        allow_remote=args.http_allow_remote,
+        logout_path=args.backchannel_path,
+        logout_scope=args.logout_scope,
+        keycloak_admin_path=args.keycloak_admin_path,
+    )
+
+
 def _receive(args: argparse.Namespace, settings: RevocationSettings) -> int:
     stop = stop_on_signals()
     logout = _logout_verifier(args)
@@ -376,23 +391,8 @@ def _serve(
     logout: LogoutTokenVerifier | None,
     store: ReceiverStore,
 ) -> None:
-    host, port = parse_address(args.http)
-    token = settings.receiver_token
     receiver = SecurityEventReceiver(
-        sent,
-        verifier,
-        max_token_lifetime=settings.max_token_lifetime,
-        store=store,
-        host=host,
-        port=port,
-        path=args.path,
-        auth_token=None if token is None else token.get_secret_value(),
-        allow_remote=args.http_allow_remote,
-        logout=logout,
-        logout_path=args.backchannel_path,
-        logout_scope=args.logout_scope,
-        keycloak_admin_path=args.keycloak_admin_path,
-        limits=HTTPLimits.from_settings(settings),
+        sent, verifier, store=store, logout=logout, options=receiver_options(args, settings)
     )
     receiver.start()
     base = "http://{}:{}".format(*receiver.address)

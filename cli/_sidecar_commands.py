@@ -16,6 +16,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from typing import Any
 
 from jwt_revocation.consumer import (
     RedisBlocklistSink,
@@ -82,12 +83,17 @@ def _sidecar_arguments(parser: argparse.ArgumentParser, settings: RevocationSett
     )
 
 
+def sidecar_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``sidecar`` command's flags that are :class:`SidecarOptions` (their defaults are the
+    settings): layered over the settings by ``from_settings``."""
+    return {"shared_path": args.shared_path, "shared_group": args.shared_group}
+
+
 def _sidecar(args: argparse.Namespace, settings: RevocationSettings) -> int:
     stop = stop_on_signals()
-    settings = settings.model_copy(
-        update={"shared_path": args.shared_path, "shared_group": args.shared_group}
+    sidecar = checked_sidecar(
+        settings, reach=args.timeout, name="jwt-revocation-sidecar", **sidecar_flags(args)
     )
-    sidecar = checked_sidecar(settings, reach=args.timeout, name="jwt-revocation-sidecar")
     return _serve(args, settings, sidecar, stop)
 
 

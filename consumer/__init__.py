@@ -21,6 +21,7 @@ from ._health import SidecarStatus
 from ._http import SidecarHTTPServer
 from ._metrics import SidecarCollector, render_metrics
 from ._mirror import RevocationMirror
+from ._options import SidecarOptions
 from ._redis_blocklist import CHECK_SCRIPT, RedisBlocklist, RedisBlocklistSink
 from ._shared_state import SharedRevocations
 from ._sidecar import RevocationSidecar
@@ -52,6 +53,7 @@ __all__ = [
     "SharedRevocations",
     "SidecarCollector",
     "SidecarHTTPServer",
+    "SidecarOptions",
     "SidecarStats",
     "SidecarStatus",
     "SidecarUnavailableError",

@@ -5,7 +5,9 @@
 partition from a snapshot or the time window (``replay_window``) and known ones from their
 positions, then loops: poll, mirror, apply, contact, sweep, grow, snapshot. Its decisions live
 in the broker-free parts it is given (health, progress, applier, mirror feed, snapshot writer);
-this class is the part that talks to the broker.
+this class is the part that talks to the broker. Its settings (brokers, topic, timing, window,
+capacity, connection, consumer options) are read from the sidecar's :class:`SidecarOptions`,
+whose durations it turns into seconds of the monotonic clock it loops on.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
@@ -24,7 +25,6 @@ from kafka.errors import AuthorizationError, KafkaError
 
 from jwt_revocation.shared import (
     Clock,
-    ConfigurationError,
     KafkaConnection,
     SnapshotError,
     authorization_detail,
@@ -35,6 +35,7 @@ from jwt_revocation.shared import (
 from ._apply import RecordApplier
 from ._health import SidecarHealth
 from ._mirror import MirrorFeed
+from ._options import SidecarOptions
 from ._progress import ReplayProgress
 from ._snapshot import RedisSnapshots, SnapshotWriter, resumable
 from ._state import RevocationState
@@ -54,25 +55,8 @@ class FatalError(Exception):
     an ACL denies)."""
 
 
-@dataclass(frozen=True)
-class ReaderTiming:
-    """How often the loop does each of its chores, in seconds."""
-
-    poll_timeout: float = 0.5
-    contact_interval: float = 1.0
-    sweep_interval: float = 10.0
-    snapshot_interval: float = 60.0
-    """0 never writes snapshots."""
-    metadata_interval: float = 30.0
-
-    def __post_init__(self) -> None:
-        for label in ("poll_timeout", "contact_interval", "sweep_interval", "metadata_interval"):
-            if not getattr(self, label) > 0:
-                raise ConfigurationError(f"{label} must be positive; got {getattr(self, label)}")
-        if not self.snapshot_interval >= 0:
-            raise ConfigurationError(
-                f"snapshot_interval must not be negative; got {self.snapshot_interval}"
-            )
+METADATA_INTERVAL = 30.0
+"""Seconds between two looks for partitions added to the topic."""
 
 
 @dataclass
@@ -80,21 +64,13 @@ class TopicReader:
     """Reads one topic into a state through a KafkaConsumer it builds; one thread owns it."""
 
     name: str
-    topic: str
-    bootstrap_servers: str
+    options: SidecarOptions
+    """The topic, the brokers, the timing, the window and the capacity: read from here."""
     state: RevocationState
     progress: ReplayProgress
     health: SidecarHealth
     applier: RecordApplier
-    window: timedelta | None
-    """How far back a fresh partition starts; None from its first offset."""
-    max_entries: int
-    max_token_lifetime: float
-    max_clock_skew: float
     clock: Clock
-    timing: ReaderTiming = field(default_factory=ReaderTiming)
-    consumer_config: Mapping[str, Any] = field(default_factory=dict)
-    connection: KafkaConnection | None = None
     mirror: MirrorFeed | None = None
     snapshots: RedisSnapshots | None = None
     snapshot_writer: SnapshotWriter | None = None
@@ -108,8 +84,20 @@ class TopicReader:
     """Snapshots not loaded at a start, by why (``missing``, ``forged``...): a replay instead."""
 
     @property
+    def topic(self) -> str:
+        return self.options.topic
+
+    @property
+    def connection(self) -> KafkaConnection:
+        return self.options.connection
+
+    @property
+    def max_entries(self) -> int:
+        return self.options.max_entries
+
+    @property
     def _poll_ms(self) -> int:
-        return int(self.timing.poll_timeout * 1000)
+        return int(self.options.poll_timeout.total_seconds() * 1000)
 
     def consume(self, stopping: threading.Event) -> None:
         """Build a consumer and read until ``stopping`` is set; raise what stops the loop.
@@ -119,7 +107,7 @@ class TopicReader:
         """
         config = client_config(
             "consumer",
-            self.bootstrap_servers,
+            self.options.bootstrap_servers,
             self.connection,
             client_id=self.name,
             timeout=10.0,
@@ -129,7 +117,7 @@ class TopicReader:
                 "request_timeout_ms": 5000,
                 "fetch_max_wait_ms": IDLE_FETCH_WAIT_MS,
             },
-            overrides=self.consumer_config,
+            overrides=self.options.consumer_config,
         )
         # A broker answers one connection's requests in order, so the end-offsets request of
         # a contact may wait behind a long fetch: give it the fetch's wait and a second more.
@@ -155,10 +143,15 @@ class TopicReader:
         health = self.health
         health.touch()
         tick = time.monotonic
-        next_contact = tick() + self.timing.contact_interval
-        next_sweep = last_sweep = tick() + self.timing.sweep_interval
-        next_metadata = tick() + self.timing.metadata_interval
-        next_snapshot = tick() + self.timing.snapshot_interval
+        # The options' durations in seconds of the monotonic clock the loop counts with.
+        options = self.options
+        contact_every = options.contact_every.total_seconds()
+        sweep_every = options.sweep_interval.total_seconds()
+        snapshot_every = options.snapshot_interval.total_seconds()
+        next_contact = tick() + contact_every
+        next_sweep = last_sweep = tick() + sweep_every
+        next_metadata = tick() + METADATA_INTERVAL
+        next_snapshot = tick() + snapshot_every
         while not stopping.is_set():
             batch = consumer.poll(timeout_ms=self._poll_ms)
             if batch:
@@ -169,24 +162,19 @@ class TopicReader:
             now = tick()
             if now >= next_contact:
                 self._contact(consumer, parts)
-                next_contact = tick() + self.timing.contact_interval
+                next_contact = tick() + contact_every
             # While over capacity, look for room twice a second rather than every sweep_interval.
             if now >= next_sweep or (health.over_capacity and now - last_sweep >= 0.5):
                 self._sweep(consumer, parts, self.clock())
                 last_sweep = tick()
-                next_sweep = last_sweep + self.timing.sweep_interval
+                next_sweep = last_sweep + sweep_every
             if now >= next_metadata:
                 parts = self._grow(consumer, parts)
-                next_metadata = tick() + self.timing.metadata_interval
+                next_metadata = tick() + METADATA_INTERVAL
             writer = self.snapshot_writer
-            if (
-                writer
-                and self.timing.snapshot_interval
-                and health.is_caught_up
-                and now >= next_snapshot
-            ):
+            if writer and snapshot_every and health.is_caught_up and now >= next_snapshot:
                 writer.save_in_background()
-                next_snapshot = tick() + self.timing.snapshot_interval
+                next_snapshot = tick() + snapshot_every
 
     def _apply_batch(self, consumer: KafkaConsumer, batch: Mapping[Any, list[Any]]) -> None:
         """Decode the batch once, mirror it, then apply it under the state's lock, pausing
@@ -304,10 +292,11 @@ class TopicReader:
         ):
             return
         ends = consumer.end_offsets(fresh, timeout_ms=10_000)
-        if self.window is None:
+        window = self.options.window
+        if window is None:
             starts = consumer.beginning_offsets(fresh, timeout_ms=10_000)
         else:
-            since_ms = int((self.clock() - self.window.total_seconds()) * 1000)
+            since_ms = int((self.clock() - window.total_seconds()) * 1000)
             found = consumer.offsets_for_times(dict.fromkeys(fresh, since_ms), timeout_ms=10_000)
             starts = {tp: ends[tp] if found.get(tp) is None else found[tp].offset for tp in fresh}
         for tp in fresh:
@@ -364,8 +353,8 @@ class TopicReader:
         try:
             loaded = store.load(
                 self.topic,
-                max_token_lifetime=self.max_token_lifetime,
-                max_clock_skew=self.max_clock_skew,
+                max_token_lifetime=self.options.max_token_lifetime.total_seconds(),
+                max_clock_skew=self.options.max_clock_skew.total_seconds(),
                 now=now,
             )
             begins = consumer.beginning_offsets(parts, timeout_ms=10_000)

@@ -70,6 +70,7 @@ from jwt_revocation.shared import (
     SnapshotError,
 )
 
+from ._options import SidecarOptions
 from ._shared_table import (
     CUTOFF,
     DELETION,
@@ -130,6 +131,21 @@ class SharedStateWriter:
         self._sweep_next = 0
 
     # -- the file ------------------------------------------------------------------------
+
+    @classmethod
+    def from_options(cls, options: SidecarOptions) -> SharedStateWriter:
+        """The writer of ``options.shared_path``, bounded as the sidecar's options say."""
+        if options.shared_path is None:
+            raise ConfigurationError("a shared state writer needs options.shared_path")
+        return cls(
+            options.shared_path,
+            topic=options.topic,
+            max_entries=options.max_entries,
+            max_token_lifetime=options.max_token_lifetime.total_seconds(),
+            max_clock_skew=options.max_clock_skew.total_seconds(),
+            max_staleness=options.max_staleness.total_seconds(),
+            group=options.shared_group,
+        )
 
     def open(self) -> SharedTable:
         """Take the file over or create it (rule 1); idempotent."""

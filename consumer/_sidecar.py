@@ -61,6 +61,12 @@ Consistency contract:
    starts at the file's offset instead of replaying (rule 2's window); no snapshot store;
    :meth:`RevocationSidecar.stop` marks the file stopped.
 
+Every setting named above is a field of one frozen :class:`SidecarOptions` (``options``),
+checked once when it is built: from ``RevocationSidecar(options=...)``, from the keyword form
+``RevocationSidecar(bootstrap_servers, topic, max_token_lifetime=..., ...)`` (which builds it),
+or from :meth:`RevocationSidecar.from_settings`. Its defaults live there. The facade's
+``max_token_lifetime``, ``max_staleness``... are properties that read it.
+
 The class is a facade that owns the consumer thread and its loop (poll, mirror, apply, contact,
 sweep). What the loop decides lives in small parts that need no broker: :class:`SidecarHealth`
 (the status), :class:`RestartBudget` (backoff and giving up), :class:`ReplayProgress`
@@ -76,37 +82,32 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Mapping
+from datetime import timedelta
 from types import TracebackType
 from typing import Any, Literal, Self
 
 from jwt_revocation.shared import (
     Clock,
     ConfigurationError,
-    DurationLike,
     KafkaConnection,
     LifecycleError,
     RevocationSettings,
     SecurityEventVerifier,
     SidecarUnavailableError,
     SnapshotError,
-    check_bootstrap_servers,
     check_topic,
-    check_topic_name,
-    connection_or_default,
     optional_instance,
-    parse_duration,
-    parse_seconds,
+    options_or_keywords,
     record_decoder,
     require_callable,
-    require_count,
 )
 
 from ._apply import RecordApplier
 from ._health import SidecarHealth, SidecarStatus
 from ._mirror import MirrorFeed, MirrorPair, RevocationMirror
+from ._options import SidecarOptions
 from ._progress import ReplayProgress
-from ._reader import FatalError, ReaderTiming, TopicReader
+from ._reader import FatalError, TopicReader
 from ._restart import RestartBudget
 from ._shared_state import SharedStateWriter, SharedTableState
 from ._snapshot import RedisSnapshots, SnapshotWriter
@@ -114,10 +115,6 @@ from ._state import RevocationState, StateSnapshot
 from ._stats import DelayHistogram, RecordCounts, SidecarStats
 
 logger = logging.getLogger(__name__)
-
-ReplayWindow = DurationLike | Literal["all"] | None
-"""How far back a fresh sidecar reads: None for ``max_token_lifetime + max_clock_skew``."""
-
 
 _STARTED: weakref.WeakSet[RevocationSidecar] = weakref.WeakSet()
 """Sidecars whose consumer thread runs in this process: resumed in a forked child."""
@@ -131,115 +128,81 @@ def _resume_after_fork() -> None:
 os.register_at_fork(after_in_child=_resume_after_fork)
 
 
+COLLABORATORS = ("clock", "snapshots", "mirror", "security_events")
+"""The keywords of a sidecar that are objects it works with, not settings."""
+
+
+def _check_collaborators(
+    options: SidecarOptions,
+    snapshots: object,
+    mirror: object,
+    security_events: object,
+) -> None:
+    """The objects' types, and their combinations with the options."""
+    store = optional_instance(
+        snapshots, RedisSnapshots, name="snapshots", how="RedisSnapshots(redis_url, ...)"
+    )
+    sets = optional_instance(
+        security_events,
+        SecurityEventVerifier,
+        name="security_events",
+        how="SecurityEventVerifier(key, issuer=..., algorithms=[...])",
+    )
+    if mirror is not None and not all(
+        callable(getattr(mirror, method, None))
+        for method in ("resume_offsets", "write", "heartbeat")
+    ):
+        raise ConfigurationError(
+            "mirror must be a RevocationMirror, such as RedisBlocklistSink(redis_url, ...); "
+            f"got {type(mirror).__name__}"
+        )
+    if store is not None and not store.signed and sets is not None and sets.signed_only:
+        raise ConfigurationError(
+            "this sidecar accepts only signed events (signed_only), but its snapshot store "
+            "has no key, so whoever can write to Redis could un-revoke tokens: give "
+            "RedisSnapshots a key (JWT_REVOCATION_SNAPSHOT_KEY), or no snapshot store"
+        )
+    if options.shared_path is not None and store is not None:
+        raise ConfigurationError(
+            "a host writer (shared_path) keeps its state in its shared file and starts "
+            "from it: give it no snapshot store"
+        )
+
+
 class RevocationSidecar:
     """Consumes every revocation event into a local :class:`RevocationState`."""
 
     def __init__(
         self,
-        bootstrap_servers: str,
-        topic: str = "auth.revocations",
+        bootstrap_servers: str | None = None,
+        topic: str | None = None,
         *,
-        max_token_lifetime: DurationLike,
-        max_clock_skew: DurationLike = 60,
-        max_staleness: DurationLike = 30,
-        on_stale: Literal["reject", "allow"] = "reject",
-        max_entries: int = 10_000_000,
+        options: SidecarOptions | None = None,
         clock: Clock = time.time,
-        poll_timeout: DurationLike = 0.5,
-        contact_interval: DurationLike | None = None,
-        sweep_interval: DurationLike = 10.0,
-        max_restarts: int = 10,
-        restart_backoff: DurationLike = 0.5,
-        verify_topic: bool = True,
-        name: str | None = None,
-        consumer_config: Mapping[str, Any] | None = None,
         snapshots: RedisSnapshots | None = None,
-        snapshot_interval: DurationLike = 60.0,
         mirror: RevocationMirror | None = None,
         security_events: SecurityEventVerifier | None = None,
-        replay_window: ReplayWindow = None,
-        connection: KafkaConnection | None = None,
-        strict_replication: bool = False,
-        shared_path: str | os.PathLike[str] | None = None,
-        shared_group: str | None = None,
+        **settings: Any,
     ) -> None:
-        lifetime = parse_duration(max_token_lifetime, name="max_token_lifetime")
-        if lifetime.total_seconds() <= 0:
-            raise ConfigurationError("max_token_lifetime must be positive")
-        require_count(max_entries, name="max_entries", minimum=1)
-        require_count(max_restarts, name="max_restarts", minimum=0)
-        # Seconds as a number, a timedelta or text, as every duration of the package (the
-        # reader's timing refuses those that must be positive).
-        poll_timeout = parse_seconds(poll_timeout, name="poll_timeout")
-        contact_interval = (
-            None
-            if contact_interval is None
-            else parse_seconds(contact_interval, name="contact_interval")
-        )
-        sweep_interval = parse_seconds(sweep_interval, name="sweep_interval")
-        restart_backoff = parse_seconds(restart_backoff, name="restart_backoff")
-        snapshot_interval = parse_seconds(snapshot_interval, name="snapshot_interval")
+        """Take the settings as ``options=SidecarOptions(...)``, or as keywords
+        (``bootstrap_servers``, ``topic`` and every field of :class:`SidecarOptions`), which
+        build the same object; plus the collaborators, which are no settings."""
+        given = {"bootstrap_servers": bootstrap_servers, "topic": topic}
+        settings.update((key, value) for key, value in given.items() if value is not None)
+        self.options = options_or_keywords(options, SidecarOptions, settings)
+        """Every setting of this sidecar, checked once; the parts read theirs from it."""
+        options = self.options
         require_callable(clock, name="clock", how="a function returning epoch seconds: time.time")
-        optional_instance(
-            snapshots, RedisSnapshots, name="snapshots", how="RedisSnapshots(redis_url, ...)"
-        )
-        optional_instance(
-            security_events,
-            SecurityEventVerifier,
-            name="security_events",
-            how="SecurityEventVerifier(key, issuer=..., algorithms=[...])",
-        )
-        if mirror is not None and not all(
-            callable(getattr(mirror, method, None))
-            for method in ("resume_offsets", "write", "heartbeat")
-        ):
-            raise ConfigurationError(
-                "mirror must be a RevocationMirror, such as RedisBlocklistSink(redis_url, ...); "
-                f"got {type(mirror).__name__}"
-            )
-        if (
-            snapshots is not None
-            and not snapshots.signed
-            and security_events is not None
-            and security_events.signed_only
-        ):
-            raise ConfigurationError(
-                "this sidecar accepts only signed events (signed_only), but its snapshot store "
-                "has no key, so whoever can write to Redis could un-revoke tokens: give "
-                "RedisSnapshots a key (JWT_REVOCATION_SNAPSHOT_KEY), or no snapshot store"
-            )
-        self.bootstrap_servers = check_bootstrap_servers(bootstrap_servers)
-        self.topic = check_topic_name(topic)
-        self.max_token_lifetime = lifetime
-        self.max_clock_skew = parse_duration(max_clock_skew, name="max_clock_skew")
-        self.max_staleness = parse_duration(max_staleness, name="max_staleness")
-        self.on_stale = on_stale
-        self.max_entries = max_entries
-        self.name = name or f"jwt-revocation-sidecar-{id(self):x}"
-        if shared_path is not None and snapshots is not None:
-            raise ConfigurationError(
-                "a host writer (shared_path) keeps its state in its shared file and starts "
-                "from it: give it no snapshot store"
-            )
+        _check_collaborators(options, snapshots, mirror, security_events)
+        self.name = options.name or f"jwt-revocation-sidecar-{id(self):x}"
+        lifetime = options.max_token_lifetime.total_seconds()
+        skew = options.max_clock_skew.total_seconds()
         self.shared = (
-            None
-            if shared_path is None
-            else SharedStateWriter(
-                shared_path,
-                topic=topic,
-                max_entries=max_entries,
-                max_token_lifetime=lifetime.total_seconds(),
-                max_clock_skew=self.max_clock_skew.total_seconds(),
-                max_staleness=self.max_staleness.total_seconds(),
-                group=shared_group,
-            )
+            None if options.shared_path is None else SharedStateWriter.from_options(options)
         )
         """The host's shared state this sidecar keeps (``shared_path``), or None."""
         self.state = (
-            RevocationState(
-                max_token_lifetime=lifetime.total_seconds(),
-                max_clock_skew=self.max_clock_skew.total_seconds(),
-            )
+            RevocationState(max_token_lifetime=lifetime, max_clock_skew=skew)
             if self.shared is None
             else SharedTableState(self.shared)
         )
@@ -250,34 +213,31 @@ class RevocationSidecar:
             feed = self.shared if mirror is None else MirrorPair(mirror, self.shared)
         self.security_events = security_events
         self._clock = clock
-        self._restarts = RestartBudget(max_restarts=max_restarts, backoff=restart_backoff)
-        self._verify_topic = verify_topic
-        self.connection = connection_or_default(connection)
-        self._strict_replication = strict_replication
+        self._restarts = RestartBudget(
+            max_restarts=options.max_restarts, backoff=options.restart_backoff.total_seconds()
+        )
 
-        label = f"name={self.name} topic={topic}"
         self.progress = ReplayProgress()
         self.health = SidecarHealth(
-            max_staleness=self.max_staleness.total_seconds(),
-            on_stale=on_stale,
+            max_staleness=options.max_staleness.total_seconds(),
+            on_stale=options.on_stale,
             clock=clock,
-            label=label,
+            label=f"name={self.name} topic={options.topic}",
             loading_detail=self.progress.describe,
             capacity_detail=lambda: (
-                f"{len(self.state)} live entries reached max_entries={self.max_entries}"
+                f"{len(self.state)} live entries reached max_entries={options.max_entries}"
             ),
         )
         # Verifiers call this on every request: the health's own method, with no call between.
         self.ensure_usable = self.health.ensure_usable  # type: ignore[method-assign]
         self.counts = RecordCounts()
         self.delays = DelayHistogram()
-        decode = record_decoder(security_events, max_token_lifetime=lifetime.total_seconds())
         applier = RecordApplier(
-            topic,
+            options.topic,
             self.state,
             self.progress,
-            decode,
-            max_entries=max_entries,
+            record_decoder(security_events, max_token_lifetime=lifetime),
+            max_entries=options.max_entries,
             counts=self.counts,
             delays=self.delays,
         )
@@ -286,49 +246,23 @@ class RevocationSidecar:
             if snapshots is None
             else SnapshotWriter(
                 snapshots,
-                topic,
+                options.topic,
                 self._take_snapshot,
-                max_token_lifetime=lifetime.total_seconds(),
-                max_clock_skew=self.max_clock_skew.total_seconds(),
+                max_token_lifetime=lifetime,
+                max_clock_skew=skew,
                 clock=clock,
                 name=self.name,
             )
         )
         self._reader = TopicReader(
             name=self.name,
-            topic=topic,
-            bootstrap_servers=bootstrap_servers,
+            options=options,
             state=self.state,
             progress=self.progress,
             health=self.health,
             applier=applier,
-            window=(
-                None
-                if replay_window == "all"
-                else lifetime + self.max_clock_skew
-                if replay_window is None
-                else parse_duration(replay_window, name="replay_window")
-            ),
-            max_entries=max_entries,
-            max_token_lifetime=lifetime.total_seconds(),
-            max_clock_skew=self.max_clock_skew.total_seconds(),
             clock=clock,
-            timing=ReaderTiming(
-                poll_timeout=poll_timeout,
-                contact_interval=(
-                    # Asking for end offsets is a request: a third of the staleness bound
-                    # keeps a quiet sidecar at 0.1 requests/s at the default 30 s, and a
-                    # sidecar that lost the broker is still stale within max_staleness.
-                    self.max_staleness.total_seconds() / 3
-                    if contact_interval is None
-                    else contact_interval
-                ),
-                sweep_interval=sweep_interval,
-                snapshot_interval=snapshot_interval,
-            ),
-            consumer_config=dict(consumer_config or {}),
-            connection=self.connection,
-            mirror=None if feed is None else MirrorFeed(feed, topic),
+            mirror=None if feed is None else MirrorFeed(feed, options.topic),
             snapshots=snapshots,
             snapshot_writer=self._snapshot_writer,
             on_caught_up=lambda: self._ready_event.set(),
@@ -341,33 +275,65 @@ class RevocationSidecar:
         self._ready_event = threading.Event()
 
     @classmethod
+    def from_options(cls, options: SidecarOptions, **collaborators: Any) -> RevocationSidecar:
+        """A sidecar with these options; ``clock``, ``snapshots``, ``mirror`` and
+        ``security_events`` as keywords."""
+        return cls(options=options, **collaborators)
+
+    @classmethod
     def from_settings(cls, settings: RevocationSettings, **overrides: Any) -> RevocationSidecar:
-        """Build a sidecar from :class:`RevocationSettings`; keyword arguments win."""
-        kwargs: dict[str, Any] = {
-            "max_token_lifetime": settings.max_token_lifetime,
-            "max_clock_skew": settings.max_clock_skew,
-            "max_staleness": settings.max_staleness,
-            "on_stale": settings.on_stale,
-            "max_entries": settings.max_entries,
-            "connection": KafkaConnection.from_settings(settings),
-            "strict_replication": settings.strict_replication,
-        }
-        if settings.shared_path is not None:
-            kwargs["shared_path"] = settings.shared_path
-            kwargs["shared_group"] = settings.shared_group
-        if settings.redis_url is not None:
+        """Build a sidecar from :class:`RevocationSettings`; keyword arguments win.
+
+        Options (:meth:`SidecarOptions.from_settings`) and collaborators: a snapshot store
+        with ``JWT_REVOCATION_REDIS_URL``, a SET verifier with ``JWT_REVOCATION_SET_VERIFY_KEY``.
+        """
+        parts = {k: overrides.pop(k) for k in list(overrides) if k in COLLABORATORS}
+        options = SidecarOptions.from_settings(settings, **overrides)
+        if "snapshots" not in parts and settings.redis_url is not None:
             key = settings.snapshot_key
-            kwargs["snapshots"] = RedisSnapshots(
+            parts["snapshots"] = RedisSnapshots(
                 settings.redis_url.get_secret_value(),
                 prefix=settings.redis_prefix,
                 ttl=settings.max_token_lifetime,
                 key=None if key is None else key.get_secret_value(),
             )
-            kwargs["snapshot_interval"] = settings.snapshot_interval.total_seconds()
-        if settings.set_verify_key is not None:
-            kwargs["security_events"] = SecurityEventVerifier.from_settings(settings)
-        kwargs.update(overrides)
-        return cls(settings.bootstrap_servers, settings.topic, **kwargs)
+        if "security_events" not in parts and settings.set_verify_key is not None:
+            parts["security_events"] = SecurityEventVerifier.from_settings(settings)
+        return cls(options=options, **parts)
+
+    # -- the settings, read from the options -------------------------------------------------
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.options.bootstrap_servers
+
+    @property
+    def topic(self) -> str:
+        return self.options.topic
+
+    @property
+    def max_token_lifetime(self) -> timedelta:
+        return self.options.max_token_lifetime
+
+    @property
+    def max_clock_skew(self) -> timedelta:
+        return self.options.max_clock_skew
+
+    @property
+    def max_staleness(self) -> timedelta:
+        return self.options.max_staleness
+
+    @property
+    def on_stale(self) -> Literal["reject", "allow"]:
+        return self.options.on_stale
+
+    @property
+    def max_entries(self) -> int:
+        return self.options.max_entries
+
+    @property
+    def connection(self) -> KafkaConnection:
+        return self.options.connection
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -387,13 +353,13 @@ class RevocationSidecar:
             if self.health.phase is SidecarStatus.STOPPED:
                 raise LifecycleError("a stopped sidecar cannot be started again; create a new one")
             if self._thread is None:
-                if self._verify_topic:
+                if self.options.verify_topic:
                     check_topic(
                         self.bootstrap_servers,
                         self.topic,
                         max_token_lifetime=self.max_token_lifetime,
                         connection=self.connection,
-                        strict_replication=self._strict_replication,
+                        strict_replication=self.options.strict_replication,
                         wait=60.0 if timeout is None else timeout,
                     )
                 sets = self.security_events

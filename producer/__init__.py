@@ -16,6 +16,7 @@ from ._backchannel import (
     LogoutTokenReason,
     LogoutTokenVerifier,
 )
+from ._options import ReceiverOptions
 from ._publisher import Published, RevocationPublisher
 from ._receiver import SecurityEventReceiver
 from ._receiver_store import ReceiverStore
@@ -31,6 +32,7 @@ __all__ = [
     "LogoutTokenVerifier",
     "PublishError",
     "Published",
+    "ReceiverOptions",
     "ReceiverStore",
     "RevocationError",
     "RevocationPublisher",

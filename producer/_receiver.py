@@ -59,6 +59,10 @@ Answers as above, ``200`` with no body on success.
 
 Without a SET verifier (``verifier=None``) the SET endpoint is not served.
 
+Its settings (address, paths, bearer token, logout scope, ``max_token_lifetime``, HTTP limits)
+are one frozen :class:`ReceiverOptions` (``options``), built from ``options=`` or from the same
+keywords as before; the verifiers, the store, the publisher and the clock are given beside it.
+
 ``GET /healthz`` answers 200. ``GET /v1/status`` is the relay's status (rows pending, the age
 of the oldest, published, failures, last error; 503 while the relay backs off from a broker
 that refused it or cannot read the store). ``GET /metrics`` counts pushes by outcome
@@ -102,16 +106,14 @@ from jwt_revocation.shared import (
     BodyError,
     Clock,
     ConfigurationError,
-    DurationLike,
     Event,
-    HTTPLimits,
     OutboxError,
     RecordError,
     SecurityEventVerifier,
     json_app,
     json_response,
     optional_instance,
-    parse_duration,
+    options_or_keywords,
     read_body,
     record_key,
 )
@@ -123,6 +125,7 @@ from ._backchannel import (
     admin_event,
     logout_event,
 )
+from ._options import ReceiverOptions, RelayOptions
 from ._receiver_store import ReceiverStore
 from ._relay import OutboxRelay, OutboxRelayCollector, status_answer
 
@@ -167,27 +170,18 @@ class SecurityEventReceiver(BackgroundHTTPServer):
         publisher: _Publisher,
         verifier: SecurityEventVerifier | None,
         *,
-        max_token_lifetime: DurationLike,
         store: ReceiverStore | Engine | str | os.PathLike[str],
-        host: str = "127.0.0.1",
-        port: int = 8081,
-        path: str = "/v1/events",
-        auth_token: str | None = None,
-        allow_remote: bool = False,
+        options: ReceiverOptions | None = None,
         logout: LogoutTokenVerifier | None = None,
-        logout_path: str = "/backchannel-logout",
-        logout_scope: LogoutScope = "session",
-        keycloak_admin_path: str | None = None,
         clock: Clock = time.time,
-        limits: HTTPLimits | None = None,
+        **settings: Any,
     ) -> None:
-        for name, value in (
-            ("path", path),
-            ("logout_path", logout_path),
-            ("keycloak_admin_path", keycloak_admin_path or "/"),
-        ):
-            if not value.startswith("/"):
-                raise ConfigurationError(f"{name} must start with '/'; got {value!r}")
+        """Take the settings as ``options=ReceiverOptions(...)`` or as keywords (every field
+        of :class:`ReceiverOptions`: ``max_token_lifetime``, ``host``, ``port``, ``path``...),
+        which build it; plus the objects it works with."""
+        self.options = options_or_keywords(options, ReceiverOptions, settings)
+        """Every setting of this receiver, checked once."""
+        options = self.options
         if verifier is None and logout is None:
             raise ConfigurationError("nothing to receive: pass a SET verifier, logout=, or both")
         for given, kind, argument in (
@@ -195,26 +189,18 @@ class SecurityEventReceiver(BackgroundHTTPServer):
             (logout, LogoutTokenVerifier, "logout"),
         ):
             optional_instance(given, kind, name=argument, how=f"a {kind.__name__}")
-        if keycloak_admin_path is not None and logout is None:
+        if options.keycloak_admin_path is not None and logout is None:
             raise ConfigurationError("keycloak_admin_path needs logout= (the realm's keys)")
-        lifetime = parse_duration(max_token_lifetime, name="max_token_lifetime")
-        if lifetime.total_seconds() <= 0:
-            raise ConfigurationError("max_token_lifetime must be positive")
-        if logout_scope not in ("session", "user"):
-            raise ConfigurationError(f"logout_scope is 'session' or 'user'; got {logout_scope!r}")
         self.publisher = publisher
         self.verifier = verifier
-        self.path = path
         self.logout = logout
-        self.logout_path = logout_path
-        self.logout_scope: LogoutScope = logout_scope
-        self.keycloak_admin_path = keycloak_admin_path
         self._counts: Counter[str] = Counter()
         self._logout_counts: Counter[tuple[str, str]] = Counter()
         self._errors: Counter[tuple[str, str]] = Counter()
         self._counts_lock = threading.Lock()
-        self._lifetime = lifetime.total_seconds()
-        self._auth = None if auth_token is None else f"Bearer {auth_token}".encode()
+        self._lifetime = options.max_token_lifetime.total_seconds()
+        token = options.auth_token
+        self._auth = None if token is None else f"Bearer {token.get_secret_value()}".encode()
         # A logout token is accepted only within max_age of its iat, a SET within the token
         # lifetime: the store must remember event ids that long to answer every replay that is
         # not refused as too old as a duplicate.
@@ -233,25 +219,41 @@ class SecurityEventReceiver(BackgroundHTTPServer):
             self.relay = OutboxRelay(
                 self.store.engine,
                 publisher.publish_many,
-                max_backoff=RELAY_MAX_BACKOFF,
-                retention=self.store.retention,
+                options=RelayOptions(
+                    max_backoff=RELAY_MAX_BACKOFF, retention=self.store.retention, name=RELAY_NAME
+                ),
                 clock=clock,
-                name=RELAY_NAME,
             )
             """Publishes what the store holds; started and stopped with the receiver."""
             super().__init__(
                 json_app(self._routes()),
-                host=host,
-                port=port,
+                host=options.host,
+                port=options.port,
                 name="jwt-revocation-receiver",
-                allow_remote=allow_remote,
+                allow_remote=options.allow_remote,
                 remote_warning="the receiver should sit behind a proxy that terminates TLS",
-                limits=limits,
+                limits=options.limits,
             )
         except BaseException:
             self._close_store()
             raise
         self._running = False
+
+    @property
+    def path(self) -> str:
+        return self.options.path
+
+    @property
+    def logout_path(self) -> str:
+        return self.options.logout_path
+
+    @property
+    def logout_scope(self) -> LogoutScope:
+        return self.options.logout_scope
+
+    @property
+    def keycloak_admin_path(self) -> str | None:
+        return self.options.keycloak_admin_path
 
     def _routes(self) -> list[Route]:
         routes = [

@@ -34,6 +34,11 @@ Contract:
    ``ConfigurationError`` naming the sync URL to build on the same database. Taking it would
    mean a second engine built behind the caller's back, without its pool or ``connect_args``.
 
+The settings named above (``batch_size``, ``poll_interval``, ``min_backoff``,
+``max_backoff``, ``retention``, ``prune_interval``, ``listen``, ``name``) are one frozen
+:class:`RelayOptions` (``options``), built from ``options=`` or from the same keywords; the
+relay's attributes of those names read it, in seconds.
+
 Metrics (:class:`OutboxRelayCollector`, served with the status by
 :class:`OutboxRelayHTTPServer`): rows pending, age of the oldest pending row, rows
 published, publish failures, database errors; :meth:`OutboxRelay.status` gives the same as a
@@ -64,7 +69,6 @@ from starlette.routing import Route
 from jwt_revocation.shared import (
     BackgroundHTTPServer,
     Clock,
-    DurationLike,
     Event,
     HTTPLimits,
     LifecycleError,
@@ -75,12 +79,12 @@ from jwt_revocation.shared import (
     decode_event,
     json_app,
     json_response,
-    parse_seconds,
+    options_or_keywords,
     require_callable,
-    require_count,
     to_datetime,
 )
 
+from ._options import RelayOptions
 from ._outbox import NOTIFY_CHANNEL, OUTBOX, require_sync_engine
 
 if TYPE_CHECKING:
@@ -119,31 +123,23 @@ class OutboxRelay:
         engine: Engine,
         send: SendBatch,
         *,
-        batch_size: int = 500,
-        poll_interval: DurationLike = 1.0,
-        min_backoff: DurationLike = 0.1,
-        max_backoff: DurationLike = 10.0,
-        retention: DurationLike | None = "7d",
-        prune_interval: DurationLike = "1m",
-        listen: bool = True,
+        options: RelayOptions | None = None,
         clock: Clock = time.time,
-        name: str = "jwt-revocation-relay",
+        **settings: Any,
     ) -> None:
-        require_count(batch_size, name="batch_size", minimum=1)
+        """Take the settings as ``options=RelayOptions(...)`` or as keywords (every field of
+        :class:`RelayOptions`: ``batch_size``, ``poll_interval``...), which build it."""
         require_callable(
             send, name="send", how="a function taking a list of events: publisher.publish_many"
         )
+        require_callable(clock, name="clock", how="a function returning epoch seconds: time.time")
         # Async engines are refused: the relay's thread has no event loop to drive one, and
         # LISTEN needs psycopg's sync connection.
         self.engine = require_sync_engine(engine, "OutboxRelay")
-        self.batch_size = batch_size
-        self.poll_interval = parse_seconds(poll_interval, name="poll_interval", positive=True)
-        self.min_backoff = parse_seconds(min_backoff, name="min_backoff", positive=True)
-        self.max_backoff = max(self.min_backoff, parse_seconds(max_backoff, name="max_backoff"))
-        self.retention = None if retention is None else parse_seconds(retention, name="retention")
-        self.prune_interval = parse_seconds(prune_interval, name="prune_interval", positive=True)
-        self.listen = listen
-        self.name = name
+        self.options = options_or_keywords(options, RelayOptions, settings)
+        """Every setting of this relay, checked once."""
+        self.name = self.options.name
+        batch_size = self.options.batch_size
         self._send = send
         self._clock = clock
         self._file_lock = _FileLock.for_engine(engine)
@@ -170,6 +166,38 @@ class OutboxRelay:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._stopped = False
+
+    # -- the settings in the seconds of the relay's clock -----------------------------------
+
+    @property
+    def batch_size(self) -> int:
+        return self.options.batch_size
+
+    @property
+    def poll_interval(self) -> float:
+        """``options.poll_interval`` in seconds, what :meth:`poll` returns when idle."""
+        return self.options.poll_interval.total_seconds()
+
+    @property
+    def min_backoff(self) -> float:
+        return self.options.min_backoff.total_seconds()
+
+    @property
+    def max_backoff(self) -> float:
+        return self.options.max_backoff.total_seconds()
+
+    @property
+    def retention(self) -> float | None:
+        kept = self.options.retention
+        return None if kept is None else kept.total_seconds()
+
+    @property
+    def prune_interval(self) -> float:
+        return self.options.prune_interval.total_seconds()
+
+    @property
+    def listen(self) -> bool:
+        return self.options.listen
 
     # -- one step --------------------------------------------------------------------------
 

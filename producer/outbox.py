@@ -18,6 +18,7 @@ front ends build on (the Django outbox writes through Django's connection with i
 :func:`outbox_insert`).
 """
 
+from ._options import RelayOptions
 from ._outbox import (
     NOTIFY_CHANNEL,
     OUTBOX,
@@ -49,6 +50,7 @@ __all__ = [
     "OutboxRelay",
     "OutboxRelayCollector",
     "OutboxRelayHTTPServer",
+    "RelayOptions",
     "RelayState",
     "RevocationMethods",
     "RevocationOutbox",

@@ -84,6 +84,13 @@ from ._jwks import JWKSKeys, KeyResolver
 from ._keys import KeyRole, check_algorithms, check_key
 from ._names import check_bootstrap_servers, check_topic_name
 from ._numeric_date import EXACT_SECONDS_LIMIT, numeric_date
+from ._options import (
+    FrozenOptions,
+    OptionDuration,
+    PositiveDuration,
+    count_option,
+    options_or_keywords,
+)
 from ._security_events import (
     ACCOUNT_DISABLED,
     ACCOUNT_PURGED,
@@ -138,6 +145,7 @@ __all__ = [
     "Duration",
     "DurationLike",
     "Event",
+    "FrozenOptions",
     "HTTPLimits",
     "Instant",
     "InvalidEventError",
@@ -147,7 +155,9 @@ __all__ = [
     "KeyResolver",
     "KeyRole",
     "LifecycleError",
+    "OptionDuration",
     "OutboxError",
+    "PositiveDuration",
     "PublishError",
     "RecordError",
     "RecordReason",
@@ -188,6 +198,7 @@ __all__ = [
     "check_topic_name",
     "client_config",
     "connection_or_default",
+    "count_option",
     "decode_event",
     "encode_event",
     "ensure_topic",
@@ -198,6 +209,7 @@ __all__ = [
     "numeric_date",
     "open_client",
     "optional_instance",
+    "options_or_keywords",
     "parse_address",
     "parse_duration",
     "parse_key",

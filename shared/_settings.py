@@ -1,7 +1,9 @@
 """Settings read from ``JWT_REVOCATION_*`` environment variables, for the CLI and ``from_settings()``.
 
-The library's constructors take typed keyword arguments and never read the environment
-themselves; :class:`RevocationSettings` is the one place that does, when a caller asks it to.
+The library's constructors take typed keyword arguments or an options object and never read
+the environment themselves; :class:`RevocationSettings` is the one place that does, when a
+caller asks it to. Each options object's ``from_settings`` (``SidecarOptions``,
+``RelayOptions``, ``ReceiverOptions``) is the one place a setting's name maps to an option.
 """
 
 from __future__ import annotations
@@ -135,6 +137,12 @@ class RevocationSettings(BaseSettings):
     broker acknowledged them: a SQLite file's path, or a SQLAlchemy URL
     (``postgresql+psycopg://user:password@host/db``) for receivers on several hosts; kept out of
     reprs. None: ``$XDG_STATE_HOME/jwt-revocation/receiver.db`` (``~/.local/state/...``)."""
+    relay_batch_size: int = Field(default=500, gt=0)
+    """`jwt-revocation relay` and the receiver's relay: outbox rows published per step."""
+    relay_poll_interval: Duration = timedelta(seconds=1)
+    """`relay`: how often to look for rows when no NOTIFY wakes it."""
+    relay_retention: Duration | None = timedelta(days=7)
+    """`relay`: published rows older than this are deleted."""
     database_url: SecretStr | None = None
     """The outbox's database for `jwt-revocation outbox init` and `relay`, as a SQLAlchemy URL
     (``sqlite:///auth.db``, ``postgresql+psycopg://user:password@host/db``); kept out of reprs

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import pytest
 from kafka import TopicPartition
 
+from jwt_revocation.consumer import SidecarOptions
 from jwt_revocation.consumer._apply import RecordApplier
 from jwt_revocation.consumer._health import SidecarHealth
 from jwt_revocation.consumer._mirror import MirrorFeed
@@ -178,16 +179,13 @@ def test_with_a_mirror_each_record_is_decoded_once_and_both_get_its_event() -> N
     feed.resume("test")
     reader = TopicReader(
         name="s",
-        topic="t",
-        bootstrap_servers="127.0.0.1:1",
+        options=SidecarOptions(
+            bootstrap_servers="127.0.0.1:1", topic="t", max_token_lifetime=3600, max_entries=1000
+        ),
         state=state,
         progress=progress,
         health=SidecarHealth(max_staleness=30),
         applier=applier,
-        window=None,
-        max_entries=1000,
-        max_token_lifetime=3600,
-        max_clock_skew=60,
         clock=lambda: NOW,
         mirror=feed,
     )

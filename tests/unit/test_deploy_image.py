@@ -26,7 +26,7 @@ import yaml
 
 from jwt_revocation.cli._table import leaves
 from jwt_revocation.consumer import SidecarHTTPServer
-from jwt_revocation.producer import SecurityEventReceiver
+from jwt_revocation.producer import ReceiverOptions
 from jwt_revocation.producer.outbox import OutboxRelayHTTPServer
 from tests.deploy import (
     ROOT,
@@ -236,8 +236,9 @@ def _default_command() -> list[str]:
 
 def _server_ports() -> set[int]:
     return {
-        inspect.signature(server.__init__).parameters["port"].default
-        for server in (SidecarHTTPServer, SecurityEventReceiver, OutboxRelayHTTPServer)
+        inspect.signature(SidecarHTTPServer.__init__).parameters["port"].default,
+        ReceiverOptions.model_fields["port"].default,  # the receiver's settings live there
+        inspect.signature(OutboxRelayHTTPServer.__init__).parameters["port"].default,
     }
 
 
