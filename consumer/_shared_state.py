@@ -84,6 +84,7 @@ from ._shared_table import (
     W_HEARTBEAT,
     W_STALENESS,
     SharedTable,
+    TableLookup,
     capacity_for,
     file_size,
     slot_count,
@@ -442,6 +443,11 @@ class SharedRevocations:
         self._problem: SidecarUnavailableError | None = None
         self._lifetime = max_token_lifetime
         self._skew = max_clock_skew
+        self.check: TableLookup = self._check_usable
+        """Why the token is revoked, or None; fails closed (``SidecarUnavailableError``) when
+        the writer is not ready and alive (:meth:`ensure_usable`'s test, made by the lookup
+        itself). It is the open table's gated :meth:`SharedTable.check`, one call with no
+        frame of this class's in between (a verifier looks it up at each call)."""
         self._reopen()
         if self._lifetime is None or self._skew is None:
             raise ConfigurationError(
@@ -463,7 +469,10 @@ class SharedRevocations:
     def __repr__(self) -> str:
         return f"SharedRevocations({str(self.path)!r})"
 
-    def check(
+    checks_usable = True
+    """:meth:`check` runs :meth:`ensure_usable`'s test itself: a verifier need not call it."""
+
+    def _check_usable(
         self,
         jti: str | None,
         user_id: str | None,
@@ -471,13 +480,12 @@ class SharedRevocations:
         session_id: str | None = None,
         issuer: str | None = None,
     ) -> RevocationReason | None:
-        """Why the token is revoked, or None; fails closed when no usable file is open."""
+        """:meth:`check` when the file open is not usable right now (or none is): raise, or
+        (the writer is back, or has replaced its file) look the token up."""
+        self.ensure_usable()
         table = self._table
-        if table is None:
-            self.ensure_usable()
-            table = self._table
-            assert table is not None
-        return table.check(jti, user_id, iat, session_id, issuer)
+        assert table is not None
+        return table.lookup(jti, user_id, iat, session_id, issuer)
 
     def ensure_usable(self) -> None:
         """Return when the shared state can decide now, else raise ``SidecarUnavailableError``."""
@@ -544,6 +552,7 @@ class SharedRevocations:
         self._table = None
         self._words = self._doubles = None
         self._map = None
+        self.check = self._check_usable
 
     def _open(self) -> None:
         path = self.path
@@ -588,6 +597,8 @@ class SharedRevocations:
         self._lifetime, self._skew = table.max_token_lifetime, table.max_clock_skew
         self._inode = (info.st_dev, info.st_ino)
         self._problem = None
+        table.gate(self._clock, self._staleness, self._check_usable)
+        self.check = table.check
 
     def _refuse_unsafe(self, info: os.stat_result) -> None:
         """Rule 4: only a regular file that no other local user can change."""
