@@ -16,8 +16,13 @@ Consistency contract:
    ``max_staleness`` without contact, verification fails closed (or, with
    ``on_stale="allow"``, accepts and logs loudly). While the topic is quiet the consumer's
    fetch waits at the broker for up to 2 s (a long poll that returns as soon as a record
-   arrives) and the loop wakes every ``poll_timeout`` (0.5 s): about 0.6 requests/s to each
-   broker that leads a partition, and 0.13% of a core (0.40% waking every 0.2 s).
+   arrives: publish to enforced does not depend on it) and the loop wakes every
+   ``poll_timeout`` (2 s), or sooner when a chore (contact, sweep, metadata, snapshot) is
+   due, so contact keeps its interval: about 0.6 requests/s to each broker that leads a
+   partition (a fetch every 2 s, an end-offsets request every ``contact_interval``), and
+   about half the CPU of waking every 0.5 s (BENCHMARKS row 18). While catching up the
+   loop waits at most 0.5 s. :meth:`RevocationSidecar.stop` waits up to ``poll_timeout``
+   for the consumer thread.
 5. Each record is decoded once, mirror or not. A record that is not a valid event is
    skipped, counted by kind and logged with its partition and offset; it never stops the
    sidecar. A decoder that raises anything else has met a bug, not a bad record: the error
@@ -145,7 +150,7 @@ class RevocationSidecar:
         on_stale: Literal["reject", "allow"] = "reject",
         max_entries: int = 10_000_000,
         clock: Clock = time.time,
-        poll_timeout: DurationLike = 0.5,
+        poll_timeout: DurationLike = 2.0,
         contact_interval: DurationLike | None = None,
         sweep_interval: DurationLike = 10.0,
         max_restarts: int = 10,
