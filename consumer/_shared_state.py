@@ -28,8 +28,12 @@ Contract:
    (``loading``), stopped (``stopped``), or when its heartbeat is older than the staleness
    bound (``stale``): the writer's ``max_staleness`` unless the reader is given one. The
    writer's heartbeat comes with each contact (every ``max_staleness`` / 3 by default), so a
-   writer killed with SIGKILL is noticed within ``max_staleness`` of its last heartbeat. A reader opens the path again by itself when the file it has is superseded,
-   replaced or not usable, so it serves again when a (re)started writer is caught up.
+   writer killed with SIGKILL is noticed within ``max_staleness`` of its last heartbeat.
+   Each check makes this test itself, with no decision cached (the flags word, the
+   heartbeat's age by one clock read: :meth:`SharedTable.gate`), so a verifier asks no
+   separate ``ensure_usable``. A reader opens the path again by itself when the file it has
+   is superseded, replaced or not usable, so it serves again when a (re)started writer is
+   caught up.
 4. A reader refuses a file that is not a regular file, that is owned by a user other than
    itself, root or the ``owner`` it is given, or that its group or others may write, and a
    directory others may write without the sticky bit: a local user must not be able to

@@ -23,7 +23,9 @@ runs that leave the end, so a lookup never wraps.
 
 Lookup: walk from the home slot while the slots' displacements are at least the walk's (Robin
 Hood order); an empty slot or a smaller displacement ends it: at most a few slots at the load
-this table runs at (:data:`MAX_LOAD`).
+this table runs at (:data:`MAX_LOAD`), 3.4 on average for a key that is absent. The walk reads
+each slot's displacement (the meta word's low byte, a small int) and compares the whole meta
+word only at a slot whose displacement equals the walk's, a slot of the key's home.
 
 False revocations (a token that nothing revoked, refused because of a stored entry). A lookup
 matches a slot only when the slot holds the same kind, the same home slot (the slot's position
@@ -67,7 +69,8 @@ import math
 import os
 import time
 from array import array
-from typing import Final, Protocol
+from collections.abc import Callable
+from typing import Final
 
 import xxhash
 
@@ -142,15 +145,8 @@ _FILL = 1 << 20
 """Slots whose value an initialisation sets to +inf at a time."""
 
 
-class TableLookup(Protocol):
-    def __call__(
-        self,
-        jti: str | None,
-        user_id: str | None,
-        iat: float | None,
-        session_id: str | None = None,
-        issuer: str | None = None,
-    ) -> RevocationReason | None: ...
+TableLookup = Callable[..., RevocationReason | None]
+"""A check's signature: ``(jti, user_id, iat, session_id=None, issuer=None)``."""
 
 
 class TableFullError(SidecarUnavailableError):
