@@ -50,6 +50,11 @@ latency; at 100 ms a quiet sidecar sent 10.7 requests/s (BENCHMARKS row 12), at 
 one fetch every 2 s and one end-offsets request every ``contact_interval``."""
 
 
+CATCH_UP_POLL = 0.5
+"""The longest the loop waits for records while catching up (seconds): readiness is seen
+within this of the positions reaching the replay's end, whatever ``poll_timeout``."""
+
+
 class FatalError(Exception):
     """An error the consumer thread does not retry (a missing or deleted topic, a right that
     an ACL denies)."""
@@ -57,6 +62,14 @@ class FatalError(Exception):
 
 METADATA_INTERVAL = 30.0
 """Seconds between two looks for partitions added to the topic."""
+
+
+def poll_wait(poll_timeout: float, until_due: float, *, caught_up: bool) -> float:
+    """Seconds to wait for records when the next chore is due in ``until_due``: until then,
+    at most ``poll_timeout`` (a long poll: it returns as soon as a record arrives), at most
+    :data:`CATCH_UP_POLL` while catching up; never negative."""
+    limit = poll_timeout if caught_up else min(poll_timeout, CATCH_UP_POLL)
+    return min(limit, max(until_due, 0.0))
 
 
 @dataclass
@@ -152,8 +165,19 @@ class TopicReader:
         next_sweep = last_sweep = tick() + sweep_every
         next_metadata = tick() + METADATA_INTERVAL
         next_snapshot = tick() + snapshot_every
+        poll_every = options.poll_timeout.total_seconds()
+        writer = self.snapshot_writer
+        snapshots = bool(writer and snapshot_every)
+        if not health.is_caught_up:  # an empty topic: ready before the first poll's wait
+            self._check_caught_up()
         while not stopping.is_set():
-            batch = consumer.poll(timeout_ms=self._poll_ms)
+            due = min(next_contact, next_sweep, next_metadata)
+            if health.over_capacity:
+                due = min(due, last_sweep + 0.5)
+            if snapshots and health.is_caught_up:
+                due = min(due, next_snapshot)
+            wait = poll_wait(poll_every, due - tick(), caught_up=health.is_caught_up)
+            batch = consumer.poll(timeout_ms=int(wait * 1000))
             if batch:
                 self._apply_batch(consumer, batch)
                 health.touch()
@@ -171,8 +195,7 @@ class TopicReader:
             if now >= next_metadata:
                 parts = self._grow(consumer, parts)
                 next_metadata = tick() + METADATA_INTERVAL
-            writer = self.snapshot_writer
-            if writer and snapshot_every and health.is_caught_up and now >= next_snapshot:
+            if writer and snapshots and health.is_caught_up and now >= next_snapshot:
                 writer.save_in_background()
                 next_snapshot = tick() + snapshot_every
 

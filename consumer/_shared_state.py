@@ -28,8 +28,12 @@ Contract:
    (``loading``), stopped (``stopped``), or when its heartbeat is older than the staleness
    bound (``stale``): the writer's ``max_staleness`` unless the reader is given one. The
    writer's heartbeat comes with each contact (every ``max_staleness`` / 3 by default), so a
-   writer killed with SIGKILL is noticed within ``max_staleness`` of its last heartbeat. A reader opens the path again by itself when the file it has is superseded,
-   replaced or not usable, so it serves again when a (re)started writer is caught up.
+   writer killed with SIGKILL is noticed within ``max_staleness`` of its last heartbeat.
+   Each check makes this test itself, with no decision cached (the flags word, the
+   heartbeat's age by one clock read: :meth:`SharedTable.gate`), so a verifier asks no
+   separate ``ensure_usable``. A reader opens the path again by itself when the file it has
+   is superseded, replaced or not usable, so it serves again when a (re)started writer is
+   caught up.
 4. A reader refuses a file that is not a regular file, that is owned by a user other than
    itself, root or the ``owner`` it is given, or that its group or others may write, and a
    directory others may write without the sticky bit: a local user must not be able to
@@ -85,6 +89,7 @@ from ._shared_table import (
     W_HEARTBEAT,
     W_STALENESS,
     SharedTable,
+    TableLookup,
     capacity_for,
     file_size,
     slot_count,
@@ -458,6 +463,11 @@ class SharedRevocations:
         self._problem: SidecarUnavailableError | None = None
         self._lifetime = max_token_lifetime
         self._skew = max_clock_skew
+        self.check: TableLookup = self._check_usable
+        """Why the token is revoked, or None; fails closed (``SidecarUnavailableError``) when
+        the writer is not ready and alive (:meth:`ensure_usable`'s test, made by the lookup
+        itself). It is the open table's gated :meth:`SharedTable.check`, one call with no
+        frame of this class's in between (a verifier looks it up at each call)."""
         self._reopen()
         if self._lifetime is None or self._skew is None:
             raise ConfigurationError(
@@ -479,7 +489,10 @@ class SharedRevocations:
     def __repr__(self) -> str:
         return f"SharedRevocations({str(self.path)!r})"
 
-    def check(
+    checks_usable = True
+    """:meth:`check` runs :meth:`ensure_usable`'s test itself: a verifier need not call it."""
+
+    def _check_usable(
         self,
         jti: str | None,
         user_id: str | None,
@@ -487,13 +500,12 @@ class SharedRevocations:
         session_id: str | None = None,
         issuer: str | None = None,
     ) -> RevocationReason | None:
-        """Why the token is revoked, or None; fails closed when no usable file is open."""
+        """:meth:`check` when the file open is not usable right now (or none is): raise, or
+        (the writer is back, or has replaced its file) look the token up."""
+        self.ensure_usable()
         table = self._table
-        if table is None:
-            self.ensure_usable()
-            table = self._table
-            assert table is not None
-        return table.check(jti, user_id, iat, session_id, issuer)
+        assert table is not None
+        return table.lookup(jti, user_id, iat, session_id, issuer)
 
     def ensure_usable(self) -> None:
         """Return when the shared state can decide now, else raise ``SidecarUnavailableError``."""
@@ -560,6 +572,7 @@ class SharedRevocations:
         self._table = None
         self._words = self._doubles = None
         self._map = None
+        self.check = self._check_usable
 
     def _open(self) -> None:
         path = self.path
@@ -604,6 +617,8 @@ class SharedRevocations:
         self._lifetime, self._skew = table.max_token_lifetime, table.max_clock_skew
         self._inode = (info.st_dev, info.st_ino)
         self._problem = None
+        table.gate(self._clock, self._staleness, self._check_usable)
+        self.check = table.check
 
     def _refuse_unsafe(self, info: os.stat_result) -> None:
         """Rule 4: only a regular file that no other local user can change."""

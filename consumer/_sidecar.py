@@ -16,8 +16,13 @@ Consistency contract:
    ``max_staleness`` without contact, verification fails closed (or, with
    ``on_stale="allow"``, accepts and logs loudly). While the topic is quiet the consumer's
    fetch waits at the broker for up to 2 s (a long poll that returns as soon as a record
-   arrives) and the loop wakes every ``poll_timeout`` (0.5 s): about 0.6 requests/s to each
-   broker that leads a partition, and 0.13% of a core (0.40% waking every 0.2 s).
+   arrives: publish to enforced does not depend on it) and the loop wakes every
+   ``poll_timeout`` (0.5 s), or sooner when a chore (contact, sweep, metadata, snapshot) is
+   due, so contact keeps its interval: about 0.6 requests/s to each broker that leads a
+   partition (a fetch every 2 s, an end-offsets request every ``contact_interval``), and
+   0.15-0.18% of a core (BENCHMARKS row 18; 0.08% with ``poll_timeout`` 2 s, at the price of
+   :meth:`RevocationSidecar.stop` waiting up to ``poll_timeout`` for the consumer thread, as
+   kafka-python cannot interrupt a poll). While catching up the loop waits at most 0.5 s.
 5. Each record is decoded once, mirror or not. A record that is not a valid event is
    skipped, counted by kind and logged with its partition and offset; it never stops the
    sidecar. A decoder that raises anything else has met a bug, not a bad record: the error

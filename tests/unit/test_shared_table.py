@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jwt_revocation.consumer import RevocationState, SharedRevocations
+from jwt_revocation.consumer import RevocationState, RevocationVerifier, SharedRevocations
 from jwt_revocation.consumer._shared_state import SharedStateWriter
 from jwt_revocation.consumer._shared_table import (
     HEADER_BYTES,
@@ -19,7 +19,12 @@ from jwt_revocation.consumer._shared_table import (
     capacity_for,
     file_size,
 )
-from jwt_revocation.shared import ConfigurationError, Event, SidecarUnavailableError
+from jwt_revocation.shared import (
+    ConfigurationError,
+    Event,
+    SidecarUnavailableError,
+    TokenRevokedError,
+)
 from tests.unit.test_state import (
     LIFETIME,
     NOW,
@@ -94,6 +99,8 @@ def test_the_shared_table_answers_as_revocation_state(
         assert len(table) == len(state)
         differences = [t for t in tokens if table.check(*t) != state.check(*t)]
         assert differences == []
+        # The walk without the inlined fast path (a reader's retry, a reopened file).
+        assert [t for t in tokens if table.lookup(*t) != state.check(*t)] == []
 
 
 def test_every_entry_of_a_nearly_full_table_is_found_and_expiry_keeps_the_live_ones() -> None:
@@ -153,8 +160,14 @@ def writer(path: Path, **overrides: object) -> SharedStateWriter:
 
 
 def reason_of(reader: SharedRevocations) -> str:
+    """Why the reader fails closed: its lookup, which a verifier calls without asking
+    ``ensure_usable`` first, refuses every token for the same reason."""
     with pytest.raises(SidecarUnavailableError) as caught:
         reader.ensure_usable()
+    for token in (("gone", None, None), (None, "u", NOW), ("kept", "u", NOW, "s", "iss")):
+        with pytest.raises(SidecarUnavailableError) as looked_up:
+            reader.check(*token)
+        assert looked_up.value.reason == caught.value.reason
     return caught.value.reason
 
 
@@ -216,6 +229,46 @@ def test_a_writer_with_other_settings_replaces_the_file_and_readers_follow(
     second.heartbeat("auth.revocations", NOW)
     reader.ensure_usable()
     assert reader.check("old", None, None) is None  # the new file has not been fed yet
+
+
+def test_a_verifier_follows_its_reader_to_a_new_file_and_its_lookup_fails_closed(
+    tmp_path: Path,
+) -> None:
+    # The verifier does not call ensure_usable for this source: the lookup itself must refuse.
+    path = tmp_path / "state"
+    clock = Clock()
+    first = writer(path)
+    first.resume_offsets("auth.revocations")
+    first.write("auth.revocations", [revoke_jti("old", NOW + 100)], {0: 1}, NOW)
+    first.heartbeat("auth.revocations", NOW)
+    reader = SharedRevocations(path, clock=clock)
+    verifier = RevocationVerifier(reader, key="k" * 32, algorithms=["HS256"], clock=clock)
+
+    def claims(jti: str) -> dict[str, object]:
+        return {"jti": jti, "sub": "u", "iat": int(NOW) - 10, "exp": int(NOW) + 100}
+
+    def unavailable() -> str:
+        with pytest.raises(SidecarUnavailableError) as caught:
+            verifier.check_claims(claims("new"))
+        return caught.value.reason
+
+    with pytest.raises(TokenRevokedError):
+        verifier.check_claims(claims("old"))
+    verifier.check_claims(claims("new"))
+    first.close()
+    assert unavailable() == "stopped"
+    second = writer(path, max_entries=5000)  # a new file replaces the first one
+    second.resume_offsets("auth.revocations")
+    second.write("auth.revocations", [revoke_jti("new", NOW + 100)], {0: 2}, NOW)
+    assert unavailable() == "loading"
+    second.heartbeat("auth.revocations", NOW)
+    with pytest.raises(TokenRevokedError):
+        verifier.check_claims(claims("new"))
+    verifier.check_claims(claims("old"))  # the new file has not been fed it
+    clock.now += 30  # the writer's bound: still fresh
+    verifier.check_claims(claims("old"))
+    clock.now += 0.001
+    assert unavailable() == "stale"
 
 
 def test_only_one_writer_per_path(tmp_path: Path) -> None:
