@@ -33,7 +33,8 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import NamedTuple, Protocol
 
-from jwt_revocation.shared import Event, RecordError, record_key
+from jwt_revocation.shared import Event, RecordError
+from jwt_revocation.shared._events import record_key
 
 from ._progress import ReplayProgress
 from ._state import RevocationState

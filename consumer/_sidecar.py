@@ -90,17 +90,14 @@ from jwt_revocation.shared import (
     SecurityEventVerifier,
     SidecarUnavailableError,
     SnapshotError,
-    check_bootstrap_servers,
     check_topic,
-    check_topic_name,
-    connection_or_default,
-    optional_instance,
     parse_duration,
-    parse_seconds,
-    record_decoder,
-    require_callable,
-    require_count,
 )
+from jwt_revocation.shared._arguments import optional_instance, require_callable, require_count
+from jwt_revocation.shared._connection import connection_or_default
+from jwt_revocation.shared._duration import parse_seconds
+from jwt_revocation.shared._names import check_bootstrap_servers, check_topic_name
+from jwt_revocation.shared._security_events import record_decoder
 
 from ._apply import RecordApplier
 from ._health import SidecarHealth, SidecarStatus

@@ -31,7 +31,6 @@ from typing import Any, NamedTuple, Protocol
 import jwt
 
 from jwt_revocation.shared import (
-    EXACT_SECONDS_LIMIT,
     Clock,
     ConfigurationError,
     DurationLike,
@@ -45,14 +44,13 @@ from jwt_revocation.shared import (
     TokenRevokedError,
     UnknownKeyError,
     UserIdLike,
-    check_algorithms,
-    check_key,
     numeric_date,
     parse_duration,
-    require_instance,
-    to_datetime,
-    user_id_text,
 )
+from jwt_revocation.shared._arguments import require_instance
+from jwt_revocation.shared._events import to_datetime, user_id_text
+from jwt_revocation.shared._keys import check_algorithms, check_key
+from jwt_revocation.shared._numeric_date import EXACT_SECONDS_LIMIT
 
 from ._state import RevocationState
 from ._verdict import MISSING_TOKEN, Verdict, judge

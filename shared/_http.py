@@ -35,16 +35,19 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-import uvicorn
-from prometheus_client import CollectorRegistry, generate_latest
-from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
-from starlette.routing import BaseRoute
-
-from ._errors import ConfigurationError
+from ._errors import ConfigurationError, RevocationError
+from ._extras import needs_extra
 from ._http_limits import ConnectionGuard, HTTPLimits, guarded_protocol
+
+with needs_extra("http", __name__):
+    import uvicorn
+    from prometheus_client import CollectorRegistry, generate_latest
+    from starlette.applications import Starlette
+    from starlette.exceptions import HTTPException
+    from starlette.requests import ClientDisconnect, Request
+    from starlette.responses import Response
+    from starlette.routing import BaseRoute
+
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +89,7 @@ def json_response(
     )
 
 
-class BodyError(Exception):
+class BodyError(RevocationError):
     """The request body cannot be read; ``answer`` says how to refuse it."""
 
     def __init__(self, answer: Response) -> None:

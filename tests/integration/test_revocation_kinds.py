@@ -29,7 +29,7 @@ from jwt_revocation.consumer import (
     TokenRevokedError,
 )
 from jwt_revocation.producer import AsyncRevocationPublisher, RevocationPublisher
-from jwt_revocation.shared import ALL_TOKENS_KEY
+from jwt_revocation.shared._events import ALL_TOKENS_KEY
 from tests.integration.conftest import (
     BOOTSTRAP,
     KEY,

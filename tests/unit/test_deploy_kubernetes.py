@@ -23,6 +23,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
+import jwt_revocation
 from jwt_revocation.producer import ReceiverStore
 from jwt_revocation.producer.outbox import outbox_engine
 from jwt_revocation.shared import ConfigurationError, SecurityEventSigner, UserDeleted
@@ -43,7 +44,6 @@ from tests.deploy import (
     listen_address,
     only,
     parse_command,
-    pyproject,
     receiver_server,
     setting_names,
     status_of,
@@ -76,7 +76,7 @@ def test_the_kustomization_lists_every_manifest_and_only_what_is_rendered() -> N
     files = {p.name for p in KUBERNETES.glob("*.yaml")} - {"kustomization.yaml"}
     assert sorted(kustomization["resources"]) == sorted(files)
     assert [i["name"] for i in kustomization["images"]] == [IMAGE]
-    assert kustomization["images"][0]["newTag"] == pyproject()["project"]["version"]
+    assert kustomization["images"][0]["newTag"] == jwt_revocation.__version__
 
 
 @pytest.mark.parametrize("version", [MINIMUM, kubernetes_validate.latest_version()])

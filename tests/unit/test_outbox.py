@@ -40,8 +40,8 @@ from jwt_revocation.shared import (
     UserDeleted,
     UserTokensRevoked,
     decode_event,
-    record_key,
 )
+from jwt_revocation.shared._events import record_key
 from tests.support import FakeClock, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
