@@ -78,7 +78,7 @@ import time
 import weakref
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 from jwt_revocation.shared import (
     Clock,
@@ -86,7 +86,6 @@ from jwt_revocation.shared import (
     DurationLike,
     KafkaConnection,
     LifecycleError,
-    RevocationSettings,
     SecurityEventVerifier,
     SidecarUnavailableError,
     SnapshotError,
@@ -109,6 +108,9 @@ from ._shared_state import SharedStateWriter, SharedTableState
 from ._snapshot import RedisSnapshots, SnapshotWriter
 from ._state import RevocationState, StateSnapshot
 from ._stats import DelayHistogram, RecordCounts, SidecarStats
+
+if TYPE_CHECKING:
+    from jwt_revocation.shared import RevocationSettings
 
 logger = logging.getLogger(__name__)
 

@@ -81,7 +81,6 @@ from ._security_events import (
     SecurityEventSigner,
     SecurityEventVerifier,
 )
-from ._settings import RevocationSettings
 from ._topic import (
     DEFAULT_RETENTION_MARGIN,
     TopicInfo,
@@ -94,12 +93,14 @@ logging.getLogger("jwt_revocation").addHandler(logging.NullHandler())
 
 if _typing.TYPE_CHECKING:
     from ._http_limits import HTTPLimits
+    from ._settings import RevocationSettings
 
-# HTTPLimits' module imports uvicorn and httptools (the [http] extra).
+# HTTPLimits' module imports uvicorn and httptools (the [http] extra); RevocationSettings'
+# imports pydantic-settings, which a sidecar built from arguments never needs.
 __getattr__, __dir__ = _lazy_exports(
     __name__,
     globals(),
-    {"HTTPLimits": "._http_limits"},
+    {"HTTPLimits": "._http_limits", "RevocationSettings": "._settings"},
     moved={
         "ALL_TOKENS_KEY": "._events",
         "BOOTSTRAP_SHARE": "._connection",
