@@ -10,7 +10,7 @@ socket), and ``key_resolver`` takes any other source.
 
 Keys are checked when they are given, not at the first token: a static ``key`` (and
 :meth:`RevocationVerifier.set_key`'s) must suit every one of ``algorithms``, by
-:func:`~jwt_revocation.shared.check_key` (a private key, a file path, a certificate or a
+:func:`~jwt_revocation.shared._keys.check_key` (a private key, a file path, a certificate or a
 short secret is a ``ConfigurationError`` saying what to pass). A resolver's key that PyJWT
 cannot verify with is refused as :class:`UnknownKeyError` (401) and logged, never an
 ``AttributeError`` or ``InvalidKeyError`` escaping ``verify`` (a 500). :func:`claims_only` is

@@ -21,6 +21,9 @@ What every server here does the same way:
   ``shutdown_timeout``), then the socket closes.
 - Request lines are logged at debug level only; tokens and SETs travel in headers and bodies,
   which are never logged.
+
+Private to the package (the sidecar, receivers and relay import it from here), and needs the
+``[http]`` extra: without it, importing this module raises ``MissingExtraError``.
 """
 
 from __future__ import annotations
