@@ -4,6 +4,7 @@ exception is in the ``RevocationError`` tree."""
 from __future__ import annotations
 
 import ast
+import importlib
 import re
 import subprocess
 import sys
@@ -267,3 +268,38 @@ def test_the_django_integration_imports_producer_consumer_and_shared_only() -> N
     assert sorted(m for m in ours if m.split(".")[1] not in allowed) == []
     # The folder's own name is no module users have: it would import a second copy.
     assert sorted(m for m in imports if m.split(".")[0] == "django_integration") == []
+
+
+# -- what the documentation imports ---------------------------------------------------------
+
+_DOC_IMPORT = re.compile(
+    r"from (jwt_revocation[\w.]*) import (?:\(([^)]*)\)|([\w, ]+))", flags=re.MULTILINE
+)
+
+
+def _documented_imports() -> list[tuple[str, str]]:
+    root = Path(__file__).resolve().parents[2]
+    pages = [root / "README.md", *sorted((root / "docs").rglob("*.md"))]
+    found = set()
+    for page in pages:
+        if page.exists():
+            for module, grouped, inline in _DOC_IMPORT.findall(page.read_text(encoding="utf-8")):
+                names = (grouped or inline).replace("\n", " ").split(",")
+                found.update((module, name.strip()) for name in names if name.strip())
+    return sorted(found)
+
+
+def test_the_documentation_imports_something() -> None:
+    assert ("jwt_revocation.consumer", "RevocationVerifier") in _documented_imports()
+
+
+@pytest.mark.parametrize(("module", "name"), _documented_imports())
+def test_every_name_the_documentation_imports_is_public_where_it_says(
+    module: str, name: str
+) -> None:
+    """What users copied from the README keeps working, with no deprecation warning."""
+    imported = importlib.import_module(module)
+
+    assert name in getattr(imported, "__all__", [name])
+    assert not name.startswith("_")
+    assert getattr(imported, name) is not None
