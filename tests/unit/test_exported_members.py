@@ -280,7 +280,7 @@ _DOC_IMPORT = re.compile(
 def _documented_imports() -> list[tuple[str, str]]:
     root = Path(__file__).resolve().parents[2]
     pages = [root / "README.md", *sorted((root / "docs").rglob("*.md"))]
-    found = set()
+    found: set[tuple[str, str]] = set()
     for page in pages:
         if page.exists():
             for module, grouped, inline in _DOC_IMPORT.findall(page.read_text(encoding="utf-8")):
