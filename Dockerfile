@@ -13,14 +13,16 @@ ENV PYTHONUNBUFFERED=1 \
 
 WORKDIR /app
 # Every folder pyproject.toml maps into the package, with the files its build reads.
-COPY pyproject.toml README.md constraints.txt ./
+COPY pyproject.toml README.md LICENSE constraints.txt ./
+COPY api api
 COPY producer producer
 COPY consumer consumer
 COPY shared shared
 COPY cli cli
 COPY django_integration django_integration
-# The exact versions the test suite ran against; [outbox] for `jwt-revocation relay`.
-RUN pip install --constraint constraints.txt ".[outbox]"
+# The exact versions the test suite ran against; [http] for the sidecar's endpoints, [redis]
+# for its snapshots and blocklist, [outbox] for `jwt-revocation relay` and `receive`.
+RUN pip install --constraint constraints.txt ".[http,redis,outbox]"
 
 # A numeric user, so that Kubernetes' runAsNonRoot can verify that it is not root.
 USER 10001:10001

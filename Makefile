@@ -29,14 +29,14 @@ help:
 $(INSTALLED): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c $(CONSTRAINTS) -e ".[dev]"
+	$(BIN)/python -m pip install -q -c $(CONSTRAINTS) -e ".[all]" --group dev
 	@touch $@
 
 lock:
 	rm -rf .lock-venv
 	$(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/python -m pip install -q --upgrade pip
-	.lock-venv/bin/python -m pip install -q -e ".[dev]"
+	.lock-venv/bin/python -m pip install -q -e ".[all]" --group dev
 	@{ echo "# Pinned by 'make lock' from pyproject.toml's ranges; 'make install' installs exactly these."; \
 	  .lock-venv/bin/python -m pip freeze --exclude-editable | sort -f; } > $(CONSTRAINTS)
 	rm -rf .lock-venv
@@ -69,9 +69,11 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# mypy and mkdocstrings see the folders under their installed names through links in .mypy-tree/.
+# mypy and mkdocstrings see the folders under their installed names through links in
+# .mypy-tree/: the root package's files (api/) and one link per subpackage.
 tree: install
 	@mkdir -p .mypy-tree/jwt_revocation
+	@for f in api/*.py api/py.typed; do ln -sfn ../../$$f .mypy-tree/jwt_revocation/$${f#api/}; done
 	@for d in producer consumer shared cli django_integration:django; do \
 	  ln -sfn ../../$${d%%:*} .mypy-tree/jwt_revocation/$${d##*:}; done
 

@@ -41,7 +41,8 @@ from kafka.admin import (
 )
 from kafka.errors import UnknownTopicOrPartitionError
 
-from jwt_revocation.shared import KafkaConnection, client_config, open_client
+from jwt_revocation.shared import KafkaConnection
+from jwt_revocation.shared._connection import client_config, open_client
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ROOT / "scripts" / "services.sh"

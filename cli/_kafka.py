@@ -24,13 +24,8 @@ from typing import Any
 
 from jwt_revocation.consumer import RevocationSidecar
 from jwt_revocation.producer import RevocationPublisher
-from jwt_revocation.shared import (
-    BOOTSTRAP_SHARE,
-    KafkaConnection,
-    RevocationSettings,
-    TopicInfo,
-    check_topic,
-)
+from jwt_revocation.shared import KafkaConnection, RevocationSettings, TopicInfo, check_topic
+from jwt_revocation.shared._connection import BOOTSTRAP_SHARE
 
 REACH_WITHIN = 10.0
 """Seconds a one-shot command waits for an unreachable broker, when its timeout is longer."""

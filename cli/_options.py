@@ -16,13 +16,8 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from jwt_revocation.consumer import RevocationSource, RevocationVerifier, claims_only
-from jwt_revocation.shared import (
-    ConfigurationError,
-    RevocationSettings,
-    check_bootstrap_servers,
-    check_topic_name,
-    parse_duration,
-)
+from jwt_revocation.shared import ConfigurationError, RevocationSettings, parse_duration
+from jwt_revocation.shared._names import check_bootstrap_servers, check_topic_name
 
 
 def instant(text: str) -> float:

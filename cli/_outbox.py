@@ -26,8 +26,8 @@ from jwt_revocation.shared import (
     OutboxError,
     RevocationError,
     RevocationSettings,
-    parse_address,
 )
+from jwt_revocation.shared._http import parse_address
 
 from ._options import duration
 

@@ -41,8 +41,8 @@ from jwt_revocation.shared import (
     PublishError,
     RevocationSettings,
     SecurityEventVerifier,
-    parse_address,
 )
+from jwt_revocation.shared._http import parse_address
 
 from ._command import (
     EXIT_ERROR,

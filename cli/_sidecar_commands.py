@@ -25,7 +25,8 @@ from jwt_revocation.consumer import (
     SidecarStatus,
     SidecarUnavailableError,
 )
-from jwt_revocation.shared import ConfigurationError, HTTPLimits, RevocationSettings, parse_address
+from jwt_revocation.shared import ConfigurationError, HTTPLimits, RevocationSettings
+from jwt_revocation.shared._http import parse_address
 
 from ._command import (
     EXIT_OK,

@@ -21,7 +21,7 @@ Rules (the sidecar's contract, rules 3, 5 and 6):
   repeats the status is ``degraded``; after ``max_restarts`` consecutive failures the sidecar
   is ``failed`` and verification fails closed. A bug never silently drops a revocation; the
   price is that a record which trips one stops every sidecar until the bug is fixed.
-- An event whose Kafka key is not its :func:`~jwt_revocation.shared.record_key` (the user id, or
+- An event whose Kafka key is not its :func:`~jwt_revocation.shared._events.record_key` (the user id, or
   ``*`` for ``all_tokens_revoked``) is applied and counted as ``key_mismatch``.
 - At ``max_entries``, an event that would add an entry is not applied: :meth:`RecordApplier.apply`
   returns its offset, and the caller pauses the partition there. Nothing is evicted.
@@ -33,7 +33,8 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import NamedTuple, Protocol
 
-from jwt_revocation.shared import Event, RecordError, record_key
+from jwt_revocation.shared import Event, RecordError
+from jwt_revocation.shared._events import record_key
 
 from ._progress import ReplayProgress
 from ._state import RevocationState

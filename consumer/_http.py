@@ -41,15 +41,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
-
-from jwt_revocation.shared import (
+from jwt_revocation.shared import ConfigurationError, HTTPLimits
+from jwt_revocation.shared._extras import needs_extra
+from jwt_revocation.shared._http import (
     BackgroundHTTPServer,
     BodyError,
-    ConfigurationError,
-    HTTPLimits,
     json_app,
     json_response,
     read_body,
@@ -59,6 +55,11 @@ from ._metrics import render_metrics
 from ._sidecar import RevocationSidecar
 from ._verdict import Verdict, bearer_answer, bearer_token
 from ._verifier import RevocationVerifier
+
+with needs_extra("http", __name__):
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
 
 FORWARD_CLAIMS = {"sub": "X-Auth-Subject"}
 """The claims ``/v1/auth`` passes on by default, and the response header of each."""

@@ -13,20 +13,22 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import get_args
 
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
-from prometheus_client.registry import Collector
-
 from jwt_revocation.shared import EVENT_TYPES, RecordReason, SnapshotReason
+from jwt_revocation.shared._extras import needs_extra
 
 from ._health import SidecarStatus
 from ._sidecar import RevocationSidecar
 from ._verifier import RevocationVerifier
+
+with needs_extra("metrics", __name__):
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.core import (
+        CounterMetricFamily,
+        GaugeMetricFamily,
+        HistogramMetricFamily,
+        Metric,
+    )
+    from prometheus_client.registry import Collector
 
 
 class SidecarCollector(Collector):

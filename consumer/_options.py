@@ -29,23 +29,29 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, StrictBool, StrictStr, model_validator
+from pydantic import BeforeValidator, Field, PlainValidator, StrictBool, StrictStr, model_validator
 
-from jwt_revocation.shared import (
-    ConfigurationError,
+from jwt_revocation.shared import ConfigurationError, KafkaConnection, parse_duration
+from jwt_revocation.shared._connection import connection_or_default
+from jwt_revocation.shared._names import check_bootstrap_servers, check_topic_name
+from jwt_revocation.shared._options import (
     FrozenOptions,
-    KafkaConnection,
     OptionDuration,
     PositiveDuration,
-    RevocationSettings,
-    check_bootstrap_servers,
-    check_topic_name,
-    connection_or_default,
     count_option,
-    parse_duration,
 )
 
+if TYPE_CHECKING:
+    from jwt_revocation.shared import RevocationSettings
+
 OnStale = Literal["reject", "allow"]
+
+if TYPE_CHECKING:
+    _Connection = KafkaConnection
+else:
+    # Checked by isinstance alone: a schema built from the dataclass's fields would need
+    # kafka-python's token provider class, which is imported only when a client is built.
+    _Connection = Annotated[Any, PlainValidator(connection_or_default)]
 
 
 def _on_stale(value: object) -> object:
@@ -138,9 +144,7 @@ class SidecarOptions(FrozenOptions):
     )
     """kafka-python consumer options that win over the sidecar's own; out of the repr, as
     they may hold a SASL or key password."""
-    connection: Annotated[KafkaConnection, BeforeValidator(connection_or_default)] = Field(
-        default_factory=KafkaConnection
-    )
+    connection: _Connection = Field(default_factory=KafkaConnection)
     """How to reach the brokers: TLS, SASL."""
     strict_replication: StrictBool = False
     """Refuse, rather than warn about, a topic that could lose acknowledged revocations."""

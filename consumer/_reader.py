@@ -18,19 +18,10 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import AuthorizationError, KafkaError
-
-from jwt_revocation.shared import (
-    Clock,
-    KafkaConnection,
-    SnapshotError,
-    authorization_detail,
-    client_config,
-    open_client,
-)
+from jwt_revocation.shared import Clock, KafkaConnection, SnapshotError
+from jwt_revocation.shared._connection import authorization_detail, client_config, open_client
 
 from ._apply import RecordApplier
 from ._health import SidecarHealth
@@ -39,6 +30,11 @@ from ._options import SidecarOptions
 from ._progress import ReplayProgress
 from ._snapshot import RedisSnapshots, SnapshotWriter, resumable
 from ._state import RevocationState
+
+if TYPE_CHECKING:
+    # kafka-python costs about 180 ms to import: it is imported when a reader starts, so a
+    # process that only verifies against a shared state or a Redis blocklist never pays it.
+    from kafka import KafkaConsumer, TopicPartition
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +114,8 @@ class TopicReader:
         A right an ACL denies (READ or DESCRIBE on the topic) is a :class:`FatalError` naming
         it: waiting would not grant it.
         """
+        from kafka.errors import AuthorizationError
+
         config = client_config(
             "consumer",
             self.options.bootstrap_servers,
@@ -237,6 +235,8 @@ class TopicReader:
 
     def _contact(self, consumer: KafkaConsumer, parts: list[TopicPartition]) -> None:
         """Ask the broker for end offsets: proves contact and measures lag."""
+        from kafka.errors import KafkaError
+
         try:
             ends = consumer.end_offsets(parts, timeout_ms=self._contact_ms)
         except KafkaError as err:
@@ -266,6 +266,8 @@ class TopicReader:
     def _partitions(
         self, consumer: KafkaConsumer, stopping: threading.Event
     ) -> list[TopicPartition]:
+        from kafka import TopicPartition
+
         deadline = time.monotonic() + 10.0
         while not (ids := consumer.partitions_for_topic(self.topic)):
             if time.monotonic() > deadline:
@@ -274,6 +276,8 @@ class TopicReader:
         return [TopicPartition(self.topic, p) for p in sorted(ids)]
 
     def _grow(self, consumer: KafkaConsumer, parts: list[TopicPartition]) -> list[TopicPartition]:
+        from kafka import TopicPartition
+
         ids = consumer.partitions_for_topic(self.topic)
         if ids is None:
             raise FatalError(f"topic {self.topic!r} was deleted")

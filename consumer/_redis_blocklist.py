@@ -32,9 +32,6 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import redis
-import redis.asyncio
-
 from jwt_revocation.shared import (
     EVENT_TYPES,
     Clock,
@@ -50,6 +47,11 @@ from jwt_revocation.shared import (
     UserTokensRevoked,
     parse_duration,
 )
+from jwt_revocation.shared._extras import needs_extra
+
+with needs_extra("redis", __name__):
+    import redis
+    import redis.asyncio
 
 logger = logging.getLogger(__name__)
 

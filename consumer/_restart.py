@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import time
 
-from jwt_revocation.shared import Clock, ConfigurationError, require_count
+from jwt_revocation.shared import Clock, ConfigurationError
+from jwt_revocation.shared._arguments import require_count
 
 MAX_BACKOFF = 30.0
 """The longest wait, in seconds, before a new consumer starts."""

@@ -89,23 +89,21 @@ import time
 import weakref
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 from jwt_revocation.shared import (
     Clock,
     ConfigurationError,
     KafkaConnection,
     LifecycleError,
-    RevocationSettings,
     SecurityEventVerifier,
     SidecarUnavailableError,
     SnapshotError,
     check_topic,
-    optional_instance,
-    options_or_keywords,
-    record_decoder,
-    require_callable,
 )
+from jwt_revocation.shared._arguments import optional_instance, require_callable
+from jwt_revocation.shared._options import options_or_keywords
+from jwt_revocation.shared._security_events import record_decoder
 
 from ._apply import RecordApplier
 from ._health import SidecarHealth, SidecarStatus
@@ -118,6 +116,9 @@ from ._shared_state import SharedStateWriter, SharedTableState
 from ._snapshot import RedisSnapshots, SnapshotWriter
 from ._state import RevocationState, StateSnapshot
 from ._stats import DelayHistogram, RecordCounts, SidecarStats
+
+if TYPE_CHECKING:
+    from jwt_revocation.shared import RevocationSettings
 
 logger = logging.getLogger(__name__)
 

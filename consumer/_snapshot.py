@@ -61,9 +61,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
-
-import redis
+from typing import TYPE_CHECKING, Any
 
 from jwt_revocation.shared import (
     SCHEMA_VERSION,
@@ -74,8 +72,13 @@ from jwt_revocation.shared import (
     parse_duration,
 )
 
-from ._redis_blocklist import redis_client
 from ._state import StateSnapshot
+
+if TYPE_CHECKING:
+    import redis
+
+# redis-py comes with the [redis] extra: it is imported when a RedisSnapshots is built, so a
+# sidecar without snapshots runs without it.
 
 logger = logging.getLogger(__name__)
 
@@ -276,6 +279,8 @@ class RedisSnapshots:
     ) -> None:
         if not prefix:
             raise ConfigurationError("prefix must not be empty")
+        from ._redis_blocklist import redis_client
+
         self.client: redis.Redis = redis_client(client)
         if self.client.connection_pool.connection_kwargs.get("decode_responses"):
             raise ConfigurationError(
@@ -316,6 +321,8 @@ class RedisSnapshots:
         max_clock_skew: float,
     ) -> str:
         """Store a snapshot and make it the latest; return its id."""
+        import redis
+
         body = zlib.compress(json.dumps(_body_content(state), separators=(",", ":")).encode(), 1)
         header = {
             "format": FORMAT,
@@ -366,6 +373,8 @@ class RedisSnapshots:
         self, topic: str, *, max_token_lifetime: float, max_clock_skew: float, now: float
     ) -> Snapshot:
         """The latest snapshot of ``topic`` usable with these settings, or :class:`SnapshotError`."""
+        import redis
+
         try:
             latest = _bytes(self.client.get(self._key(topic, "latest")))
             fields: dict[bytes, bytes] = (

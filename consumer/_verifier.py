@@ -10,7 +10,7 @@ socket), and ``key_resolver`` takes any other source.
 
 Keys are checked when they are given, not at the first token: a static ``key`` (and
 :meth:`RevocationVerifier.set_key`'s) must suit every one of ``algorithms``, by
-:func:`~jwt_revocation.shared.check_key` (a private key, a file path, a certificate or a
+:func:`~jwt_revocation.shared._keys.check_key` (a private key, a file path, a certificate or a
 short secret is a ``ConfigurationError`` saying what to pass). A resolver's key that PyJWT
 cannot verify with is refused as :class:`UnknownKeyError` (401) and logged, never an
 ``AttributeError`` or ``InvalidKeyError`` escaping ``verify`` (a 500). :func:`claims_only` is
@@ -31,7 +31,6 @@ from typing import Any, NamedTuple, Protocol
 import jwt
 
 from jwt_revocation.shared import (
-    EXACT_SECONDS_LIMIT,
     Clock,
     ConfigurationError,
     DurationLike,
@@ -45,14 +44,13 @@ from jwt_revocation.shared import (
     TokenRevokedError,
     UnknownKeyError,
     UserIdLike,
-    check_algorithms,
-    check_key,
     numeric_date,
     parse_duration,
-    require_instance,
-    to_datetime,
-    user_id_text,
 )
+from jwt_revocation.shared._arguments import require_instance
+from jwt_revocation.shared._events import to_datetime, user_id_text
+from jwt_revocation.shared._keys import check_algorithms, check_key
+from jwt_revocation.shared._numeric_date import EXACT_SECONDS_LIMIT
 
 from ._state import RevocationState
 from ._verdict import MISSING_TOKEN, Verdict, judge

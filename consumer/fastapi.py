@@ -21,15 +21,19 @@ from collections.abc import AsyncIterator, Callable, Collection, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-from starlette.requests import HTTPConnection
-from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
-
-from jwt_revocation.shared import DurationLike, parse_seconds, require_instance
+from jwt_revocation.shared import DurationLike
+from jwt_revocation.shared._arguments import require_instance
+from jwt_revocation.shared._duration import parse_seconds
+from jwt_revocation.shared._extras import needs_extra
 
 from ._sidecar import RevocationSidecar
 from ._verdict import bearer_answer, bearer_token
 from ._verifier import RevocationVerifier, require_verifier
+
+with needs_extra("fastapi", __name__):
+    from starlette.requests import HTTPConnection
+    from starlette.responses import JSONResponse
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
 
 class BearerClaims:

@@ -22,13 +22,16 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-from flask import Flask, Response, g, jsonify, request
-
-from jwt_revocation.shared import DurationLike, parse_seconds
+from jwt_revocation.shared import DurationLike
+from jwt_revocation.shared._duration import parse_seconds
+from jwt_revocation.shared._extras import needs_extra
 
 from ._sidecar import RevocationSidecar
 from ._verdict import bearer_answer, bearer_token
 from ._verifier import RevocationVerifier, require_verifier
+
+with needs_extra("flask", __name__):
+    from flask import Flask, Response, g, jsonify, request
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -21,12 +21,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from jwt_revocation.shared import RevocationSettings, parse_duration
+from jwt_revocation.shared._extras import needs_extra
+
+with needs_extra("django", __name__):
+    from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
 
 DJANGO_DEFAULTS: Mapping[str, Any] = {
     "START_TIMEOUT": timedelta(seconds=30),

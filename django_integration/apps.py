@@ -27,11 +27,6 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from django.apps import AppConfig, apps
-from django.conf import settings
-from django.core import checks
-from django.core.exceptions import ImproperlyConfigured
-
 from jwt_revocation.consumer import RevocationSidecar
 from jwt_revocation.shared import (
     KafkaConnection,
@@ -39,8 +34,15 @@ from jwt_revocation.shared import (
     RevocationSettings,
     SecurityEventSigner,
 )
+from jwt_revocation.shared._extras import needs_extra
 
 from ._settings import DjangoRevocationSettings, revocation_settings
+
+with needs_extra("django", __name__):
+    from django.apps import AppConfig, apps
+    from django.conf import settings
+    from django.core import checks
+    from django.core.exceptions import ImproperlyConfigured
 
 
 class JWTRevocationConfig(AppConfig):

@@ -19,17 +19,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.utils.translation import gettext_lazy as _
-from rest_framework import status
-from rest_framework.exceptions import APIException
-from rest_framework.request import Request
-from rest_framework_simplejwt import authentication as simplejwt
-from rest_framework_simplejwt.exceptions import InvalidToken
-from rest_framework_simplejwt.tokens import Token
-
 from jwt_revocation.consumer import Verdict
+from jwt_revocation.shared._extras import needs_extra
 
 from ._check import revocation_verdict
+
+with needs_extra("django", __name__):
+    from django.utils.translation import gettext_lazy as _
+    from rest_framework import status
+    from rest_framework.exceptions import APIException
+    from rest_framework.request import Request
+    from rest_framework_simplejwt import authentication as simplejwt
+    from rest_framework_simplejwt.exceptions import InvalidToken
+    from rest_framework_simplejwt.tokens import Token
 
 RESULT_ATTRIBUTE = "_jwt_revocation_result"
 """Where :class:`~jwt_revocation.django.middleware.RevocationMiddleware` leaves the raw token it

@@ -19,8 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from rest_framework.exceptions import APIException, AuthenticationFailed
+from jwt_revocation.shared._extras import needs_extra
 
 from .authentication import (
     RESULT_ATTRIBUTE,
@@ -28,6 +27,10 @@ from .authentication import (
     JWTStatelessUserAuthentication,
     RevocationUnavailable,
 )
+
+with needs_extra("django", __name__):
+    from django.http import HttpRequest, HttpResponse, JsonResponse
+    from rest_framework.exceptions import APIException, AuthenticationFailed
 
 
 class RevocationMiddleware:

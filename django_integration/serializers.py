@@ -19,10 +19,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from rest_framework_simplejwt import serializers as simplejwt
-from rest_framework_simplejwt.tokens import Token
+from jwt_revocation.shared._extras import needs_extra
 
 from ._sessions import add_session, rotating
+
+with needs_extra("django", __name__):
+    from rest_framework_simplejwt import serializers as simplejwt
+    from rest_framework_simplejwt.tokens import Token
 
 
 class TokenObtainPairSerializer(simplejwt.TokenObtainPairSerializer):

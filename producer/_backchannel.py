@@ -61,11 +61,11 @@ from jwt_revocation.shared import (
     SessionRevoked,
     SidecarUnavailableError,
     UserTokensRevoked,
-    check_algorithms,
     numeric_date,
-    parse_seconds,
-    require_callable,
 )
+from jwt_revocation.shared._arguments import require_callable
+from jwt_revocation.shared._duration import parse_seconds
+from jwt_revocation.shared._keys import check_algorithms
 
 logger = logging.getLogger(__name__)
 

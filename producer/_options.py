@@ -21,16 +21,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BeforeValidator, Field, SecretStr, StrictBool, StrictStr, model_validator
 
-from jwt_revocation.shared import (
-    ConfigurationError,
-    FrozenOptions,
-    HTTPLimits,
-    PositiveDuration,
-    RevocationSettings,
-    count_option,
-    optional_instance,
-    parse_duration,
-)
+from jwt_revocation.shared import ConfigurationError, HTTPLimits, parse_duration
+from jwt_revocation.shared._arguments import optional_instance
+from jwt_revocation.shared._options import FrozenOptions, PositiveDuration, count_option
+
+if TYPE_CHECKING:
+    from jwt_revocation.shared import RevocationSettings
 
 from ._backchannel import LogoutScope
 

@@ -36,44 +36,39 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import (
-    DDL,
-    URL,
-    BigInteger,
-    Column,
-    Connection,
-    DateTime,
-    Engine,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    create_engine,
-    event,
-    insert,
-    make_url,
-)
-from sqlalchemy.dialects import sqlite
-from sqlalchemy.dialects.postgresql.base import PGDialect
-from sqlalchemy.engine.interfaces import Dialect
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
-from sqlalchemy.orm import Session
-from sqlalchemy.schema import CreateIndex, CreateTable
-
-from jwt_revocation.shared import (
-    Clock,
-    ConfigurationError,
-    Event,
-    Instant,
-    encode_event,
-    record_key,
-    to_datetime,
-)
+from jwt_revocation.shared import Clock, ConfigurationError, Event, Instant, encode_event
+from jwt_revocation.shared._events import record_key, to_datetime
+from jwt_revocation.shared._extras import needs_extra
 
 from ._revocations import RevocationMethods
+
+with needs_extra("outbox", __name__):
+    from sqlalchemy import (
+        DDL,
+        URL,
+        BigInteger,
+        Column,
+        Connection,
+        DateTime,
+        Engine,
+        Index,
+        Integer,
+        MetaData,
+        String,
+        Table,
+        Text,
+        create_engine,
+        event,
+        insert,
+        make_url,
+    )
+    from sqlalchemy.dialects import sqlite
+    from sqlalchemy.dialects.postgresql.base import PGDialect
+    from sqlalchemy.engine.interfaces import Dialect
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+    from sqlalchemy.orm import Session
+    from sqlalchemy.schema import CreateIndex, CreateTable
 
 TABLE_NAME = "jwt_revocation_outbox"
 """The outbox table."""

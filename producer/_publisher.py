@@ -32,18 +32,19 @@ from jwt_revocation.shared import (
     PublishError,
     RevocationSettings,
     SecurityEventSigner,
+    encode_event,
+    parse_duration,
+)
+from jwt_revocation.shared._arguments import optional_instance
+from jwt_revocation.shared._connection import (
     authorization_detail,
-    check_topic_name,
     client_config,
     connection_or_default,
-    encode_event,
     open_client,
-    optional_instance,
-    parse_duration,
-    record_key,
-    topic_listed,
-    wait_for_topic,
 )
+from jwt_revocation.shared._events import record_key
+from jwt_revocation.shared._names import check_topic_name
+from jwt_revocation.shared._topic import topic_listed, wait_for_topic
 
 from ._revocations import RevocationMethods
 

@@ -90,33 +90,28 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 import jwt
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, Metric
-from prometheus_client.registry import Collector
-from sqlalchemy import Engine
-from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from jwt_revocation.shared import (
     MAX_RECORD_BYTES,
     SET_CONTENT_TYPE,
-    BackgroundHTTPServer,
-    BodyError,
     Clock,
     ConfigurationError,
     Event,
     OutboxError,
     RecordError,
     SecurityEventVerifier,
+)
+from jwt_revocation.shared._arguments import optional_instance
+from jwt_revocation.shared._events import record_key
+from jwt_revocation.shared._extras import needs_extra
+from jwt_revocation.shared._http import (
+    BackgroundHTTPServer,
+    BodyError,
     json_app,
     json_response,
-    optional_instance,
-    options_or_keywords,
     read_body,
-    record_key,
 )
+from jwt_revocation.shared._options import options_or_keywords
 
 from ._backchannel import (
     LogoutScope,
@@ -128,6 +123,16 @@ from ._backchannel import (
 from ._options import ReceiverOptions, RelayOptions
 from ._receiver_store import ReceiverStore
 from ._relay import OutboxRelay, OutboxRelayCollector, status_answer
+
+with needs_extra("outbox", __name__):
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.core import CounterMetricFamily, Metric
+    from prometheus_client.registry import Collector
+    from sqlalchemy import Engine
+    from starlette.concurrency import run_in_threadpool
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
 
 logger = logging.getLogger(__name__)
 

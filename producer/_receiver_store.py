@@ -44,10 +44,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import URL, Engine, create_engine, event, text
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-
 from jwt_revocation.shared import (
     Clock,
     ConfigurationError,
@@ -55,9 +51,15 @@ from jwt_revocation.shared import (
     Event,
     parse_duration,
 )
+from jwt_revocation.shared._extras import needs_extra
 
 from ._outbox import OUTBOX, TABLE_NAME, _create, _row_values, outbox_engine
 from ._relay import _FileLock, database_error, masked_url
+
+with needs_extra("outbox", __name__):
+    from sqlalchemy import URL, Engine, create_engine, event, text
+    from sqlalchemy.dialects import postgresql, sqlite
+    from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 UNIQUE_INDEX = f"{TABLE_NAME}_event_id"
 """The unique index on ``event_id`` a receiver's store adds to the outbox table."""

@@ -56,18 +56,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, Self
 
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
-from sqlalchemy import Engine, delete, func, select, update
-from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
-from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
-
 from jwt_revocation.shared import (
-    BackgroundHTTPServer,
     Clock,
     Event,
     HTTPLimits,
@@ -77,15 +66,26 @@ from jwt_revocation.shared import (
     RecordError,
     RevocationError,
     decode_event,
-    json_app,
-    json_response,
-    options_or_keywords,
-    require_callable,
-    to_datetime,
 )
+from jwt_revocation.shared._arguments import require_callable
+from jwt_revocation.shared._events import to_datetime
+from jwt_revocation.shared._extras import needs_extra
+from jwt_revocation.shared._http import BackgroundHTTPServer, json_app, json_response
+from jwt_revocation.shared._options import options_or_keywords
 
 from ._options import RelayOptions
 from ._outbox import NOTIFY_CHANNEL, OUTBOX, require_sync_engine
+
+with needs_extra("outbox", __name__):
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+    from prometheus_client.registry import Collector
+    from sqlalchemy import Engine, delete, func, select, update
+    from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+    from starlette.concurrency import run_in_threadpool
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
 
 if TYPE_CHECKING:
     from sqlalchemy.pool import PoolProxiedConnection

@@ -34,8 +34,8 @@ from jwt_revocation.shared import (
     UserTokensCause,
     UserTokensRevoked,
     build_event,
-    to_datetime,
 )
+from jwt_revocation.shared._events import to_datetime
 
 Ctx = TypeVarTuple("Ctx")
 R = TypeVar("R")

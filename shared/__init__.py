@@ -1,33 +1,36 @@
 """What the publisher and the sidecar share: the event schema, Security Event Tokens, errors,
-settings, durations, timestamp claims, the clock, the topic, and the small HTTP server both
-serve endpoints with.
+settings, durations, timestamp claims, the clock, the topic.
+
+:class:`HTTPLimits` (the limits of every HTTP endpoint this package serves) needs the ``[http]``
+extra and is imported on first use. The plumbing the other packages share (the HTTP server,
+Kafka client options, argument checks) lives in this package's private modules: import it from
+there (``jwt_revocation.shared._http``), not from here; the names that used to be exported
+here still resolve, with a ``DeprecationWarning`` (migration notes).
 
 Imports neither :mod:`jwt_revocation.producer` nor :mod:`jwt_revocation.consumer`.
 """
 
 import logging
+import typing as _typing
 
-from ._arguments import optional_instance, require_callable, require_count, require_instance
+from jwt_revocation._lazy import lazy_exports as _lazy_exports
+
 from ._clock import Clock
 from ._connection import (
-    BOOTSTRAP_SHARE,
     KafkaConnection,
     SaslMechanism,
     SecurityProtocol,
     TokenProvider,
-    authorization_detail,
-    client_config,
-    connection_or_default,
-    open_client,
     token_from_file,
 )
-from ._duration import Duration, DurationLike, parse_duration, parse_seconds
+from ._duration import Duration, DurationLike, parse_duration
 from ._errors import (
     AccessReason,
     ConfigurationError,
     InvalidEventError,
     KafkaAccessError,
     LifecycleError,
+    MissingExtraError,
     OutboxError,
     PublishError,
     RecordError,
@@ -48,7 +51,6 @@ from ._errors import (
     UnknownKeyError,
 )
 from ._events import (
-    ALL_TOKENS_KEY,
     EVENT_TYPES,
     MAX_RECORD_BYTES,
     SCHEMA_VERSION,
@@ -65,32 +67,9 @@ from ._events import (
     build_event,
     decode_event,
     encode_event,
-    looks_like_set,
-    record_key,
-    to_datetime,
-    user_id_text,
 )
-from ._http import (
-    BackgroundHTTPServer,
-    BodyError,
-    is_loopback,
-    json_app,
-    json_response,
-    parse_address,
-    read_body,
-)
-from ._http_limits import REFUSAL_REASONS, ConnectionGuard, HTTPLimits
 from ._jwks import JWKSKeys, KeyResolver
-from ._keys import KeyRole, check_algorithms, check_key
-from ._names import check_bootstrap_servers, check_topic_name
-from ._numeric_date import EXACT_SECONDS_LIMIT, numeric_date
-from ._options import (
-    FrozenOptions,
-    OptionDuration,
-    PositiveDuration,
-    count_option,
-    options_or_keywords,
-)
+from ._numeric_date import numeric_date
 from ._security_events import (
     ACCOUNT_DISABLED,
     ACCOUNT_PURGED,
@@ -101,51 +80,85 @@ from ._security_events import (
     SET_TYPE,
     SecurityEventSigner,
     SecurityEventVerifier,
-    parse_key,
-    record_decoder,
 )
-from ._settings import RevocationSettings
 from ._topic import (
     DEFAULT_RETENTION_MARGIN,
-    TOPIC_APPEAR_TIMEOUT,
     TopicInfo,
     check_topic,
     ensure_topic,
-    topic_listed,
-    wait_for_topic,
 )
 
 # Only applications configure logging; every module logs under "jwt_revocation".
 logging.getLogger("jwt_revocation").addHandler(logging.NullHandler())
 
+if _typing.TYPE_CHECKING:
+    from ._http_limits import HTTPLimits
+    from ._settings import RevocationSettings
+
+# HTTPLimits' module imports uvicorn and httptools (the [http] extra); RevocationSettings'
+# imports pydantic-settings, which a sidecar built from arguments never needs.
+__getattr__, __dir__ = _lazy_exports(
+    __name__,
+    globals(),
+    {"HTTPLimits": "._http_limits", "RevocationSettings": "._settings"},
+    moved={
+        "ALL_TOKENS_KEY": "._events",
+        "BOOTSTRAP_SHARE": "._connection",
+        "BackgroundHTTPServer": "._http",
+        "BodyError": "._http",
+        "ConnectionGuard": "._http_limits",
+        "EXACT_SECONDS_LIMIT": "._numeric_date",
+        "KeyRole": "._keys",
+        "REFUSAL_REASONS": "._http_limits",
+        "TOPIC_APPEAR_TIMEOUT": "._topic",
+        "authorization_detail": "._connection",
+        "check_algorithms": "._keys",
+        "check_bootstrap_servers": "._names",
+        "check_key": "._keys",
+        "check_topic_name": "._names",
+        "client_config": "._connection",
+        "connection_or_default": "._connection",
+        "is_loopback": "._http",
+        "json_app": "._http",
+        "json_response": "._http",
+        "looks_like_set": "._events",
+        "open_client": "._connection",
+        "optional_instance": "._arguments",
+        "parse_address": "._http",
+        "parse_key": "._security_events",
+        "parse_seconds": "._duration",
+        "read_body": "._http",
+        "record_decoder": "._security_events",
+        "record_key": "._events",
+        "require_callable": "._arguments",
+        "require_count": "._arguments",
+        "require_instance": "._arguments",
+        "to_datetime": "._events",
+        "topic_listed": "._topic",
+        "user_id_text": "._events",
+        "wait_for_topic": "._topic",
+    },
+)
+
 __all__ = [
     "ACCOUNT_DISABLED",
     "ACCOUNT_PURGED",
-    "ALL_TOKENS_KEY",
     "ALL_TOKENS_REVOKED",
-    "BOOTSTRAP_SHARE",
     "CREDENTIAL_CHANGE",
     "DEFAULT_RETENTION_MARGIN",
     "EVENT_TYPES",
-    "EXACT_SECONDS_LIMIT",
     "MAX_RECORD_BYTES",
-    "REFUSAL_REASONS",
     "SCHEMA_VERSION",
     "SESSION_REVOKED",
     "SET_CONTENT_TYPE",
     "SET_TYPE",
-    "TOPIC_APPEAR_TIMEOUT",
     "AccessReason",
     "AllTokensRevoked",
-    "BackgroundHTTPServer",
-    "BodyError",
     "Clock",
     "ConfigurationError",
-    "ConnectionGuard",
     "Duration",
     "DurationLike",
     "Event",
-    "FrozenOptions",
     "HTTPLimits",
     "Instant",
     "InvalidEventError",
@@ -153,11 +166,9 @@ __all__ = [
     "KafkaAccessError",
     "KafkaConnection",
     "KeyResolver",
-    "KeyRole",
     "LifecycleError",
-    "OptionDuration",
+    "MissingExtraError",
     "OutboxError",
-    "PositiveDuration",
     "PublishError",
     "RecordError",
     "RecordReason",
@@ -189,40 +200,12 @@ __all__ = [
     "UserIdLike",
     "UserTokensCause",
     "UserTokensRevoked",
-    "authorization_detail",
     "build_event",
-    "check_algorithms",
-    "check_bootstrap_servers",
-    "check_key",
     "check_topic",
-    "check_topic_name",
-    "client_config",
-    "connection_or_default",
-    "count_option",
     "decode_event",
     "encode_event",
     "ensure_topic",
-    "is_loopback",
-    "json_app",
-    "json_response",
-    "looks_like_set",
     "numeric_date",
-    "open_client",
-    "optional_instance",
-    "options_or_keywords",
-    "parse_address",
     "parse_duration",
-    "parse_key",
-    "parse_seconds",
-    "read_body",
-    "record_decoder",
-    "record_key",
-    "require_callable",
-    "require_count",
-    "require_instance",
-    "to_datetime",
     "token_from_file",
-    "topic_listed",
-    "user_id_text",
-    "wait_for_topic",
 ]

@@ -27,6 +27,7 @@ Contract:
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -37,8 +38,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from kafka.errors import KafkaConfigurationError, KafkaError
-from kafka.net.sasl.oauth import AbstractTokenProvider
 from pydantic import SecretStr
 
 from ._arguments import optional_instance
@@ -46,6 +45,10 @@ from ._errors import AccessReason, ConfigurationError, KafkaAccessError
 from ._names import check_bootstrap_servers
 
 if TYPE_CHECKING:
+    # kafka-python costs about 180 ms to import: a module that only verifies tokens never
+    # pays it; this one imports it when a client is built.
+    from kafka.net.sasl.oauth import AbstractTokenProvider
+
     from ._settings import RevocationSettings
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -262,7 +265,7 @@ class KafkaConnection:
         assert provider is not None  # checked at construction
         cached = self.__dict__.get("_provider")
         if cached is None:
-            cached = _RedactingTokenProvider(provider)
+            cached = _redacting_provider_class()(provider)
             object.__setattr__(self, "_provider", cached)
         return cached
 
@@ -315,25 +318,32 @@ def _subject(certfile: str) -> str:
         return certfile
 
 
-class _RedactingTokenProvider(AbstractTokenProvider):  # type: ignore[misc]
+@functools.cache
+def _redacting_provider_class() -> type[AbstractTokenProvider]:
     """kafka-python's token provider over the caller's; every token it hands out is redacted
-    from kafka-python's logs."""
+    from kafka-python's logs. A class made on first use: its base is kafka-python's."""
+    from kafka.net.sasl.oauth import AbstractTokenProvider
 
-    def __init__(self, provider: TokenProvider | AbstractTokenProvider) -> None:
-        super().__init__()
-        self._provider = provider
+    class RedactingTokenProvider(AbstractTokenProvider):  # type: ignore[misc]
+        def __init__(self, provider: TokenProvider | AbstractTokenProvider) -> None:
+            super().__init__()
+            self._provider = provider
 
-    def token(self) -> str:
-        provider = self._provider
-        token = str(provider.token() if isinstance(provider, AbstractTokenProvider) else provider())
-        _REDACTOR.hide(token, remember=64)
-        return token
+        def token(self) -> str:
+            provider = self._provider
+            token = str(
+                provider.token() if isinstance(provider, AbstractTokenProvider) else provider()
+            )
+            _REDACTOR.hide(token, remember=64)
+            return token
 
-    def extensions(self) -> dict[str, str]:
-        provider = self._provider
-        if isinstance(provider, AbstractTokenProvider):
-            return dict(provider.extensions())
-        return {}
+        def extensions(self) -> dict[str, str]:
+            provider = self._provider
+            if isinstance(provider, AbstractTokenProvider):
+                return dict(provider.extensions())
+            return {}
+
+    return RedactingTokenProvider
 
 
 # -- keeping secrets out of kafka-python's logs ------------------------------------------------
@@ -519,6 +529,8 @@ def open_client(
 ) -> Any:
     """Create the client; raise :class:`KafkaAccessError` saying why it could not bootstrap
     (rule 2), or :class:`ConfigurationError` for options kafka-python refuses."""
+    from kafka.errors import KafkaConfigurationError, KafkaError
+
     connection = connection or KafkaConnection()
     started = time.monotonic()
     try:

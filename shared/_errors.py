@@ -31,6 +31,11 @@ Every error the package raises derives from :class:`RevocationError`::
     │                               ``max_token_lifetime``, so its revocations may be forgotten
     ├── OutboxError                 the relay cannot read or mark the outbox table; ``retriable``
     │                               says whether waiting may help (a database that is down)
+    ├── MissingExtraError           (also ImportError) a module needs an optional dependency
+    │                               that is not installed; the message names the
+    │                               ``pip install "jwt-revocation[extra]"`` that adds it
+    ├── BodyError                   (in ``jwt_revocation.shared._http``, never reaches users)
+    │                               an HTTP request's body is refused; carries the response
     └── LogoutTokenError            (in ``jwt_revocation.producer``) a back-channel logout token
                                     or Keycloak admin message is refused: the receiver's 400,
                                     or 503 for ``keys_unavailable`` (``retriable``)
@@ -212,3 +217,21 @@ class OutboxError(RevocationError):
     def __init__(self, message: str, *, retriable: bool) -> None:
         super().__init__(message)
         self.retriable = retriable
+
+
+class MissingExtraError(RevocationError, ImportError):
+    """A module needs an optional dependency that is not installed.
+
+    ``extra`` names the extra that brings it, ``module`` the module that was missing; the
+    message says the ``pip install`` to run. Also an ``ImportError``, so code that tests for an
+    optional part with ``except ImportError`` keeps working.
+    """
+
+    def __init__(self, extra: str, module: str, needed_by: str) -> None:
+        super().__init__(
+            f"{needed_by} needs the [{extra}] extra ({module} is not installed): "
+            f'pip install "jwt-revocation[{extra}]"',
+            name=module,
+        )
+        self.extra = extra
+        self.module = module

@@ -21,6 +21,9 @@ What every server here does the same way:
   ``shutdown_timeout``), then the socket closes.
 - Request lines are logged at debug level only; tokens and SETs travel in headers and bodies,
   which are never logged.
+
+Private to the package (the sidecar, receivers and relay import it from here), and needs the
+``[http]`` extra: without it, importing this module raises ``MissingExtraError``.
 """
 
 from __future__ import annotations
@@ -35,16 +38,19 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-import uvicorn
-from prometheus_client import CollectorRegistry, generate_latest
-from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
-from starlette.routing import BaseRoute
-
-from ._errors import ConfigurationError
+from ._errors import ConfigurationError, RevocationError
+from ._extras import needs_extra
 from ._http_limits import ConnectionGuard, HTTPLimits, guarded_protocol
+
+with needs_extra("http", __name__):
+    import uvicorn
+    from prometheus_client import CollectorRegistry, generate_latest
+    from starlette.applications import Starlette
+    from starlette.exceptions import HTTPException
+    from starlette.requests import ClientDisconnect, Request
+    from starlette.responses import Response
+    from starlette.routing import BaseRoute
+
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +92,7 @@ def json_response(
     )
 
 
-class BodyError(Exception):
+class BodyError(RevocationError):
     """The request body cannot be read; ``answer`` says how to refuse it."""
 
     def __init__(self, answer: Response) -> None:

@@ -56,14 +56,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import httptools
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
-
 from ._clock import Clock
 from ._errors import ConfigurationError, RevocationError
+from ._extras import needs_extra
 from ._settings import RevocationSettings
+
+with needs_extra("http", __name__):
+    import httptools
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+    from prometheus_client.registry import Collector
+    from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +79,7 @@ REFUSAL_REASONS = (
     "over_capacity",
     "idle_closed",
 )
+
 """Every ``reason`` a :class:`ConnectionGuard` counts."""
 
 LINGER = 1.0

@@ -38,7 +38,7 @@ import base64
 import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
 from pydantic import ValidationError
@@ -59,7 +59,9 @@ from ._events import (
 )
 from ._keys import KeyRole, check_key
 from ._numeric_date import numeric_date
-from ._settings import RevocationSettings
+
+if TYPE_CHECKING:
+    from ._settings import RevocationSettings
 
 SESSION_REVOKED = "https://schemas.openid.net/secevent/caep/event-type/session-revoked"
 CREDENTIAL_CHANGE = "https://schemas.openid.net/secevent/caep/event-type/credential-change"

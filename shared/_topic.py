@@ -43,14 +43,8 @@ from datetime import timedelta
 from functools import partial
 from typing import Any
 
-from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
-from kafka.errors import (
-    KafkaError,
-    TopicAlreadyExistsError,
-    TopicAuthorizationFailedError,
-)
-from kafka.protocol.metadata import MetadataRequest
-
+# kafka-python (about 180 ms to import) is imported inside the functions that talk to a
+# broker, so that importing the package costs nothing for a process that never does.
 from ._connection import KafkaConnection, authorization_detail, client_config, open_client
 from ._duration import DurationLike, parse_duration
 from ._errors import (
@@ -121,6 +115,9 @@ def ensure_topic(
     topic and describes the replicas and settings it was given, within ``timeout`` (rule 1).
     Durations are a ``timedelta``, seconds, or text such as ``1h`` (see :func:`parse_duration`).
     """
+    from kafka.admin import NewTopic
+    from kafka.errors import KafkaError, TopicAlreadyExistsError, TopicAuthorizationFailedError
+
     max_token_lifetime = parse_duration(max_token_lifetime, name="max_token_lifetime")
     retention = max_token_lifetime + parse_duration(retention_margin, name="retention_margin")
     admin = _admin(bootstrap_servers, timeout, connection)
@@ -241,6 +238,8 @@ def topic_listed(
 ) -> bool | None:
     """Whether some broker lists the topic now, asked once; None when that cannot be told (no
     broker answered, or this principal may not describe the topic)."""
+    from kafka.errors import KafkaError, TopicAuthorizationFailedError
+
     try:
         admin = _admin(bootstrap_servers, timeout, connection)
     except KafkaAccessError:
@@ -257,6 +256,8 @@ def topic_listed(
 
 
 def _brokers(admin: Any) -> int:
+    from kafka.errors import KafkaError
+
     try:
         return len(admin.describe_cluster().get("brokers", [])) or 1
     except KafkaError as err:
@@ -347,6 +348,10 @@ def _ask_brokers(admin: Any, topic: str, *, configs: bool) -> list[_BrokerView]:
     manager (kafka-python 3.0's ``_manager``). A broker that does not answer is left out: it
     serves no client either.
     """
+    from kafka.admin import ConfigResource, ConfigResourceType
+    from kafka.errors import KafkaError
+    from kafka.protocol.metadata import MetadataRequest
+
     manager = admin._manager
 
     def metadata() -> Any:
@@ -386,6 +391,8 @@ def _ask_brokers(admin: Any, topic: str, *, configs: bool) -> list[_BrokerView]:
 def _view(
     node: int, metadata: Mapping[str, Any], described: Mapping[str, Any] | None
 ) -> _BrokerView:
+    from kafka.errors import TopicAuthorizationFailedError
+
     partitions = tuple(metadata.get("partitions") or ())
     errors = [p for p in partitions if p.get("error_code", 0) != 0 or p.get("leader_id", -1) < 0]
     view = _BrokerView(
@@ -419,6 +426,8 @@ def _await_topic(
 ) -> list[_BrokerView]:
     """The views of the brokers that list the topic, once one does (``everywhere``: once every
     live broker does) and each of them is ``settled``; rules 1-3."""
+    from kafka.errors import TopicAuthorizationFailedError
+
     started = clock()
     while True:
         views = _ask_brokers(admin, topic, configs=configs)

@@ -28,14 +28,8 @@ from jwt_revocation.cli._table import build_parser
 from jwt_revocation.consumer import RevocationSidecar, RevocationVerifier, SidecarHTTPServer
 from jwt_revocation.producer import SecurityEventReceiver
 from jwt_revocation.producer.outbox import OutboxRelay, OutboxRelayHTTPServer
-from jwt_revocation.shared import (
-    BackgroundHTTPServer,
-    Event,
-    PublishError,
-    RevocationSettings,
-    SecurityEventVerifier,
-    parse_address,
-)
+from jwt_revocation.shared import Event, PublishError, RevocationSettings, SecurityEventVerifier
+from jwt_revocation.shared._http import BackgroundHTTPServer, parse_address
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"

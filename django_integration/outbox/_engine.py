@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
-from django.db import connections
 from sqlalchemy import URL, Engine, create_engine
 
 from jwt_revocation.django._settings import revocation_settings
 from jwt_revocation.producer.outbox import require_sync_url
 from jwt_revocation.shared import ConfigurationError
+from jwt_revocation.shared._extras import needs_extra
+
+with needs_extra("django", __name__):
+    from django.conf import settings
+    from django.db import connections
 
 # Keys of a PostgreSQL alias's OPTIONS that Django consumes itself rather than libpq.
 _DJANGO_OPTIONS = {

@@ -37,17 +37,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 import jwt
-from django.apps import apps
-from django.contrib.auth import get_user_model
-from django.contrib.auth.signals import user_logged_out
-from django.db import router
-from django.db.models.signals import post_delete, post_init, post_save, pre_delete
-from django.utils import timezone
 
 from jwt_revocation.django._sessions import is_rotating, session_of
 from jwt_revocation.django._settings import revocation_settings
+from jwt_revocation.shared._extras import needs_extra
 
 from ._writer import DjangoRevocationOutbox
+
+with needs_extra("django", __name__):
+    from django.apps import apps
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.signals import user_logged_out
+    from django.db import router
+    from django.db.models.signals import post_delete, post_init, post_save, pre_delete
+    from django.utils import timezone
 
 logger = logging.getLogger(__name__)
 

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import time
 
-from django.db import connections
-
 from jwt_revocation.producer.outbox import RevocationMethods, outbox_insert
 from jwt_revocation.shared import Clock, ConfigurationError, Event
+from jwt_revocation.shared._extras import needs_extra
+
+with needs_extra("django", __name__):
+    from django.db import connections
 
 SUPPORTED_VENDORS = ("postgresql", "sqlite")
 """Django database vendors whose SQL the outbox table and the relay speak."""

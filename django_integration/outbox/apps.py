@@ -18,14 +18,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from django.apps import AppConfig, apps
-from django.core import checks
-from django.db import connections
-from django.utils.module_loading import import_string
-
 from jwt_revocation.django.apps import check_settings
+from jwt_revocation.shared._extras import needs_extra
 
 from ._writer import SUPPORTED_VENDORS
+
+with needs_extra("django", __name__):
+    from django.apps import AppConfig, apps
+    from django.core import checks
+    from django.db import connections
+    from django.utils.module_loading import import_string
 
 _OURS = "jwt_revocation.django.serializers"
 

@@ -515,15 +515,16 @@ def test_every_metric_the_dashboard_queries_is_exported(deployed: Deployed) -> N
     assert alerted <= queried, "the dashboard shows what every alert reads"
 
 
-def test_the_dashboard_and_the_readme_name_the_alerts_there_are() -> None:
+def test_the_dashboard_and_the_docs_name_the_alerts_there_are() -> None:
     alerts = {rule["alert"] for rule in _rules()}
     named = set(re.findall(r"\bJwtRevocation\w+", DASHBOARD.read_text()))
     assert named <= alerts, f"the dashboard names no such alerts: {sorted(named - alerts)}"
-    readme = (ROOT / "README.md").read_text()
-    table = set(re.findall(r"^\| `(JwtRevocation\w+)` \|", readme, re.MULTILINE))
-    assert table == alerts, "the README's alerts table has a row for each alert, and no other"
-    named = set(re.findall(r"\bJwtRevocation\w+", readme))
-    assert named <= alerts, f"the README names no such alerts: {sorted(named - alerts)}"
+    page = (ROOT / "docs" / "production.md").read_text()
+    table = set(re.findall(r"^\| `(JwtRevocation\w+)` \|", page, re.MULTILINE))
+    assert table == alerts, "the docs' alerts table has a row for each alert, and no other"
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
+        named = set(re.findall(r"\bJwtRevocation\w+", doc.read_text()))
+        assert named <= alerts, f"{doc.name} names no such alerts: {sorted(named - alerts)}"
 
 
 def test_the_dashboard_is_one_grafana_can_import() -> None:

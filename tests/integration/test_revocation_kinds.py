@@ -20,7 +20,6 @@ import pytest
 import redis
 
 from jwt_revocation.consumer import (
-    CHECK_SCRIPT,
     RedisBlocklist,
     RedisBlocklistSink,
     RedisSnapshots,
@@ -28,8 +27,9 @@ from jwt_revocation.consumer import (
     RevocationVerifier,
     TokenRevokedError,
 )
+from jwt_revocation.consumer._redis_blocklist import CHECK_SCRIPT
 from jwt_revocation.producer import AsyncRevocationPublisher, RevocationPublisher
-from jwt_revocation.shared import ALL_TOKENS_KEY
+from jwt_revocation.shared._events import ALL_TOKENS_KEY
 from tests.integration.conftest import (
     BOOTSTRAP,
     KEY,

@@ -21,12 +21,8 @@ from kafka.admin import KafkaAdminClient
 
 from jwt_revocation.consumer import RevocationSidecar
 from jwt_revocation.producer import AsyncRevocationPublisher, RevocationPublisher
-from jwt_revocation.shared import (
-    PublishError,
-    TopicNotFoundError,
-    ensure_topic,
-    wait_for_topic,
-)
+from jwt_revocation.shared import PublishError, TopicNotFoundError, ensure_topic
+from jwt_revocation.shared._topic import wait_for_topic
 from tests.integration.conftest import BOOTSTRAP, LIFETIME, topic_name
 from tests.integration.outbox.conftest import relay_process
 

@@ -16,8 +16,8 @@ from jwt_revocation.shared import (
     SessionRevoked,
     SidecarUnavailableError,
     TokenRevoked,
-    to_datetime,
 )
+from jwt_revocation.shared._events import to_datetime
 
 KEY = "cli-check-test-signing-key-0123456789abcdef"
 

@@ -17,15 +17,18 @@ from kafka.errors import (
 from kafka.net.sasl.oauth import AbstractTokenProvider
 
 from jwt_revocation.shared import (
-    BOOTSTRAP_SHARE,
     ConfigurationError,
     KafkaConnection,
     RevocationSettings,
-    authorization_detail,
-    client_config,
     token_from_file,
 )
-from jwt_revocation.shared._connection import REDACTED_LOGGERS, redact
+from jwt_revocation.shared._connection import (
+    BOOTSTRAP_SHARE,
+    REDACTED_LOGGERS,
+    authorization_detail,
+    client_config,
+    redact,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -24,12 +24,8 @@ from jwt_revocation.consumer import (
 )
 from jwt_revocation.producer import AsyncRevocationPublisher, RevocationPublisher
 from jwt_revocation.producer.outbox import OutboxRelay
-from jwt_revocation.shared import (
-    ConfigurationError,
-    RevocationSettings,
-    check_bootstrap_servers,
-    check_topic_name,
-)
+from jwt_revocation.shared import ConfigurationError, RevocationSettings
+from jwt_revocation.shared._names import check_bootstrap_servers, check_topic_name
 
 NOWHERE = "127.0.0.1:1"
 """No broker listens here; nothing below reaches it."""

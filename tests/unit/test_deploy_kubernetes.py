@@ -25,6 +25,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
+import jwt_revocation
 from jwt_revocation.consumer import RevocationSidecar, SharedRevocations
 from jwt_revocation.consumer._shared_state import SharedStateWriter
 from jwt_revocation.consumer._shared_table import capacity_for, file_size
@@ -59,7 +60,6 @@ from tests.deploy import (
     on_volumes,
     only,
     parse_command,
-    pyproject,
     receiver_server,
     setting_names,
     shared_state_pods,
@@ -98,7 +98,7 @@ def test_the_kustomization_lists_every_manifest_and_only_what_is_rendered() -> N
     files = {p.name for p in KUBERNETES.glob("*.yaml")} - {"kustomization.yaml"}
     assert sorted(kustomization["resources"]) == sorted(files)
     assert [i["name"] for i in kustomization["images"]] == [IMAGE]
-    assert kustomization["images"][0]["newTag"] == pyproject()["project"]["version"]
+    assert kustomization["images"][0]["newTag"] == jwt_revocation.__version__
 
 
 @pytest.mark.parametrize("version", [MINIMUM, kubernetes_validate.latest_version()])

@@ -31,8 +31,8 @@ from jwt_revocation.shared import (
     UserTokensRevoked,
     decode_event,
     encode_event,
-    to_datetime,
 )
+from jwt_revocation.shared._events import to_datetime
 
 T0 = datetime(2027, 1, 15, 12, 0, 0, 250_000, tzinfo=UTC)
 """A fixed instant with a sub-second part, so second rounding would show."""

@@ -1,26 +1,35 @@
-"""Each package's ``__all__``, and which package may import which."""
+"""Each package's ``__all__``, which package may import which, and that every exported
+exception is in the ``RevocationError`` tree."""
 
 from __future__ import annotations
 
 import ast
+import importlib
 import re
+import subprocess
+import sys
 import types
 from pathlib import Path
 
 import pytest
 
+import jwt_revocation
 import jwt_revocation.consumer
 import jwt_revocation.django
 import jwt_revocation.django.outbox
 import jwt_revocation.producer
+import jwt_revocation.producer.outbox
 import jwt_revocation.shared
+from jwt_revocation.shared import RevocationError
 
 PACKAGES = [
+    jwt_revocation,
     jwt_revocation.shared,
     jwt_revocation.producer,
     jwt_revocation.consumer,
     jwt_revocation.django,
     jwt_revocation.django.outbox,
+    jwt_revocation.producer.outbox,
 ]
 PACKAGE_IDS = [package.__name__ for package in PACKAGES]
 
@@ -68,17 +77,81 @@ def test_every_name_in_all_exists(package: types.ModuleType) -> None:
     assert missing == []
 
 
+def _public_names(package: types.ModuleType) -> set[str]:
+    """The names ``dir()`` shows that are neither private nor modules; a name a package
+    exports lazily (PEP 562) is imported here, so a broken lazy export fails too."""
+    return {
+        name
+        for name in dir(package)
+        if not name.startswith("_") and not isinstance(getattr(package, name), types.ModuleType)
+    }
+
+
 @pytest.mark.parametrize("package", PACKAGES, ids=PACKAGE_IDS)
 def test_every_public_name_is_in_all(package: types.ModuleType) -> None:
-    public = {
-        name
-        for name, value in vars(package).items()
-        if not name.startswith("_") and not isinstance(value, types.ModuleType)
-    }
+    public = _public_names(package)
 
     assert public, "the package namespace has no public names at all"
     assert sorted(public - set(package.__all__)) == []
     assert sorted(set(package.__all__) - public) == []
+
+
+@pytest.mark.parametrize("package", PACKAGES, ids=PACKAGE_IDS)
+def test_every_exported_exception_is_a_revocation_error(package: types.ModuleType) -> None:
+    exported = [getattr(package, name) for name in package.__all__]
+    exceptions = [v for v in exported if isinstance(v, type) and issubclass(v, BaseException)]
+
+    assert [e.__name__ for e in exceptions if not issubclass(e, RevocationError)] == []
+
+
+def test_every_package_exports_some_exception() -> None:
+    """The walk above sees the errors: each side's package exports its own."""
+    for package in (jwt_revocation, jwt_revocation.shared, jwt_revocation.producer):
+        assert any(
+            isinstance(v, type) and issubclass(v, RevocationError)
+            for v in (getattr(package, name) for name in package.__all__)
+        ), package.__name__
+
+
+def test_the_plumbing_errors_are_in_the_tree_too() -> None:
+    from jwt_revocation.shared._http import BodyError
+
+    assert issubclass(BodyError, RevocationError)
+
+
+def test_a_name_that_left_all_still_resolves_with_a_deprecation_warning() -> None:
+    from jwt_revocation.shared._http import json_app
+
+    with pytest.warns(DeprecationWarning, match=r"import it from jwt_revocation\.shared\._http"):
+        moved = jwt_revocation.shared.json_app
+
+    assert moved is json_app
+    assert "json_app" not in dir(jwt_revocation.shared)
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="has no attribute 'no_such_name'"):
+        _ = jwt_revocation.no_such_name
+
+
+def test_the_root_package_imports_no_part_until_a_name_is_used() -> None:
+    """``import jwt_revocation`` loads neither a subpackage nor a third-party library."""
+    code = (
+        "import sys, jwt_revocation; "
+        "print(sorted(m for m in sys.modules if m.startswith(('jwt_revocation', 'jwt', "
+        "'pydantic', 'kafka'))))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+
+    assert loaded.strip() == "['jwt_revocation', 'jwt_revocation._lazy']"
+
+
+def test_the_version_is_the_installed_distribution_s() -> None:
+    from importlib.metadata import version
+
+    assert jwt_revocation.__version__ == version("jwt-revocation")
 
 
 # -- import direction ---------------------------------------------------------------------
@@ -195,3 +268,38 @@ def test_the_django_integration_imports_producer_consumer_and_shared_only() -> N
     assert sorted(m for m in ours if m.split(".")[1] not in allowed) == []
     # The folder's own name is no module users have: it would import a second copy.
     assert sorted(m for m in imports if m.split(".")[0] == "django_integration") == []
+
+
+# -- what the documentation imports ---------------------------------------------------------
+
+_DOC_IMPORT = re.compile(
+    r"from (jwt_revocation[\w.]*) import (?:\(([^)]*)\)|([\w, ]+))", flags=re.MULTILINE
+)
+
+
+def _documented_imports() -> list[tuple[str, str]]:
+    root = Path(__file__).resolve().parents[2]
+    pages = [root / "README.md", *sorted((root / "docs").rglob("*.md"))]
+    found: set[tuple[str, str]] = set()
+    for page in pages:
+        if page.exists():
+            for module, grouped, inline in _DOC_IMPORT.findall(page.read_text(encoding="utf-8")):
+                names = (grouped or inline).replace("\n", " ").split(",")
+                found.update((module, name.strip()) for name in names if name.strip())
+    return sorted(found)
+
+
+def test_the_documentation_imports_something() -> None:
+    assert ("jwt_revocation.consumer", "RevocationVerifier") in _documented_imports()
+
+
+@pytest.mark.parametrize(("module", "name"), _documented_imports())
+def test_every_name_the_documentation_imports_is_public_where_it_says(
+    module: str, name: str
+) -> None:
+    """What users copied from the README keeps working, with no deprecation warning."""
+    imported = importlib.import_module(module)
+
+    assert name in getattr(imported, "__all__", [name])
+    assert not name.startswith("_")
+    assert getattr(imported, name) is not None

@@ -14,12 +14,8 @@ from typing import Literal
 import pytest
 
 from jwt_revocation.consumer import RevocationSidecar
-from jwt_revocation.shared import (
-    KafkaAccessError,
-    SidecarUnavailableError,
-    client_config,
-    open_client,
-)
+from jwt_revocation.shared import KafkaAccessError, SidecarUnavailableError
+from jwt_revocation.shared._connection import client_config, open_client
 
 SLACK = 2
 """Threads that may come and go on their own (a logging or garbage-collection helper)."""

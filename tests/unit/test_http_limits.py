@@ -15,13 +15,13 @@ from hypothesis import strategies as st
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
-from jwt_revocation.shared import (
-    ConfigurationError,
+from jwt_revocation.shared import ConfigurationError, HTTPLimits, RevocationSettings
+from jwt_revocation.shared._http_limits import (
+    LINGER_BYTES,
     ConnectionGuard,
-    HTTPLimits,
-    RevocationSettings,
+    GuardedProtocol,
+    guarded_protocol,
 )
-from jwt_revocation.shared._http_limits import LINGER_BYTES, GuardedProtocol, guarded_protocol
 from tests.support import FakeClock
 
 LIMITS = HTTPLimits(max_header_bytes=1024, max_headers=10, max_path_bytes=256, max_connections=3)

@@ -13,13 +13,9 @@ from hypothesis import strategies as st
 from jwt_revocation.consumer import InMemoryRevocations, RevocationVerifier
 from jwt_revocation.producer import LogoutTokenError
 from jwt_revocation.producer._backchannel import _numeric as logout_claim
-from jwt_revocation.shared import (
-    EXACT_SECONDS_LIMIT,
-    InvalidEventError,
-    RecordError,
-    numeric_date,
-    to_datetime,
-)
+from jwt_revocation.shared import InvalidEventError, RecordError, numeric_date
+from jwt_revocation.shared._events import to_datetime
+from jwt_revocation.shared._numeric_date import EXACT_SECONDS_LIMIT
 from jwt_revocation.shared._security_events import _instant as set_claim
 
 VALUES = st.one_of(

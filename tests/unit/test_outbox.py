@@ -40,8 +40,8 @@ from jwt_revocation.shared import (
     UserDeleted,
     UserTokensRevoked,
     decode_event,
-    record_key,
 )
+from jwt_revocation.shared._events import record_key
 from tests.support import FakeClock, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -197,11 +197,11 @@ def test_invalid_arguments_raise_before_anything_is_written(outbox: RevocationOu
     assert rows(outbox.engine) == []
 
 
-def test_create_table_is_idempotent_and_the_readme_shows_the_ddl(outbox: RevocationOutbox) -> None:
+def test_create_table_is_idempotent_and_the_docs_show_the_ddl(outbox: RevocationOutbox) -> None:
     outbox.create_table()
 
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert outbox_ddl("postgresql") in readme
+    page = (ROOT / "docs" / "publishing.md").read_text(encoding="utf-8")
+    assert outbox_ddl("postgresql") in page
     assert "CREATE TRIGGER jwt_revocation_outbox_notify" in outbox_ddl("postgresql")
     assert "TRIGGER" not in outbox_ddl("sqlite")
     with pytest.raises(ConfigurationError):

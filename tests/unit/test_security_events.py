@@ -32,10 +32,9 @@ from jwt_revocation.shared import (
     UserTokensRevoked,
     decode_event,
     encode_event,
-    looks_like_set,
-    parse_key,
-    record_key,
 )
+from jwt_revocation.shared._events import looks_like_set, record_key
+from jwt_revocation.shared._security_events import parse_key
 
 ISSUER = "https://auth.example.com/"
 LIFETIME = 3600.0

@@ -11,14 +11,8 @@ from typing import Any
 
 import pytest
 
-from jwt_revocation.shared import (
-    TOPIC_APPEAR_TIMEOUT,
-    KafkaAccessError,
-    TopicError,
-    TopicNotFoundError,
-    _topic,
-)
-from jwt_revocation.shared._topic import _await_topic, _BrokerView, _view
+from jwt_revocation.shared import KafkaAccessError, TopicError, TopicNotFoundError, _topic
+from jwt_revocation.shared._topic import TOPIC_APPEAR_TIMEOUT, _await_topic, _BrokerView, _view
 from tests.support import FakeClock
 
 PARTITION = {"error_code": 0, "partition_index": 0, "leader_id": 1, "replica_nodes": [1, 2, 3]}

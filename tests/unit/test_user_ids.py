@@ -29,9 +29,8 @@ from jwt_revocation.shared import (
     UserDeleted,
     decode_event,
     encode_event,
-    record_key,
-    user_id_text,
 )
+from jwt_revocation.shared._events import record_key, user_id_text
 
 KEY = "user-ids-test-signing-key-0123456789abcdef"
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)

@@ -9,7 +9,8 @@ import pytest
 
 from jwt_revocation.consumer import InMemoryRevocations, RevocationVerifier, Verdict
 from jwt_revocation.consumer._verdict import MISSING_TOKEN, bearer_answer, bearer_token
-from jwt_revocation.shared import SidecarUnavailableError, TokenRevoked, to_datetime
+from jwt_revocation.shared import SidecarUnavailableError, TokenRevoked
+from jwt_revocation.shared._events import to_datetime
 
 KEY = "verdict-test-signing-key-0123456789abcdef"
 

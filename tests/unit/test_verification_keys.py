@@ -31,7 +31,8 @@ from jwt_revocation.consumer import (
     UnknownKeyError,
     claims_only,
 )
-from jwt_revocation.shared import ConfigurationError, check_key
+from jwt_revocation.shared import ConfigurationError
+from jwt_revocation.shared._keys import check_key
 
 SECRET = "verification-keys-test-secret-0123456789"
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)

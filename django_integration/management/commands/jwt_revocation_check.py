@@ -12,11 +12,13 @@ import json
 import time
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
-
 from jwt_revocation.consumer import RevocationSidecar
 from jwt_revocation.django._settings import revocation_settings
 from jwt_revocation.shared import RevocationError, check_topic
+from jwt_revocation.shared._extras import needs_extra
+
+with needs_extra("django", __name__):
+    from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 
 class Command(BaseCommand):

@@ -15,7 +15,8 @@ from fastapi import FastAPI
 
 from jwt_revocation.producer import AsyncRevocationPublisher
 from jwt_revocation.producer.outbox import RevocationOutbox
-from jwt_revocation.shared import PublishError, record_key
+from jwt_revocation.shared import PublishError
+from jwt_revocation.shared._events import record_key
 from tests.integration.conftest import BOOTSTRAP, BrokerControl, SidecarFactory
 from tests.integration.outbox.conftest import RelayFactory, pending, read_topic
 from tests.support import wait_for

@@ -20,11 +20,6 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from django.apps import apps
-from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import connections, transaction
-from django.utils import timezone
-
 from jwt_revocation.django._sessions import session_of
 from jwt_revocation.django.outbox._receivers import (
     BLACKLIST_APP,
@@ -33,6 +28,13 @@ from jwt_revocation.django.outbox._receivers import (
     unverified_claims,
 )
 from jwt_revocation.producer.outbox import TABLE_NAME
+from jwt_revocation.shared._extras import needs_extra
+
+with needs_extra("django", __name__):
+    from django.apps import apps
+    from django.core.management.base import BaseCommand, CommandError, CommandParser
+    from django.db import connections, transaction
+    from django.utils import timezone
 
 
 class Command(BaseCommand):

@@ -14,13 +14,15 @@ import signal
 import threading
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
-
 from jwt_revocation.django._settings import revocation_settings
 from jwt_revocation.django.outbox._engine import relay_engine
 from jwt_revocation.producer import RevocationPublisher
 from jwt_revocation.producer.outbox import OutboxRelay, masked_url
 from jwt_revocation.shared import RevocationError, parse_duration
+from jwt_revocation.shared._extras import needs_extra
+
+with needs_extra("django", __name__):
+    from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 
 class Command(BaseCommand):
