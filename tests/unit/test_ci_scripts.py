@@ -190,7 +190,7 @@ from hypothesis import given, settings, strategies as st
 
 
 class TestInAClass:
-    @settings(max_examples=1_000, deadline=50)
+    @settings(max_examples=1_000, deadline=None)
     @given(st.integers())
     def test_counted(self, number: int) -> None:
         with Path("{calls}").open("a") as calls:
