@@ -23,6 +23,11 @@ entry a median 100 µs after the write, the latter of two 341 µs, p99 20.5 ms. 
 yields after each check lets other runnable processes in sooner, but on a machine whose other
 work keeps the cores busy it also hands its core away for their whole slice. The first reader
 to see an entry (a reader that was on a core) gives the table's own visibility.
+
+Each reader also reports when its last check that missed the jti started. A check that
+started after the writer's stamp (so after the write) and still missed it would be a true
+visibility lag; the row counts them (``late_misses``). None means every delay is a reader's
+wait for a core between two of its checks.
 """
 
 from __future__ import annotations
@@ -77,10 +82,17 @@ class Figures:
     readers: int
     spinning: Way
     yielding: Way
+    late_misses: int
+    """Checks that started after the writer's stamp and still missed the jti: 0 when every
+    delay is a reader's wait for a core rather than the table's visibility."""
     loads: tuple[float, float]
 
 
-def _writer(bootstrap: str, topic: str, path: str, ready: Any, stop: Any, stamps: Any) -> None:
+def stamping_writer(
+    bootstrap: str, topic: str, path: str, ready: Any, stop: Any, stamps: Any
+) -> None:
+    """A host writer process whose table writes put ``(jti, perf_counter_ns)`` in ``stamps``
+    for every jti revoked, once the batch is in the table; stops when ``stop`` is set."""
     from jwt_revocation.consumer import RevocationSidecar
     from jwt_revocation.consumer._shared_state import SharedStateWriter
     from jwt_revocation.shared import TokenRevoked
@@ -110,18 +122,22 @@ def _reader(path: str, run: str, events: int, armed: Any, out: Any) -> None:
     check = shared.check
     clock = time.perf_counter_ns
     pause = os.sched_yield
-    out.put((-1, 0))  # open and ready
+    out.put((-1, 0, 0))  # open and ready
+    yielding = False
     for event in range(events):
         while armed.value < event:
             time.sleep(0.0005)
         jti = f"visible-{run}-{event}"
-        if event % 2:
-            while check(jti, None, None) is None:
+        yielding = bool(event % 2)
+        missed = 0  # no check has missed it yet
+        started = clock()
+        while check(jti, None, None) is None:
+            missed = started
+            if yielding:
                 pause()
-        else:
-            while check(jti, None, None) is None:
-                pass
-        out.put((event, clock()))
+            started = clock()
+        # The start of the last check that missed the jti, and when it was seen.
+        out.put((event, missed, clock()))
 
 
 def measure(bench: Bench) -> Figures:
@@ -135,12 +151,13 @@ def measure(bench: Bench) -> Figures:
     stamps, out = context.Queue(), context.Queue()
     armed = context.Value("q", -1, lock=False)
     writer = context.Process(
-        target=_writer, args=(bench.bootstrap, topic, str(path), ready, stop, stamps)
+        target=stamping_writer, args=(bench.bootstrap, topic, str(path), ready, stop, stamps)
     )
     writer.start()
     children: list[Any] = []
     loads = [load_average()]
     delays: list[list[list[float]]] = [[], []]  # bare spinning, yielding
+    late_misses = 0
     try:
         if not ready.wait(120):
             raise RuntimeError("the host writer did not catch up")
@@ -155,11 +172,14 @@ def measure(bench: Bench) -> Figures:
                 jti = f"visible-{bench.run}-{event}"
                 armed.value = event
                 publisher.logout(jti=jti, user_id="u", expires_at=time.time() + 1800)
-                seen = [out.get(timeout=WAIT_SECONDS)[1] for _ in range(readers)]
+                seen = [out.get(timeout=WAIT_SECONDS)[1:] for _ in range(readers)]
                 stamped, written = stamps.get(timeout=WAIT_SECONDS)
                 if stamped != jti:
                     raise RuntimeError(f"the writer stamped {stamped}, waiting for {jti}")
-                delays[event % 2].append([(at - written) / 1e9 for at in seen])
+                delays[event % 2].append([(at - written) / 1e9 for _, at in seen])
+                # A check that started after the stamp (so after the write) and still missed
+                # the jti would be a true visibility lag; none is expected.
+                late_misses += sum(1 for missed, _ in seen if missed > written)
                 time.sleep(GAP_SECONDS)
         loads.append(load_average())
     finally:
@@ -172,7 +192,9 @@ def measure(bench: Bench) -> Figures:
         writer.join(30)
         path.unlink(missing_ok=True)
         path.with_name(path.name + ".lock").unlink(missing_ok=True)
-    return Figures(readers, Way.of(delays[0]), Way.of(delays[1]), (loads[0], loads[-1]))
+    return Figures(
+        readers, Way.of(delays[0]), Way.of(delays[1]), late_misses, (loads[0], loads[-1])
+    )
 
 
 def report(figures: Figures) -> list[Report]:
@@ -211,6 +233,16 @@ def report(figures: Figures) -> list[Report]:
                 "put the polled batch in the table (the sidecar writes each batch as it is "
                 "polled: no flush interval, no batching to wait for); the machine's one "
                 "monotonic clock in every process",
+                f"checks that started after the writer's stamp and still missed the jti: "
+                f"{figures.late_misses} of {spin.each.count + pause.each.count:,} (reader, "
+                "event) pairs"
+                + (
+                    ": the first check of each reader after the write found it, so every "
+                    "delay above is the time between that reader's last check before the "
+                    "write and its next one, the reader waiting for a core"
+                    if figures.late_misses == 0
+                    else ""
+                ),
                 f"{figures.readers} readers, the writer, the broker and the publisher share "
                 f"the machine's 2 cores with other work; the 1-minute load average was "
                 f"{figures.loads[0]:.1f} before and {figures.loads[1]:.1f} after: a reader "

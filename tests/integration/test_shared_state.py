@@ -142,7 +142,9 @@ def test_workers_share_one_host_writer_and_fail_closed_without_it(
             wait_for(every_worker(url, token, 401, workers), timeout=30, interval=0.01)
             writer.send_signal(signal.SIGKILL)
             writer.wait(10)
-            wait_for(every_worker(url, token, 503, workers), timeout=30, interval=0.01)
+            # Within the staleness bound of the last heartbeat (the margin: requests to
+            # every worker on a busy machine).
+            wait_for(every_worker(url, token, 503, workers), timeout=STALENESS + 10, interval=0.01)
         fresh = issue("heidi")
         with host_writer(env, path, writer_log):
             wait_for(every_worker(url, fresh, 200, workers), timeout=60, interval=0.01)
