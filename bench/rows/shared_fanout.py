@@ -39,7 +39,7 @@ from bench.harness import Report, Stats, load_average, ms
 from jwt_revocation.producer import RevocationPublisher
 
 from . import fanout
-from .shared_visibility import stamping_writer
+from .shared_visibility import logout, stamp_of, stamping_writer
 
 POLL_SECONDS = 0.01
 """How often a worker checks the jti it waits for: 100 checks a second each. At 0.5 ms, 32
@@ -143,18 +143,12 @@ def _shared(bench: Bench, workers: int, events: int) -> tuple[Stats, Stats, floa
             # (row 12 does the same).
             publisher.logout(jti="warm-up", user_id="warm-up", expires_at=time.time() + 600)
             time.sleep(fanout.SETTLE_SECONDS)
-            while not written.empty():
-                written.get()
             for event in range(events):
                 sent, sent_ns = time.time(), time.perf_counter_ns()
-                publisher.logout(
-                    jti=f"fanout-{bench.run}-{event}", user_id="u", expires_at=sent + 1800
-                )
+                logout(publisher, f"fanout-{bench.run}-{event}")
                 publishes.append(time.time() - sent)
                 stamps = [out.get(timeout=60)[2] for _ in range(workers)]
-                jti, at = written.get(timeout=60)
-                if jti != f"fanout-{bench.run}-{event}":
-                    raise RuntimeError(f"the writer wrote {jti} for event {event}")
+                at = stamp_of(written, f"fanout-{bench.run}-{event}")
                 tables.append((at - sent_ns) / 1e9)
                 all_delays.append(max(stamps) - sent)
                 firsts.append(min(stamps) - sent)

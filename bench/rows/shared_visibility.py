@@ -42,12 +42,14 @@ from typing import Any
 from bench.fixtures import Bench
 from bench.harness import Report, Stats, load_average, us
 from jwt_revocation.producer import RevocationPublisher
+from jwt_revocation.shared import PublishError
 
 READERS = 4
 """Reader processes: twice the machine's cores, as a host's workers outnumber its cores."""
 GAP_SECONDS = 0.002
 """Pause between an event seen by every reader and the next publish, as rows 4 and 12 do."""
 WAIT_SECONDS = 60.0
+PUBLISH_TRIES = 3
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,29 @@ class Figures:
     """Checks that started after the writer's stamp and still missed the jti: 0 when every
     delay is a reader's wait for a core rather than the table's visibility."""
     loads: tuple[float, float]
+
+
+def logout(publisher: RevocationPublisher, jti: str) -> None:
+    """Publish a logout of ``jti``, again after a broker that did not acknowledge it within the
+    publisher's timeout (safe: a revocation applied twice is one entry), up to
+    :data:`PUBLISH_TRIES` times. The broker is shared with tests that pause it."""
+    for attempt in range(1, PUBLISH_TRIES + 1):
+        try:
+            publisher.logout(jti=jti, user_id="u", expires_at=time.time() + 1800)
+            return
+        except PublishError:
+            if attempt == PUBLISH_TRIES:
+                raise
+
+
+def stamp_of(stamps: Any, jti: str) -> int:
+    """The writer's stamp for ``jti``, passing over the others (an event published twice by
+    :func:`logout`, a warm-up); an error after :data:`WAIT_SECONDS`."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        stamped, at = stamps.get(timeout=max(deadline - time.monotonic(), 0.001))
+        if stamped == jti:
+            return int(at)
 
 
 def stamping_writer(
@@ -171,11 +196,9 @@ def measure(bench: Bench) -> Figures:
             for event in range(events):
                 jti = f"visible-{bench.run}-{event}"
                 armed.value = event
-                publisher.logout(jti=jti, user_id="u", expires_at=time.time() + 1800)
+                logout(publisher, jti)
                 seen = [out.get(timeout=WAIT_SECONDS)[1:] for _ in range(readers)]
-                stamped, written = stamps.get(timeout=WAIT_SECONDS)
-                if stamped != jti:
-                    raise RuntimeError(f"the writer stamped {stamped}, waiting for {jti}")
+                written = stamp_of(stamps, jti)
                 delays[event % 2].append([(at - written) / 1e9 for _, at in seen])
                 # A check that started after the stamp (so after the write) and still missed
                 # the jti would be a true visibility lag; none is expected.
