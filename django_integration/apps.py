@@ -22,7 +22,8 @@ when both are installed), and each setting is validated by the code that uses it
   sidecar or the writer would use (``E006``: ``SHARED_GROUP``, ``MAX_ENTRIES``,
   ``START_TIMEOUT``, the snapshot and SET-verification keys, ``ON_STALE`` "allow"); the
   services' ``BOOTSTRAP_SERVERS`` is then not needed, and no sidecar is built (``E004``).
-  Nothing connects: an unreachable broker is ``jwt_revocation_check``'s to find.
+
+Nothing connects: an unreachable broker is ``jwt_revocation_check``'s to find.
 """
 
 from __future__ import annotations

@@ -101,7 +101,8 @@ def measure(bench: Bench) -> Figures:
     loads = [load_average()]
     shared = _shared(bench, workers, events)
     loads.append(load_average())
-    sidecars = fanout.fleet(bench, workers, bench.broker_pid(), events)
+    # No broker CPU here (row 12 has it): a broker restarted by other work would end the run.
+    sidecars = fanout.fleet(bench, workers, None, events)
     loads.append(load_average())
     return Figures(workers, *shared, sidecars=sidecars, loads=(loads[0], loads[1], loads[2]))
 
