@@ -327,8 +327,8 @@ def _read_as(uid: int, gid: int, path: Path, owner: int | None) -> str:
         os.write(write, answer.encode())
         os._exit(0)
     os.close(write)
-    with os.fdopen(read, "rb") as answer:
-        said = answer.read().decode()
+    with os.fdopen(read, "rb") as pipe:
+        said: str = pipe.read().decode()
     os.waitpid(pid, 0)
     return said
 
