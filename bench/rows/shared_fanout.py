@@ -39,7 +39,7 @@ from bench.harness import Report, Stats, load_average, ms
 from jwt_revocation.producer import RevocationPublisher
 
 from . import fanout
-from .shared_visibility import logout, stamp_of, stamping_writer
+from .shared_visibility import logout, stamp_of, stamping_writer, tear_down
 
 POLL_SECONDS = 0.01
 """How often a worker checks the jti it waits for: 100 checks a second each. At 0.5 ms, 32
@@ -155,14 +155,7 @@ def _shared(bench: Bench, workers: int, events: int) -> tuple[Stats, Stats, floa
                 firsts.append(min(stamps) - sent)
                 time.sleep(GAP_SECONDS)
     finally:
-        stop.set()
-        for child in children:
-            child.join(30)
-            if child.is_alive():
-                child.kill()
-        writer.join(30)
-        path.unlink(missing_ok=True)
-        path.with_name(path.name + ".lock").unlink(missing_ok=True)
+        tear_down(stop, writer, children, path)
     return (
         Stats.of(tables),
         Stats.of(all_delays),

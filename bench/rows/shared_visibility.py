@@ -113,6 +113,18 @@ def stamp_of(stamps: Any, jti: str) -> int:
             return int(at)
 
 
+def tear_down(stop: Any, writer: Any, children: list[Any], path: Path) -> None:
+    """Stop the host writer and the reader processes; remove the file and its lock."""
+    stop.set()
+    for child in children:
+        child.join(30)
+        if child.is_alive():
+            child.kill()
+    writer.join(30)
+    path.unlink(missing_ok=True)
+    path.with_name(path.name + ".lock").unlink(missing_ok=True)
+
+
 def stamping_writer(
     bootstrap: str, topic: str, path: str, ready: Any, stop: Any, stamps: Any
 ) -> None:
@@ -206,15 +218,8 @@ def measure(bench: Bench) -> Figures:
                 time.sleep(GAP_SECONDS)
         loads.append(load_average())
     finally:
-        stop.set()
         armed.value = events
-        for child in children:
-            child.join(30)
-            if child.is_alive():
-                child.kill()
-        writer.join(30)
-        path.unlink(missing_ok=True)
-        path.with_name(path.name + ".lock").unlink(missing_ok=True)
+        tear_down(stop, writer, children, path)
     return Figures(
         readers, Way.of(delays[0]), Way.of(delays[1]), late_misses, (loads[0], loads[-1])
     )
