@@ -9,7 +9,8 @@ Configured by ``settings.JWT_REVOCATION``, whose keys are the ``JWT_REVOCATION_*
   ``JWTStatelessUserAuthentication``) in DRF's ``DEFAULT_AUTHENTICATION_CLASSES``,
   ``jwt_revocation.django.middleware.RevocationMiddleware`` for other views. Each worker process
   starts its own sidecar on its first request (:func:`process_verifier`), safe under pre-fork
-  servers; the app ``jwt_revocation.django`` adds ``manage.py jwt_revocation_check`` and
+  servers, or, with ``SHARED_PATH``, reads the host writer's shared file with no sidecar of its
+  own; the app ``jwt_revocation.django`` adds ``manage.py jwt_revocation_check`` and
   system checks.
 * The auth project: the app ``jwt_revocation.django.outbox`` writes revocations into the
   request's transaction on logout, password change, deactivation, deletion and simplejwt's

@@ -1,5 +1,5 @@
-"""The sidecar of this process: built and started on first use, once per process, stopped at
-exit.
+"""The revocation source of this process: its own sidecar, built and started on first use,
+once per process, stopped at exit; or, with ``SHARED_PATH``, the host writer's shared file.
 
 Contract:
 
@@ -18,6 +18,12 @@ Contract:
    comes no sooner than ``RETRY_AFTER`` seconds later, and until then every request gets 503
    at once rather than waiting on the broker again.
 5. The sidecar is stopped by ``atexit`` in the process that started it.
+6. With ``SHARED_PATH`` (``JWT_REVOCATION['SHARED_PATH']`` or ``JWT_REVOCATION_SHARED_PATH``)
+   no sidecar is built: the verifier reads
+   :class:`~jwt_revocation.consumer.SharedRevocations` at that path, opened once per process
+   (by pid), with no socket and no Kafka consumer. It never waits: while the file is missing,
+   refused, not caught up, stopped or stale, every request gets 503 at once, and it serves
+   again by itself when a (re)started host writer is caught up.
 """
 
 from __future__ import annotations
@@ -32,12 +38,13 @@ from dataclasses import dataclass, field
 from jwt_revocation.consumer import (
     RevocationSidecar,
     RevocationVerifier,
+    SharedRevocations,
     SidecarStatus,
     claims_only,
 )
 from jwt_revocation.shared import RevocationError, SidecarUnavailableError
 
-from ._settings import revocation_settings
+from ._settings import DjangoRevocationSettings, revocation_settings
 
 logger = logging.getLogger(__name__)
 
@@ -47,10 +54,10 @@ RETRY_AFTER = 5.0
 
 @dataclass
 class ProcessSidecar:
-    """This process's sidecar and verifier."""
+    """This process's sidecar (None when it reads the host's shared file) and verifier."""
 
     pid: int
-    sidecar: RevocationSidecar
+    sidecar: RevocationSidecar | None
     verifier: RevocationVerifier
     started: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -92,7 +99,7 @@ def stop_process_sidecar() -> None:
     global _current
     with _lock:
         current, _current = _current, None
-    if current is not None and current.pid == os.getpid():
+    if current is not None and current.pid == os.getpid() and current.sidecar is not None:
         current.sidecar.stop()
 
 
@@ -103,7 +110,7 @@ def _build() -> ProcessSidecar:
         pid = os.getpid()
         if current is not None and current.pid == pid:
             return current
-        if current is not None:
+        if current is not None and current.sidecar is not None:
             # Inherited through a fork: the sidecar may have resumed itself here (its rule 9);
             # this process gets one of its own, as a worker started fresh would.
             current.sidecar.stop()
@@ -114,29 +121,56 @@ def _build() -> ProcessSidecar:
                     f"the sidecar of process {pid} failed to start; next try in {wait:.1f} s",
                     reason="failed",
                 )
-        from rest_framework_simplejwt.settings import api_settings
-
         config = revocation_settings()
+        if config.shared_path is not None:
+            current = ProcessSidecar(pid, None, _verifier(config, _shared(config)), started=True)
+            _current = current
+            logger.info("reading the host's shared state path=%s pid=%d", config.shared_path, pid)
+            return current
         sidecar = RevocationSidecar.from_settings(config.revocation, name=f"django-{pid}")
-        verifier = RevocationVerifier(
-            sidecar,
-            # Only decide_claims is used: simplejwt has checked the signature with its own keys.
-            key_resolver=claims_only,
-            algorithms=[api_settings.ALGORITHM],
-            leeway=api_settings.LEEWAY,
-            user_claim=api_settings.USER_ID_CLAIM,
-            session_claim=config.session_claim,
-            cache_size=0,
-        )
-        current = ProcessSidecar(pid, sidecar, verifier)
+        current = ProcessSidecar(pid, sidecar, _verifier(config, sidecar))
         _current = current
         atexit.register(_stop_at_exit, current)
         return current
 
 
+def _shared(config: DjangoRevocationSettings) -> SharedRevocations:
+    """Rule 6: the reader of the host's file; it opens the file itself when it appears."""
+    assert config.shared_path is not None
+    try:
+        return SharedRevocations(
+            config.shared_path,
+            max_token_lifetime=config.revocation.max_token_lifetime.total_seconds(),
+            max_clock_skew=config.revocation.max_clock_skew.total_seconds(),
+            max_staleness=config.shared_staleness,
+            owner=config.shared_owner,
+        )
+    except RevocationError as err:  # an owner that is no user of this host
+        raise SidecarUnavailableError(
+            f"cannot read the shared state at {config.shared_path}: {err}", reason="failed"
+        ) from err
+
+
+def _verifier(
+    config: DjangoRevocationSettings, source: RevocationSidecar | SharedRevocations
+) -> RevocationVerifier:
+    from rest_framework_simplejwt.settings import api_settings
+
+    return RevocationVerifier(
+        source,
+        # Only decide_claims is used: simplejwt has checked the signature with its own keys.
+        key_resolver=claims_only,
+        algorithms=[api_settings.ALGORITHM],
+        leeway=api_settings.LEEWAY,
+        user_claim=api_settings.USER_ID_CLAIM,
+        session_claim=config.session_claim,
+        cache_size=0,
+    )
+
+
 def _start(current: ProcessSidecar) -> None:
     with current.lock:
-        if current.started:
+        if current.started or current.sidecar is None:
             return
         started = time.monotonic()
         try:
@@ -164,6 +198,7 @@ def _start(current: ProcessSidecar) -> None:
 
 def _failed(current: ProcessSidecar, err: RevocationError) -> None:
     global _current, _failed_at
+    assert current.sidecar is not None
     logger.error("sidecar %s cannot start: %s", current.sidecar.name, err)
     current.sidecar.stop()
     with _lock:
@@ -173,5 +208,10 @@ def _failed(current: ProcessSidecar, err: RevocationError) -> None:
 
 
 def _stop_at_exit(current: ProcessSidecar) -> None:
-    if current.pid == os.getpid() and current.sidecar.status is not SidecarStatus.STOPPED:
-        current.sidecar.stop()
+    sidecar = current.sidecar
+    if (
+        current.pid == os.getpid()
+        and sidecar is not None
+        and sidecar.status is not SidecarStatus.STOPPED
+    ):
+        sidecar.stop()

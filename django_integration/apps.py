@@ -18,7 +18,12 @@ when both are installed), and each setting is validated by the code that uses it
   (``RevocationSidecar.from_settings``: TLS files, SASL options, the snapshot and SET keys;
   ``E004``), and the auth project's relay its publisher's connection and SET signer, and its
   database URL (``E005``).
-  Nothing connects: an unreachable broker is ``jwt_revocation_check``'s to find.
+* with ``SHARED_PATH`` (the workers read the host writer's file), no key that only a worker's
+  sidecar or the writer would use (``E006``: ``SHARED_GROUP``, ``MAX_ENTRIES``,
+  ``START_TIMEOUT``, the snapshot and SET-verification keys, ``ON_STALE`` "allow"); the
+  services' ``BOOTSTRAP_SERVERS`` is then not needed, and no sidecar is built (``E004``).
+
+Nothing connects: an unreachable broker is ``jwt_revocation_check``'s to find.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from jwt_revocation.shared import (
 )
 from jwt_revocation.shared._extras import needs_extra
 
-from ._settings import DjangoRevocationSettings, revocation_settings
+from ._settings import ContradictorySettings, DjangoRevocationSettings, revocation_settings
 
 with needs_extra("django", __name__):
     from django.apps import AppConfig, apps
@@ -71,19 +76,22 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
     builds the sidecar and the relay's publisher from it."""
     try:
         config = revocation_settings()
+    except ContradictorySettings as err:
+        return [checks.Error(str(err), id="jwt_revocation.E006")]
     except ImproperlyConfigured as err:
         return [checks.Error(str(err), id="jwt_revocation.E001")]
-    problems = _missing_keys()
+    problems = _missing_keys(config)
     problems += _simplejwt_problems(config)
     problems += _unbuildable(config)
     return problems
 
 
-def _missing_keys() -> list[Any]:
+def _missing_keys(config: DjangoRevocationSettings) -> list[Any]:
     raw = getattr(settings, "JWT_REVOCATION", {})
-    needed = sorted(
-        {key for app, keys in NEEDED_KEYS.items() if apps.is_installed(app) for key in keys}
-    )
+    wanted = dict(NEEDED_KEYS)
+    if config.shared_path is not None:  # the services' workers read the host's file
+        wanted[SERVICE_APP] = ("MAX_TOKEN_LIFETIME",)
+    needed = sorted({key for app, keys in wanted.items() if apps.is_installed(app) for key in keys})
     fields = RevocationSettings.model_fields
     return [
         checks.Warning(
@@ -104,7 +112,7 @@ def _shown(default: object) -> str:
 def _unbuildable(config: DjangoRevocationSettings) -> list[Any]:
     """What the sidecar of each worker and the relay's publisher would refuse to be built from."""
     problems: list[Any] = []
-    if apps.is_installed(SERVICE_APP):
+    if apps.is_installed(SERVICE_APP) and config.shared_path is None:
         try:
             RevocationSidecar.from_settings(config.revocation, name="system-check")
         except RevocationError as err:

@@ -42,6 +42,7 @@ from . import (
     security_events,
     shared,
     shared_fanout,
+    shared_visibility,
     verify,
 )
 
@@ -150,6 +151,11 @@ GROUPS: dict[str, Group[Any]] = {
         {19: "fan-out: worker processes behind one host writer (32 in full mode)"},
         shared_fanout.measure,
         shared_fanout.report,
+    ),
+    "shared-visibility": Group(
+        {20: "host-shared state: the writer's table write to every reader seeing it"},
+        shared_visibility.measure,
+        shared_visibility.report,
     ),
     "idle": Group(
         {18: "a quiet sidecar: requests/s to the broker and CPU"}, idle.measure, idle.report

@@ -114,7 +114,7 @@ def measure(bench: Bench) -> Figures:
     quiet = bench.sizes.quiet_seconds
     load = load_average()
     alone = [_quiet([pid], quiet).median(0)] if pid else []
-    fleets = [_fleet(bench, count, pid) for count in bench.sizes.fanout]
+    fleets = [fleet(bench, count, pid) for count in bench.sizes.fanout]
     if pid:
         alone.append(_quiet([pid], quiet).median(0))
     return Figures(fleets, alone, bench.sizes.fanout_events, quiet, (load, load_average()))
@@ -156,12 +156,13 @@ def _quiet(pids: list[int], seconds: float) -> _Meter:
     return meter
 
 
-def _fleet(bench: Bench, count: int, broker: int | None) -> Fleet:
-    """Start ``count`` sidecar processes on a fresh topic; measure them quiet, then busy."""
+def fleet(bench: Bench, count: int, broker: int | None, events: int | None = None) -> Fleet:
+    """Start ``count`` sidecar processes on a fresh topic; measure them quiet, then busy with
+    ``events`` logouts (``fanout_events`` by default)."""
     sizes = bench.sizes
     topic = bench.topic(f"fanout-{count}")
     now = time.time()
-    revoked = [(str(uuid.uuid4()), f"user-{i}") for i in range(sizes.fanout_events)]
+    revoked = [(str(uuid.uuid4()), f"user-{i}") for i in range(events or sizes.fanout_events)]
     tokens = [token(jti, user, now=now, ttl=1800) for jti, user in revoked]
     with ExitStack() as stack:
         publisher = stack.enter_context(RevocationPublisher(bench.bootstrap, topic, issuer="bench"))

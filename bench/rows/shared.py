@@ -7,7 +7,8 @@ size, and a ``RevocationState`` of as many jtis, then measures:
 * memory per live jti: the file's allocated blocks (``st_blocks``), and the RSS growth of a
   ``RevocationState`` of as many jtis of its own (strings included) after ``malloc_trim(0)``;
   per host with 8 workers, one table (the host writer keeps no other copy) against 8
-  ``RevocationState`` replicas;
+  ``RevocationState`` replicas; and, in the same run, the growth of Redis's ``used_memory``
+  for a classic blocklist of as many jtis (row 3's method), up to :data:`REDIS_MAX` jtis;
 * the check's time: ``RevocationVerifier.check_claims`` (the revocation part of ``verify``:
   the gate, the claim checks and the lookup) on claims with a jti that is not revoked and a
   user with no cutoff, timed call by call (``perf_counter_ns``; the timer's own cost, read
@@ -31,14 +32,17 @@ import os
 import statistics
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from bench.fixtures import Bench
+from bench.fixtures import Bench, redis_blocklist
 from bench.harness import Report, Stats
 
 HOST_WORKERS = 8
+REDIS_MAX = 1_000_000
+"""The largest blocklist written to Redis: the bench's Redis is the machine's, shared with
+other work; 10M keys would hold about 1 GB of it for a minute."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,9 @@ class Size:
     """Entries merged into the table per second."""
     load: tuple[float, float]
     """The 1-minute load average before and after the check's rounds."""
+    redis_bytes: float | None = None
+    """Growth of Redis's ``used_memory`` per jti of a blocklist of as many; None above
+    :data:`REDIS_MAX`."""
 
 
 @dataclass(frozen=True)
@@ -71,12 +78,21 @@ class Figures:
 def measure(bench: Bench) -> Figures:
     """Each size in a fresh process of its own."""
     topic = bench.topic("shared")
-    return Figures(
-        [
-            _in_child(count, bench.sizes.calls, bench.sizes.rounds, bench, topic)
-            for count in bench.sizes.shared_entries
-        ]
-    )
+    sizes = [
+        _in_child(count, bench.sizes.calls, bench.sizes.rounds, bench, topic)
+        for count in bench.sizes.shared_entries
+    ]
+    return Figures([_with_redis(bench, size) for size in sizes])
+
+
+def _with_redis(bench: Bench, size: Size) -> Size:
+    """``size`` with the bytes per jti of a Redis blocklist of as many jtis, up to
+    :data:`REDIS_MAX`."""
+    if size.entries > REDIS_MAX:
+        return size
+    jtis = [str(uuid.uuid4()) for _ in range(size.entries)]
+    with redis_blocklist(bench, jtis, time.time()) as (_, per_key):
+        return replace(size, redis_bytes=per_key)
 
 
 def _rss() -> int:
@@ -247,7 +263,10 @@ def report(figures: Figures) -> list[Report]:
         result="; ".join(f"{s.entries:,}: {s.table_bytes:.1f} B" for s in sizes),
         compared="`RevocationState`: "
         + "; ".join(f"{s.entries:,}: {s.state_bytes:.1f} B" for s in sizes)
-        + " (Redis: row 3)",
+        + "; Redis blocklist: "
+        + "; ".join(
+            f"{s.entries:,}: {s.redis_bytes:.1f} B" for s in sizes if s.redis_bytes is not None
+        ),
         target="≤ 24 B per live jti at 10,000,000",
         met=largest.table_bytes <= 24 and largest.entries >= 10_000_000,
         notes=[
@@ -261,8 +280,22 @@ def report(figures: Figures) -> list[Report]:
             for s in sizes
         ]
         + [
+            f"a Redis blocklist (`SET key 1 EXAT exp`, row 3's method) of {s.entries:,} jtis: "
+            f"{s.redis_bytes:.1f} B per jti of `used_memory`, in the same run"
+            for s in sizes
+            if s.redis_bytes is not None
+        ]
+        + (
+            [
+                f"Redis is not filled beyond {REDIS_MAX:,} jtis: it is the machine's, shared "
+                "with other work"
+            ]
+            if any(s.redis_bytes is None for s in sizes)
+            else []
+        )
+        + [
             "the table's size is fixed by max_entries (16 B a slot at load 0.8: 20 B per entry "
-            "when full); a table sized for more entries than it holds costs more per entry"
+            "when full); a table sized for more entries than it holds costs more per entry",
         ],
     )
     check = Report(

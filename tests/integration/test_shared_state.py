@@ -1,5 +1,6 @@
-"""One host writer, many worker processes: gunicorn (8 workers) and uvicorn (4 workers) read
-the revocation state from the writer's shared file.
+"""One host writer, many worker processes: gunicorn (8 workers), uvicorn (4 workers) and a
+Django service under gunicorn (4 workers, ``JWT_REVOCATION_SHARED_PATH``) read the revocation
+state from the writer's shared file.
 
 Each server starts before its writer, behind a file that others may write: every worker
 answers 503. The writer replaces that file; every worker serves, then refuses a token revoked
@@ -60,13 +61,15 @@ SERVERS = {
 }
 
 
-def every_worker(url: str, token: str, status: int, workers: int) -> Callable[[], bool]:
+def every_worker(
+    url: str, token: str, status: int, workers: int, path: str = "/whoami"
+) -> Callable[[], bool]:
     """A wait condition: true once ``workers`` distinct workers answered ``status``; any other
     answer must be one of the two states the test moves between."""
     answered: set[int] = set()
 
     def check() -> bool:
-        code, pid = _get(f"{url}/whoami", token)
+        code, pid = _get(f"{url}{path}", token)
         assert code in (200, 401, 503), f"worker {pid} answered {code}"
         if code == status:
             answered.add(pid)
@@ -139,7 +142,9 @@ def test_workers_share_one_host_writer_and_fail_closed_without_it(
             wait_for(every_worker(url, token, 401, workers), timeout=30, interval=0.01)
             writer.send_signal(signal.SIGKILL)
             writer.wait(10)
-            wait_for(every_worker(url, token, 503, workers), timeout=30, interval=0.01)
+            # Within the staleness bound of the last heartbeat (the margin: requests to
+            # every worker on a busy machine).
+            wait_for(every_worker(url, token, 503, workers), timeout=STALENESS + 10, interval=0.01)
         fresh = issue("heidi")
         with host_writer(env, path, writer_log):
             wait_for(every_worker(url, fresh, 200, workers), timeout=60, interval=0.01)
@@ -182,3 +187,77 @@ def test_an_embedded_host_writer_answers_as_its_readers_and_restarts_without_rep
         algorithm="HS256",
     )
     assert reader.decide(session).reason == "session_revoked"
+
+
+DJANGO_WORKERS = 4
+
+
+def _simplejwt_access(user_id: str) -> str:
+    """An access token as simplejwt issues it (``token_type``, ``user_id``), signed with the
+    key the Django service verifies with."""
+    now = time.time()
+    claims = {"token_type": "access", "jti": os.urandom(8).hex(), "user_id": user_id}
+    return jwt.encode({**claims, "iat": now, "exp": int(now) + 600}, KEY, algorithm="HS256")
+
+
+def test_django_workers_read_the_host_writer_with_no_sidecar_of_their_own(
+    topic: str, publisher: RevocationPublisher, tmp_path: Path
+) -> None:
+    """Django under gunicorn with 4 workers: 503 before the writer, then every worker (DRF
+    class and middleware) refuses a token revoked afterwards; SIGKILL of the writer: 503
+    within the staleness bound; a new writer: served again."""
+    path = tmp_path / "revocations"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.integration.django_project.service_site.settings",
+        "JWT_REVOCATION_BOOTSTRAP_SERVERS": BOOTSTRAP,
+        "JWT_REVOCATION_TOPIC": topic,
+        "JWT_REVOCATION_MAX_TOKEN_LIFETIME": "3600",
+        "JWT_REVOCATION_MAX_STALENESS": str(STALENESS),
+        "JWT_REVOCATION_SHARED_PATH": str(path),
+        "TEST_TOPIC": topic,
+        "TEST_SIGNING_KEY": KEY,
+        "PYTHONPATH": str(ROOT),
+    }
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = ["gunicorn", "--workers", str(DJANGO_WORKERS), "--bind", f"127.0.0.1:{port}"]
+    command.append("tests.integration.django_project.service_site.wsgi:application")
+    token = _simplejwt_access("7")
+    views = ("/api/whoami", "/plain/whoami")  # the DRF class, the middleware
+
+    def everywhere(token: str, status: int, timeout: float = 60) -> None:
+        for view in views:
+            wait_for(
+                every_worker(url, token, status, DJANGO_WORKERS, view),
+                timeout=timeout,
+                interval=0.01,
+            )
+
+    def reachable() -> bool:
+        try:
+            return _get(f"{url}/healthz")[0] == 200
+        except OSError:
+            return False
+
+    server_log = tmp_path / "server.log"
+    with serving(command, env=env, log=server_log, alive=reachable):
+        everywhere(token, 503)  # started before the writer: fail closed
+        writer_log = tmp_path / "writer.log"
+        with host_writer(env, path, writer_log) as writer:
+            everywhere(token, 200)
+            claims = jwt.decode(token, KEY, algorithms=["HS256"])
+            publisher.revoke_token(claims, user_claim="user_id")
+            everywhere(token, 401, timeout=30)
+            writer.send_signal(signal.SIGKILL)
+            writer.wait(10)
+            # The heartbeat comes every STALENESS / 3: each worker fails closed within
+            # STALENESS of the last one (the margin is for 8 requests on a busy machine).
+            everywhere(token, 503, timeout=STALENESS + 10)
+        fresh = _simplejwt_access("8")
+        with host_writer(env, path, writer_log):
+            everywhere(fresh, 200)
+            everywhere(token, 401, timeout=30)
+    served = server_log.read_text()
+    assert served.count("reading the host's shared state") >= DJANGO_WORKERS
+    assert "sidecar django-" not in served, "no worker ran a sidecar of its own"

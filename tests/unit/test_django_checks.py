@@ -39,7 +39,7 @@ class Checked:
 def _check(site: str, setting: dict[str, Any], tmp_path: Path) -> Checked:
     module, extra = SITES[site]
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "JWT_REVOCATION_SHARED_PATH"},
         "DJANGO_SETTINGS_MODULE": f"tests.integration.django_project.{module}.settings",
         "TEST_JWT_REVOCATION": json.dumps(setting),
         "TEST_AUTH_DB": str(tmp_path / "auth.sqlite3"),
@@ -150,3 +150,34 @@ def test_a_snapshot_key_the_sidecar_would_refuse_is_an_error(tmp_path: Path) -> 
     assert "jwt_revocation.E004" in checked.output
     assert "'k1' is shorter than 32 bytes" in checked.output
     assert "too-short" not in checked.output
+
+
+def test_a_writer_setting_beside_shared_path_is_a_contradiction(tmp_path: Path) -> None:
+    setting = {**GOOD, "SHARED_PATH": "/run/jwt/revocations", "MAX_ENTRIES": 1000}
+
+    checked = _check("service", setting, tmp_path)
+
+    assert checked.status == 1, checked.output
+    assert "(jwt_revocation.E006) JWT_REVOCATION has SHARED_PATH" in checked.output
+    assert "and MAX_ENTRIES, which only a worker's own sidecar or the host writer" in (
+        checked.output
+    )
+
+
+def test_workers_reading_the_shared_file_need_no_broker_nor_a_buildable_sidecar(
+    tmp_path: Path,
+) -> None:
+    """No BOOTSTRAP_SERVERS warning, and TLS files the workers would never open are no E004."""
+    setting = {
+        "MAX_TOKEN_LIFETIME": "1h",
+        "KAFKA_SECURITY_PROTOCOL": "SSL",
+        "KAFKA_SSL_CAFILE": "/nowhere/ca.pem",
+    }
+
+    checked = _check("service", {**setting, "SHARED_PATH": "/run/jwt/revocations"}, tmp_path)
+
+    assert checked.status == 0, checked.output
+    assert "jwt_revocation." not in checked.output
+    without = _check("service", setting, tmp_path)
+    assert "jwt_revocation.E004" in without.output
+    assert "JWT_REVOCATION has no BOOTSTRAP_SERVERS" in without.output

@@ -8,6 +8,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from jwt_revocation.django import SETTING_NAMES, revocation_settings
+from jwt_revocation.django._settings import SHARED_PATH_ENV, SIDECAR_ONLY, ContradictorySettings
 from jwt_revocation.shared import RevocationSettings
 
 
@@ -55,7 +56,49 @@ def test_django_only_durations_are_checked() -> None:
         revocation_settings({"SESSION_CLAIM": ""})
 
 
-@pytest.mark.parametrize("key", ["SHARED_PATH", "SHARED_GROUP"])
-def test_a_django_worker_refuses_the_host_writers_settings(key: str) -> None:
-    with pytest.raises(ImproperlyConfigured, match="configure the host writer"):
-        revocation_settings({key: "revocations"})
+def test_shared_path_makes_the_workers_readers_of_the_host_file(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(SHARED_PATH_ENV, raising=False)
+    assert revocation_settings({}).shared_path is None
+    config = revocation_settings({"SHARED_PATH": "/run/jwt/revocations", "SHARED_OWNER": "app"})
+    assert config.shared_path == "/run/jwt/revocations"
+    assert config.shared_owner == "app"
+    assert config.shared_staleness is None, "the writer's bound unless given"
+    assert revocation_settings({"SHARED_PATH": "p", "MAX_STALENESS": "5s"}).shared_staleness == 5
+    assert config.revocation.shared_path is None, "a worker never becomes the writer"
+
+
+def test_the_environment_names_the_shared_path_unless_the_setting_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(SHARED_PATH_ENV, "/run/jwt/from-env")
+    assert revocation_settings({}).shared_path == "/run/jwt/from-env"
+    assert revocation_settings({"SHARED_PATH": "/x"}).shared_path == "/x"
+    assert revocation_settings({"SHARED_PATH": None}).shared_path is None
+
+
+@pytest.mark.parametrize("key", SIDECAR_ONLY)
+def test_a_sidecar_or_writer_setting_beside_shared_path_is_a_contradiction(
+    key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(SHARED_PATH_ENV, raising=False)
+    value: object = {"MAX_ENTRIES": 10, "SIGNED_ONLY": True}.get(key, "1s")
+    with pytest.raises(ContradictorySettings, match=key):
+        revocation_settings({"SHARED_PATH": "/run/jwt/r", key: value})
+    monkeypatch.setenv(SHARED_PATH_ENV, "/run/jwt/r")
+    with pytest.raises(ContradictorySettings, match=key):
+        revocation_settings({key: value})
+
+
+def test_on_stale_allow_cannot_apply_to_a_shared_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(SHARED_PATH_ENV, raising=False)
+    with pytest.raises(ContradictorySettings, match="ON_STALE"):
+        revocation_settings({"SHARED_PATH": "r", "ON_STALE": "allow"})
+    assert revocation_settings({"SHARED_PATH": "r", "ON_STALE": "reject"}).shared_path == "r"
+
+
+def test_shared_group_is_the_writers_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(SHARED_PATH_ENV, raising=False)
+    with pytest.raises(ContradictorySettings, match="configures the host writer"):
+        revocation_settings({"SHARED_GROUP": "revocations"})

@@ -3,7 +3,11 @@ is guarded: format, staleness, ownership and mode."""
 
 from __future__ import annotations
 
+import grp
 import os
+import shutil
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -351,6 +355,65 @@ def test_a_group_readable_file(tmp_path: Path) -> None:
     writer(path, group=str(os.getegid())).open()
     assert path.stat().st_mode & 0o777 == 0o640
     assert path.stat().st_gid == os.getegid()
+
+
+def _read_as(uid: int, gid: int, path: Path, owner: int | None) -> str:
+    """``ensure_usable`` of a reader in a forked process running as ``uid``:``gid``: "ok" or
+    the reason it failed closed with."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.close(read)
+        try:
+            os.setgroups([])
+            os.setgid(gid)
+            os.setuid(uid)
+            reader = SharedRevocations(
+                path, max_token_lifetime=LIFETIME, max_clock_skew=SKEW, owner=owner
+            )
+            reader.ensure_usable()
+            answer = "ok"
+        except SidecarUnavailableError as err:
+            answer = f"{err.reason}: {err}"
+        except BaseException as err:  # noqa: BLE001 - reported to the parent
+            answer = f"error: {err!r}"
+        os.write(write, answer.encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        said: str = pipe.read().decode()
+    os.waitpid(pid, 0)
+    return said
+
+
+def test_a_0640_file_with_a_named_group_is_read_by_the_groups_workers(tmp_path: Path) -> None:
+    """The writer as one user, the workers as another in the file's named group: they read it
+    given the writer as ``owner``, and refuse it without."""
+    group = grp.getgrgid(os.getegid())
+    path = tmp_path / "state"
+    keeper = writer(path, group=group.gr_name)  # by name
+    keeper.open()
+    keeper.heartbeat("auth.revocations", time.time())
+    info = path.stat()
+    assert (info.st_mode & 0o777, info.st_gid) == (0o640, group.gr_gid)
+    if os.geteuid() != 0:  # only root can be two users; the mode and group are checked above
+        return
+    shared = Path(tempfile.mkdtemp(dir="/dev/shm"))
+    try:
+        shared.chmod(0o755)
+        moved = shared / "state"
+        shutil.copy2(path, moved)
+        os.chown(moved, 12345, group.gr_gid)  # the writer's user
+        assert _read_as(12346, group.gr_gid, moved, owner=12345) == "ok"
+        assert "owned by uid 12345" in _read_as(12346, group.gr_gid, moved, owner=None)
+        moved.chmod(0o660)
+        assert "lets its group or others write it" in _read_as(
+            12346, group.gr_gid, moved, owner=12345
+        )
+        moved.chmod(0o600)  # not readable by the group: the worker cannot open it
+        assert "Permission denied" in _read_as(12346, group.gr_gid, moved, owner=12345)
+    finally:
+        shutil.rmtree(shared)
 
 
 def test_a_writer_that_takes_the_file_over_brings_its_own_staleness_bound(tmp_path: Path) -> None:
