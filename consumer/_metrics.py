@@ -2,7 +2,7 @@
 
 Register :class:`SidecarCollector` with an application's own registry (or the default one) to
 serve the metrics from the application's ``/metrics``; :func:`render_metrics` gives the text
-format for a standalone endpoint. Counters by reason (records skipped, snapshots not used) have
+format for a standalone endpoint. Counters by reason (records skipped, snapshots not used, event anomalies) have
 a series for every reason the code knows, 0 until it happens, so that an alert on
 ``increase()`` sees the first one. deploy/prometheus/ alerts on these names and
 deploy/grafana/ charts them; their tests scrape a real sidecar for every name they use.
@@ -24,6 +24,7 @@ from prometheus_client.registry import Collector
 
 from jwt_revocation.shared import EVENT_TYPES, RecordReason, SnapshotReason
 
+from ._apply import ANOMALIES
 from ._health import SidecarStatus
 from ._sidecar import RevocationSidecar
 from ._verifier import RevocationVerifier
@@ -86,6 +87,17 @@ class SidecarCollector(Collector):
         for error, count in sorted(stats.failed.items()):
             failed.add_metric([name, error], float(count))
         yield failed
+
+        anomalies = CounterMetricFamily(
+            "jwt_revocation_event_anomalies",
+            "Events applied despite something odd, by kind (key_mismatch: the record's Kafka key "
+            "is not the event's user id, so that user's events may not be in order on one "
+            "partition; the merge rules need no order)",
+            labels=[*labels, "kind"],
+        )
+        for kind, count in sorted((dict.fromkeys(ANOMALIES, 0) | stats.anomalies).items()):
+            anomalies.add_metric([name, kind], float(count))
+        yield anomalies
 
         entries = GaugeMetricFamily(
             "jwt_revocation_entries", "Live entries, by kind", labels=[*labels, "kind"]
