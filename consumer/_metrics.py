@@ -2,7 +2,8 @@
 
 Register :class:`SidecarCollector` with an application's own registry (or the default one) to
 serve the metrics from the application's ``/metrics``; :func:`render_metrics` gives the text
-format for a standalone endpoint. Counters by reason (records skipped, snapshots not used, event anomalies) have
+format for a standalone endpoint. Counters by reason (records skipped, snapshots not used, event anomalies, verification
+outcomes) have
 a series for every reason the code knows, 0 until it happens, so that an alert on
 ``increase()`` sees the first one. deploy/prometheus/ alerts on these names and
 deploy/grafana/ charts them; their tests scrape a real sidecar for every name they use.
@@ -22,7 +23,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from jwt_revocation.shared import EVENT_TYPES, RecordReason, SnapshotReason
+from jwt_revocation.shared import EVENT_TYPES, RecordReason, RevocationReason, SnapshotReason
 
 from ._apply import ANOMALIES
 from ._health import SidecarStatus
@@ -158,7 +159,10 @@ class SidecarCollector(Collector):
             "verify() outcomes: accepted, or the reason for a rejection",
             labels=[*labels, "outcome"],
         )
-        totals: dict[str, int] = {"accepted": 0}
+        # Every outcome a verify() can count, 0 until it happens (see _every).
+        totals = dict.fromkeys(
+            ("accepted", "invalid", "unavailable", *get_args(RevocationReason)), 0
+        )
         for verifier in self.verifiers:
             totals["accepted"] += verifier.accepted
             for reason, count in verifier.rejected.items():
