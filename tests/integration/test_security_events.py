@@ -351,7 +351,11 @@ def test_pushed_sets_are_published_and_every_sidecar_enforces_them(
         for sample in family.samples
         if sample.name == "jwt_revocation_receiver_pushes_total"
     }
-    assert {o: n for o, n in pushes.items() if n} == {"stored": 2.0, "ignored": 1.0, "duplicate": 1.0}
+    assert {o: n for o, n in pushes.items() if n} == {
+        "stored": 2.0,
+        "ignored": 1.0,
+        "duplicate": 1.0,
+    }
     assert pushes["unavailable"] == pushes["invalid_key"] == 0.0  # there before the first
 
 
