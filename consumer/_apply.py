@@ -22,7 +22,8 @@ Rules (the sidecar's contract, rules 3, 5 and 6):
   is ``failed`` and verification fails closed. A bug never silently drops a revocation; the
   price is that a record which trips one stops every sidecar until the bug is fixed.
 - An event whose Kafka key is not its :func:`~jwt_revocation.shared._events.record_key` (the user id, or
-  ``*`` for ``all_tokens_revoked``) is applied and counted as ``key_mismatch``.
+  ``*`` for ``all_tokens_revoked``) is applied and counted as ``key_mismatch`` (the metric
+  ``jwt_revocation_event_anomalies_total``, exported at 0 from the start).
 - At ``max_entries``, an event that would add an entry is not applied: :meth:`RecordApplier.apply`
   returns its offset, and the caller pauses the partition there. Nothing is evicted.
 """
@@ -43,6 +44,10 @@ from ._stats import DelayHistogram, RecordCounts
 logger = logging.getLogger(__name__)
 
 # A forged or unsigned SET is an attack or a broken transmitter: logged at ERROR.
+KEY_MISMATCH = "key_mismatch"
+ANOMALIES = (KEY_MISMATCH,)
+"""Every kind of anomaly counted in ``counts.anomalies``: each exported at 0 before the first."""
+
 _LOUD = frozenset({"bad_signature", "unsigned"})
 
 
@@ -168,7 +173,7 @@ class RecordApplier:
         )
 
     def _key_mismatch(self, partition: int, offset: int, event_id: object) -> None:
-        self.counts.anomalies["key_mismatch"] += 1
+        self.counts.anomalies[KEY_MISMATCH] += 1
         logger.warning(
             "applied event under another record key than its own topic=%s partition=%d offset=%d "
             "event_id=%s",

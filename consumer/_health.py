@@ -8,6 +8,11 @@ fast path for the usual case, one clock read and no call: a verification pays fo
 request (benchmark row 1). A property test checks that the fast path and the status agree on
 every combination of fields.
 
+While the brokers cannot be reached (rule 8 of the sidecar, :mod:`._restart`), the status is
+whatever the phase and contact make it (``loading``, ``degraded``, ``stale``: all but
+``degraded`` fail closed, and ``degraded`` only until ``max_staleness``) and its detail says
+``brokers unreachable since <UTC time>, retrying every <N> s``, until the broker answers.
+
 It needs no broker: tests drive it with a fake clock.
 """
 
@@ -17,6 +22,7 @@ import enum
 import logging
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from jwt_revocation.shared import (
     Clock,
@@ -80,6 +86,10 @@ class SidecarHealth:
         self.last_contact: float | None = None
         self.last_error: str | None = None
         self.restarts = 0
+        self.unreachable_since: float | None = None
+        """When a start first failed because no broker answered, by the clock; None once one
+        answers."""
+        self.retry_every = 0.0
         self._clock = clock
         self._loading_detail = loading_detail
         self._capacity_detail = capacity_detail
@@ -100,6 +110,7 @@ class SidecarHealth:
     def touch(self) -> None:
         """The broker answered now."""
         self.last_contact = self._clock()
+        self.unreachable_since = None
         if self.recovering and self.phase is SidecarStatus.CAUGHT_UP:
             self.recovering = False
             logger.info("sidecar recovered %s", self.label)
@@ -115,6 +126,22 @@ class SidecarHealth:
         self.restarts += 1
         self.recovering = True
         self.last_error = error
+
+    def unreachable(self, error: str, retry_every: float) -> None:
+        """A start failed because no broker answered; the thread retries every ``retry_every``
+        seconds for as long as it takes, the status failing closed meanwhile."""
+        self.crashed(error)
+        if self.unreachable_since is None:
+            self.unreachable_since = self._clock()
+        self.retry_every = retry_every
+
+    def outage(self) -> str:
+        """``brokers unreachable since ..., retrying every N s``, or "" when in contact."""
+        since = self.unreachable_since
+        if since is None:
+            return ""
+        when = datetime.fromtimestamp(since, UTC).isoformat(timespec="seconds")
+        return f"brokers unreachable since {when}, retrying every {self.retry_every:g} s"
 
     def fail(self, error: str | None = None) -> None:
         """The thread gave up: verification fails closed for good."""
@@ -201,6 +228,13 @@ class SidecarHealth:
 
     def describe(self, status: SidecarStatus) -> str:
         """One line on why the status is what it is."""
+        outage = self.outage()
+        reason = self._reason(status)
+        if outage and status is not SidecarStatus.STOPPED:
+            return f"{reason}; {outage}" if reason else outage
+        return reason
+
+    def _reason(self, status: SidecarStatus) -> str:
         if status is SidecarStatus.STALE:
             return (
                 f"no contact with the broker for {self.contact_age()} s "

@@ -2,7 +2,8 @@
 
 Register :class:`SidecarCollector` with an application's own registry (or the default one) to
 serve the metrics from the application's ``/metrics``; :func:`render_metrics` gives the text
-format for a standalone endpoint. Counters by reason (records skipped, snapshots not used) have
+format for a standalone endpoint. Counters by reason (records skipped, snapshots not used, event anomalies, verification
+outcomes) have
 a series for every reason the code knows, 0 until it happens, so that an alert on
 ``increase()`` sees the first one. deploy/prometheus/ alerts on these names and
 deploy/grafana/ charts them; their tests scrape a real sidecar for every name they use.
@@ -13,9 +14,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import get_args
 
-from jwt_revocation.shared import EVENT_TYPES, RecordReason, SnapshotReason
+from jwt_revocation.shared import EVENT_TYPES, RecordReason, RevocationReason, SnapshotReason
 from jwt_revocation.shared._extras import needs_extra
 
+from ._apply import ANOMALIES
 from ._health import SidecarStatus
 from ._sidecar import RevocationSidecar
 from ._verifier import RevocationVerifier
@@ -89,6 +91,17 @@ class SidecarCollector(Collector):
             failed.add_metric([name, error], float(count))
         yield failed
 
+        anomalies = CounterMetricFamily(
+            "jwt_revocation_event_anomalies",
+            "Events applied despite something odd, by kind (key_mismatch: the record's Kafka key "
+            "is not the event's user id, so that user's events may not be in order on one "
+            "partition; the merge rules need no order)",
+            labels=[*labels, "kind"],
+        )
+        for kind, count in sorted((dict.fromkeys(ANOMALIES, 0) | stats.anomalies).items()):
+            anomalies.add_metric([name, kind], float(count))
+        yield anomalies
+
         entries = GaugeMetricFamily(
             "jwt_revocation_entries", "Live entries, by kind", labels=[*labels, "kind"]
         )
@@ -148,7 +161,10 @@ class SidecarCollector(Collector):
             "verify() outcomes: accepted, or the reason for a rejection",
             labels=[*labels, "outcome"],
         )
-        totals: dict[str, int] = {"accepted": 0}
+        # Every outcome a verify() can count, 0 until it happens (see _every).
+        totals = dict.fromkeys(
+            ("accepted", "invalid", "unavailable", *get_args(RevocationReason)), 0
+        )
         for verifier in self.verifiers:
             totals["accepted"] += verifier.accepted
             for reason, count in verifier.rejected.items():

@@ -21,15 +21,42 @@ backoff) a crash loop exhausts the budget after 0.5 + 1 + 2 + 4 + 8 + 16 + 4 x 3
 backoff; a consumer that crashes once a minute or less often runs forever, each crash logged
 at ERROR with its traceback and counted in ``jwt_revocation_restarts``.
 
+A failure whose only cause is that the brokers cannot be reached (:func:`unreachable`) is
+not a crash loop and never exhausts the budget: a Kafka outage is waited out, however long,
+and the sidecar recovers by itself when the brokers answer again. Before this rule every
+sidecar of a fleet failed for good about 4-5 minutes into an outage (the 151.5 s of backoff
+above plus ten starts failing within their timeouts) and stayed failed after Kafka came back,
+until each process was restarted. :meth:`RestartBudget.unreachable` answers such a failure:
+the next start waits ``backoff``, doubling up to :data:`MAX_BACKOFF`, and stays there while
+the outage lasts; the count of consecutive crashes is left as it was (neither raised nor
+reset). Meanwhile the sidecar fails closed as usual: ``loading`` until its first replay ends,
+then ``degraded`` and, after ``max_staleness`` without contact, ``stale``; its status detail
+says since when the brokers are unreachable and how often it retries, logged at ERROR once
+per :data:`OUTAGE_REPORT_INTERVAL` (60 s), not at every attempt.
+
+Which failures are connectivity: :class:`KafkaAccessError` with reason ``unreachable`` (the
+bootstrap found nothing that answers: refused, timed out, unknown host), and kafka-python's
+``KafkaConnectionError`` (a connection lost), ``KafkaTimeoutError`` (a lookup of partitions or
+offsets that got no answer within its 10 s), ``NodeNotReadyError``, ``RequestTimedOutError``,
+``NoBrokersAvailable`` (older kafka-python) - wherever the error or its cause is one of these.
+Everything else keeps the budget: a record or a bug that crashes the consumer crashes it
+again at each start, so retrying for ever would hide it. A broker that refuses this client's
+certificate or credentials (``KafkaAccessError`` with another reason) also keeps it: it
+answered, so Kafka is up, and a wrong credential is not fixed by waiting but by a new
+deployment, which restarts the process (an ACL that denies READ is fatal at once, see
+``_reader``).
+
 The clock paces, it does not compare instants: :func:`time.monotonic` by default, so a test
 that freezes the sidecar's clock still restarts on time.
 """
 
 from __future__ import annotations
 
+import functools
 import time
+from dataclasses import dataclass
 
-from jwt_revocation.shared import Clock, ConfigurationError
+from jwt_revocation.shared import Clock, ConfigurationError, KafkaAccessError
 from jwt_revocation.shared._arguments import require_count
 
 MAX_BACKOFF = 30.0
@@ -37,6 +64,58 @@ MAX_BACKOFF = 30.0
 
 HEALTHY_RUN = 60.0
 """Seconds a consumer must run before its crash no longer counts against the budget."""
+
+OUTAGE_REPORT_INTERVAL = 60.0
+"""Seconds between two ERROR log lines while the brokers stay unreachable."""
+
+
+@functools.cache
+def _unreachable_errors() -> tuple[type[BaseException], ...]:
+    """kafka-python's errors that say only that no broker answered (imported on the first
+    crash: by then a client has loaded kafka-python)."""
+    from kafka import errors as kafka_errors
+
+    return tuple(
+        error
+        for name in (
+            "KafkaConnectionError",
+            "KafkaTimeoutError",
+            "NodeNotReadyError",
+            "RequestTimedOutError",
+            "NoBrokersAvailable",  # kafka-python 2.x; 3.x raises KafkaTimeoutError at bootstrap
+        )
+        if isinstance(error := getattr(kafka_errors, name, None), type)
+    )
+
+
+def unreachable(err: BaseException) -> bool:
+    """True when ``err`` (or an error it was raised from) says only that the brokers could
+    not be reached: waiting for them is the fix, not giving up."""
+    seen: BaseException | None = err
+    for _ in range(8):  # a cause chain is short; bound it against a cycle
+        if seen is None:
+            return False
+        if isinstance(seen, KafkaAccessError):
+            return seen.reason == "unreachable"
+        if isinstance(seen, _unreachable_errors()):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+@dataclass(frozen=True)
+class Retry:
+    """What :meth:`RestartBudget.unreachable` answers for one failed attempt in an outage."""
+
+    backoff: float
+    """Seconds to wait before the next start."""
+    attempt: int
+    """Failed attempts since the outage began (1 for the first)."""
+    outage: float
+    """Seconds since the outage began (its first failed attempt), by the budget's clock."""
+    report: bool
+    """Log it at ERROR now: the first attempt, then once per :data:`OUTAGE_REPORT_INTERVAL`."""
+
 
 # 2**32 times any positive backoff is far past MAX_BACKOFF; a larger exponent could overflow.
 _MAX_DOUBLINGS = 32
@@ -67,6 +146,9 @@ class RestartBudget:
         """Consecutive crashes so far (0 after a healthy run)."""
         self._clock = clock
         self._started_at: float | None = None
+        self._outage_began: float | None = None
+        self._outage_attempts = 0
+        self._reported_at = 0.0
 
     def started(self) -> None:
         """A new consumer starts now."""
@@ -78,8 +160,38 @@ class RestartBudget:
         started = self._started_at
         if started is not None and self._clock() - started >= self.healthy_after:
             self.failures = 0
+        self._outage_began = None
         self.failures += 1
         if self.failures > self.max_restarts:
             return None
-        doublings = min(self.failures - 1, _MAX_DOUBLINGS)
+        return self._backoff(self.failures)
+
+    def unreachable(self) -> Retry:
+        """The consumer started last failed because the brokers cannot be reached: never
+        exhausts the budget; the backoff doubles up to :data:`MAX_BACKOFF` and stays there."""
+        now = self._clock()
+        started = self._started_at
+        if started is not None and now - started >= self.healthy_after:
+            self.failures = 0
+        if self._outage_began is None:
+            self._outage_began = now
+            self._outage_attempts = 0
+            self._reported_at = now - OUTAGE_REPORT_INTERVAL
+        self._outage_attempts += 1
+        report = now - self._reported_at >= OUTAGE_REPORT_INTERVAL
+        if report:
+            self._reported_at = now
+        return Retry(
+            backoff=self._backoff(self._outage_attempts),
+            attempt=self._outage_attempts,
+            outage=now - self._outage_began,
+            report=report,
+        )
+
+    def reached(self) -> None:
+        """The brokers answered: an outage, if one was under way, is over."""
+        self._outage_began = None
+
+    def _backoff(self, attempt: int) -> float:
+        doublings = min(attempt - 1, _MAX_DOUBLINGS)
         return min(self.backoff * 2.0**doublings, MAX_BACKOFF)

@@ -18,7 +18,14 @@ Contract:
    updates is taken over instead, with its entries and offsets: the writer's sidecar hands it
    only the records past those offsets (warm start). A file it cannot take over is replaced
    and marked superseded, so its readers open the new one. One writer per path: the writer
-   holds an exclusive ``flock`` on ``PATH.lock``.
+   holds an exclusive ``flock`` on ``PATH.lock``. The temporary file's blocks are reserved
+   (``posix_fallocate``) before it is mapped: a volume too small for the table is a
+   :class:`ConfigurationError` naming the path, the bytes needed and the bytes free, never a
+   SIGBUS when a page of the mapping finds no room (on an 8 MB tmpfs the writer died with
+   exit -7 in the table's initialisation, its temporary left filling the volume). Holding
+   the lock, the writer removes the temporaries other writers of ``PATH`` left (killed, or
+   dead of such a SIGBUS): only a writer holding the lock creates one, so any not its own
+   is stale, whatever its pid (in another pid namespace a pid says nothing).
 2. A writer that took a file over clears its ready flag until its sidecar has caught up; it
    writes a heartbeat (its clock) at least every ``contact_interval`` while caught up and in
    contact with the broker, and on a clean stop marks the file stopped.
@@ -157,6 +164,7 @@ class SharedStateWriter:
         if self.table is not None:
             return self.table
         self._lock()
+        self._remove_stale_temporaries()
         found = self._take_over()
         if found is None:
             found = self._create()
@@ -177,6 +185,37 @@ class SharedStateWriter:
                 f"{lock_path}); run one writer per path"
             ) from None
         self._lock_fd = fd
+
+    def _temporary(self, pid: int) -> Path:
+        return self.path.with_name(f".{self.path.name}.{pid}.new")
+
+    def _remove_stale_temporaries(self) -> None:
+        """Remove the temporaries of other writers of this path; call holding the lock."""
+        own = self._temporary(os.getpid())
+        for stale in self.path.parent.glob(f".{self.path.name}.*.new"):
+            if stale == own or not stale.name.removesuffix(".new").rsplit(".", 1)[-1].isdigit():
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                size = stale.lstat().st_size
+                stale.unlink()
+                logger.warning(
+                    "removed a temporary file another writer left path=%s bytes=%d", stale, size
+                )
+
+    def _reserve(self, fd: int, size: int, temporary: Path) -> None:
+        """Allocate the file's blocks now, so that no page of its mapping can lack room."""
+        try:
+            os.posix_fallocate(fd, 0, size)
+        except OSError as err:
+            if err.errno not in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+                raise
+            free = os.statvfs(temporary.parent)
+            raise ConfigurationError(
+                f"the shared state at {self.path} needs {size} bytes (max_entries "
+                f"{self.capacity}) and its filesystem has {free.f_bavail * free.f_frsize} bytes "
+                f"free ({os.strerror(err.errno)}): give the volume more room (a tmpfs "
+                "emptyDir's sizeLimit) or lower max_entries"
+            ) from None
 
     def _take_over(self) -> SharedTable | None:
         """The table of a usable file at the path, or None (an unusable one is superseded)."""
@@ -252,14 +291,14 @@ class SharedStateWriter:
 
     def _create(self) -> SharedTable:
         size = file_size(self.capacity)
-        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.new")
+        temporary = self._temporary(os.getpid())
         with contextlib.suppress(FileNotFoundError):
             temporary.unlink()
         flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         fd = os.open(temporary, flags, 0o600)
         try:
             self._fix_mode(fd)
-            os.ftruncate(fd, size)
+            self._reserve(fd, size, temporary)
             mapped = mmap.mmap(fd, size)
         except BaseException:
             os.close(fd)

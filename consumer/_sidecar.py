@@ -53,7 +53,13 @@ Consistency contract:
    error such as a deleted topic, the status is ``failed`` and verification fails closed.
    Failures are consecutive while each consumer crashes within 60 s of its start; one that
    ran 60 s was healthy, and the count starts again from zero (:class:`RestartBudget`, which
-   gives the reasons for the bound), so crashes far apart never fail the sidecar.
+   gives the reasons for the bound), so crashes far apart never fail the sidecar. A start
+   that fails because no broker answers (:func:`unreachable`: Kafka down or cut off) never
+   counts: the thread retries at the capped backoff (30 s) for as long as the outage lasts,
+   the sidecar failing closed meanwhile (``loading``, or ``stale`` after ``max_staleness``)
+   with a status detail ``brokers unreachable since ..., retrying every N s`` logged at ERROR
+   once a minute, and it recovers by itself when the brokers answer. A record or a bug that
+   crashes the consumer, or credentials the broker refuses, still count.
 9. A process forked from one with a started sidecar (gunicorn ``--preload``, uWSGI without
    ``lazy-apps``, ``multiprocessing`` with fork) gets a sidecar that is ``loading`` until a new
    consumer thread, started in the child at the fork, has read from the positions the child
@@ -111,7 +117,7 @@ from ._mirror import MirrorFeed, MirrorPair, RevocationMirror
 from ._options import SidecarOptions
 from ._progress import ReplayProgress
 from ._reader import FatalError, TopicReader
-from ._restart import RestartBudget
+from ._restart import RestartBudget, unreachable
 from ._shared_state import SharedStateWriter, SharedTableState
 from ._snapshot import RedisSnapshots, SnapshotWriter
 from ._state import RevocationState, StateSnapshot
@@ -530,6 +536,7 @@ class RevocationSidecar:
         health = self.health
         while not self._stopping.is_set():
             budget.started()
+            contact = health.last_contact
             try:
                 self._reader.consume(self._stopping)
                 break
@@ -538,6 +545,26 @@ class RevocationSidecar:
                 logger.error("sidecar failed name=%s topic=%s error=%s", self.name, self.topic, err)
                 break
             except Exception as err:
+                if health.last_contact != contact:
+                    budget.reached()
+                if unreachable(err):
+                    retry = budget.unreachable()
+                    health.unreachable(f"{type(err).__name__}: {err}", retry.backoff)
+                    logger.log(
+                        logging.ERROR if retry.report else logging.DEBUG,
+                        "sidecar: brokers unreachable name=%s topic=%s for_s=%.0f attempt=%d "
+                        "retry_in_s=%.1f status=%s: verification fails closed once stale; "
+                        "error=%s",
+                        self.name,
+                        self.topic,
+                        retry.outage,
+                        retry.attempt,
+                        retry.backoff,
+                        health.status(),
+                        err,
+                    )
+                    self._stopping.wait(retry.backoff)
+                    continue
                 health.crashed(f"{type(err).__name__}: {err}")
                 backoff = budget.crashed()
                 if backoff is None:

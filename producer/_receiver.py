@@ -87,7 +87,7 @@ import time
 import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Protocol
+from typing import Any, Protocol, get_args
 
 import jwt
 
@@ -116,6 +116,7 @@ from jwt_revocation.shared._options import options_or_keywords
 from ._backchannel import (
     LogoutScope,
     LogoutTokenError,
+    LogoutTokenReason,
     LogoutTokenVerifier,
     admin_event,
     logout_event,
@@ -452,7 +453,9 @@ class SecurityEventReceiver(BackgroundHTTPServer):
             event.model_copy(update={"issuer": self.publisher.issuer}), "SET", source
         )
         if outcome == "unavailable":
-            return _refused(503, "temporarily_unavailable", UNAVAILABLE)
+            # Counted as "unavailable", the outcome JwtRevocationReceiverCannotStore watches;
+            # the answer carries RFC 8935's error code.
+            return outcome, _refused(503, "temporarily_unavailable", UNAVAILABLE)[1]
         return outcome, (202, None)
 
     def _store(self, event: Event, what: str, source: str) -> str:
@@ -569,6 +572,26 @@ def _rfc8935_error(err: RecordError) -> str:
     return "invalid_request"
 
 
+_STORE_OUTCOMES = ("stored", "duplicate", "ignored", "unavailable", "error")
+_SET_OUTCOMES = (
+    *_STORE_OUTCOMES,
+    "authentication_failed",
+    "invalid_request",
+    "invalid_key",
+    "invalid_issuer",
+    "invalid_audience",
+)
+"""Every outcome a pushed SET is counted under: exported at 0 before the first, so an alert on
+``increase()`` sees the first one (a series that appears at 1 shows no increase)."""
+_LOGOUT_OUTCOMES: dict[str, tuple[str, ...]] = {
+    kind: (*_STORE_OUTCOMES, *(r for r in get_args(LogoutTokenReason) if r != "keys_unavailable"))
+    for kind in ("backchannel", "keycloak_admin")
+}
+"""Every outcome of a logout token and of a Keycloak admin message, by kind (``keys_unavailable``
+is counted as ``unavailable``): exported at 0 too. Errors (500) are by exception type, which
+no list can know: their alert also fires on a new series (``unless ... offset``)."""
+
+
 class _ReceiverCollector(Collector):
     def __init__(self, receiver: SecurityEventReceiver) -> None:
         self.receiver = receiver
@@ -580,7 +603,8 @@ class _ReceiverCollector(Collector):
             "ignored, unavailable, error, or the RFC 8935 error answered).",
             labels=["outcome"],
         )
-        for outcome, count in sorted(self.receiver.counts.items()):
+        pushes = dict.fromkeys(_SET_OUTCOMES, 0) | self.receiver.counts
+        for outcome, count in sorted(pushes.items()):
             family.add_metric([outcome], float(count))
         yield family
         logouts = CounterMetricFamily(
@@ -589,7 +613,8 @@ class _ReceiverCollector(Collector):
             "outcome (stored, duplicate, ignored, unavailable, error, or why it was refused).",
             labels=["kind", "outcome"],
         )
-        for (kind, outcome), count in sorted(self.receiver.logout_counts.items()):
+        known = {(kind, o): 0 for kind, outcomes in _LOGOUT_OUTCOMES.items() for o in outcomes}
+        for (kind, outcome), count in sorted((known | self.receiver.logout_counts).items()):
             logouts.add_metric([kind, outcome], float(count))
         yield logouts
         errors = CounterMetricFamily(

@@ -14,11 +14,13 @@ from typing import Any
 import jwt
 import pytest
 from kafka import KafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
 
 from jwt_revocation.consumer import (
     SidecarStatus,
     SidecarUnavailableError,
     TokenRevokedError,
+    render_metrics,
 )
 from jwt_revocation.producer import RevocationPublisher
 from jwt_revocation.shared import (
@@ -264,6 +266,16 @@ def test_an_event_without_the_user_key_is_applied_and_counted(
     topic: str, make_sidecar: SidecarFactory
 ) -> None:
     sidecar = make_sidecar()
+    series = ("jwt_revocation_event_anomalies_total", (("kind", "key_mismatch"),))
+
+    def anomalies() -> float:
+        return {
+            (s.name, tuple((k, v) for k, v in sorted(s.labels.items()) if k != "sidecar")): s.value
+            for family in text_string_to_metric_families(render_metrics(sidecar).decode())
+            for s in family.samples
+        }[series]
+
+    assert anomalies() == 0.0  # exported before the first, so increase() sees the first
     event = UserDeleted(
         issuer="raw", occurred_at=datetime.now(UTC), user_id="keyless", at=datetime.now(UTC)
     )
@@ -274,6 +286,7 @@ def test_an_event_without_the_user_key_is_applied_and_counted(
         raw.close()
     wait_for(lambda: sidecar.applied_through(meta.partition, meta.offset))
     assert sidecar.stats().anomalies == {"key_mismatch": 1}
+    assert anomalies() == 1.0
     assert sidecar.state.check(None, "keyless", 0.0) == "user_deleted"
 
 

@@ -171,6 +171,10 @@ def test_metrics_tell_the_sidecars_state(
     outcomes = "jwt_revocation_verifications_total"
     assert _sample(text, outcomes, sidecar=name, outcome="accepted") == 1
     assert _sample(text, outcomes, sidecar=name, outcome="invalid") == 1
+    assert _sample(text, outcomes, sidecar=name, outcome="unavailable") == 0, "0 before the first"
+    assert _sample(text, outcomes, sidecar=name, outcome="session_revoked") == 0
+    anomalies = "jwt_revocation_event_anomalies_total"
+    assert _sample(text, anomalies, sidecar=name, kind="key_mismatch") == 0
     assert _sample(text, "jwt_revocation_partition_lag", sidecar=name, partition="0") == 0
     skipped = "jwt_revocation_records_skipped_total"
     assert _sample(text, skipped, sidecar=name, kind="unsigned") == 0, "0 before the first one"

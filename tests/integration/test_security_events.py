@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import create_engine, text
 
 from jwt_revocation.consumer import RedisBlocklistSink, SidecarStatus, render_metrics
 from jwt_revocation.producer import RevocationPublisher, SecurityEventReceiver
@@ -350,7 +351,12 @@ def test_pushed_sets_are_published_and_every_sidecar_enforces_them(
         for sample in family.samples
         if sample.name == "jwt_revocation_receiver_pushes_total"
     }
-    assert pushes == {"stored": 2.0, "ignored": 1.0, "duplicate": 1.0}
+    assert {o: n for o, n in pushes.items() if n} == {
+        "stored": 2.0,
+        "ignored": 1.0,
+        "duplicate": 1.0,
+    }
+    assert pushes["unavailable"] == pushes["invalid_key"] == 0.0  # there before the first
 
 
 def test_a_receiver_that_signs_publishes_sets_its_own_sidecars_trust(
@@ -522,3 +528,30 @@ def test_the_cli_receiver_publishes_what_it_verifies(
     assert run.returncode == 0
     assert "push-secret" not in run.stderr
     assert "'stored': 1" in run.stderr
+
+
+def test_a_push_the_store_cannot_take_is_a_503_counted_as_unavailable(
+    topic: str, tmp_path: Path
+) -> None:
+    store = tmp_path / "receiver.db"
+    with RevocationPublisher(BOOTSTRAP, topic, issuer="receiver") as publisher:
+        server = SecurityEventReceiver(
+            publisher, _verifier(), max_token_lifetime="1h", store=store, port=0
+        )
+        server.start()
+        try:
+            engine = create_engine(f"sqlite:///{store}")
+            with engine.begin() as connection:
+                connection.execute(text("DROP TABLE jwt_revocation_outbox"))
+            engine.dispose()
+            url = "http://{}:{}/v1/events".format(*server.address)
+
+            status, answer = _push(url, _idp_set("risc/event-type/account-purged", "nowhere"))
+
+            assert status == 503
+            assert answer is not None
+            assert answer["err"] == "temporarily_unavailable"
+            # The outcome JwtRevocationReceiverCannotStore watches.
+            assert server.counts == {"unavailable": 1}
+        finally:
+            server.stop()

@@ -180,3 +180,35 @@ def test_readiness_and_status_agree_on_every_combination(
     else:
         with pytest.raises(SidecarUnavailableError):
             health.ensure_usable()
+
+
+def test_an_outage_says_since_when_and_how_often_until_the_broker_answers() -> None:
+    clock = FakeClock(1_800_000_000.0)  # 2027-01-15T08:00:00Z
+    health = _caught_up(clock)
+    health.unreachable("KafkaAccessError: cannot reach Kafka", retry_every=30.0)
+    clock.advance(31)
+    health.unreachable("KafkaAccessError: cannot reach Kafka", retry_every=30.0)
+
+    status = health.status()
+    assert status is SidecarStatus.STALE
+    outage = "brokers unreachable since 2027-01-15T08:00:00+00:00, retrying every 30 s"
+    assert health.describe(status).endswith(f"; {outage}")
+    with pytest.raises(SidecarUnavailableError, match="retrying every 30 s") as caught:
+        health.ensure_usable()
+    assert caught.value.reason == "stale"
+    assert health.restarts == 2
+
+    health.touch()
+    assert health.status() is SidecarStatus.CAUGHT_UP
+    assert "unreachable" not in health.describe(health.status())
+
+
+def test_an_outage_while_loading_still_fails_closed_and_says_why() -> None:
+    health = _health(FakeClock(), loading_detail=lambda: "replaying 0 of 3 partitions")
+    health.start()
+    health.unreachable("KafkaTimeoutError: Unable to bootstrap", retry_every=0.5)
+
+    with pytest.raises(SidecarUnavailableError) as caught:
+        health.ensure_usable()
+    assert caught.value.reason == "loading"
+    assert "replaying 0 of 3 partitions; brokers unreachable since" in str(caught.value)

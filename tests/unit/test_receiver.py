@@ -461,3 +461,46 @@ def test_receive_takes_its_store_from_the_flag_the_setting_or_the_state_director
     monkeypatch.setenv("XDG_STATE_HOME", "relative/ignored")
     monkeypatch.setenv("HOME", str(tmp_path))
     assert default_store() == tmp_path / ".local" / "state" / "jwt-revocation" / "receiver.db"
+
+
+def test_every_known_outcome_is_exported_at_zero_before_the_first_request(
+    make_receiver: Any,
+) -> None:
+    receiver = make_receiver(Broker())
+
+    before = _samples(receiver)
+
+    pushes = {
+        labels[0]: value
+        for (name, labels), value in before.items()
+        if name == "jwt_revocation_receiver_pushes_total"
+    }
+    assert pushes == dict.fromkeys(
+        [
+            "stored",
+            "duplicate",
+            "ignored",
+            "unavailable",
+            "error",
+            "authentication_failed",
+            "invalid_request",
+            "invalid_key",
+            "invalid_issuer",
+            "invalid_audience",
+        ],
+        0.0,
+    )
+    logouts = {
+        labels: value
+        for (name, labels), value in before.items()
+        if name == "jwt_revocation_receiver_logouts_total"
+    }
+    for kind in ("backchannel", "keycloak_admin"):
+        for outcome in ("stored", "unavailable", "error", "bad_signature", "malformed"):
+            assert logouts[tuple(sorted((kind, outcome)))] == 0.0
+    assert not any("keys_unavailable" in labels for labels in logouts)  # counted unavailable
+
+    # The first logout shows as an increase of a series that was there: what increase() sees.
+    assert _log_out(receiver, _logout_token())[0] == 200
+    after = _samples(receiver)
+    assert after["jwt_revocation_receiver_logouts_total", ("backchannel", "stored")] == 1.0

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from kafka import errors as kafka_errors
 
-from jwt_revocation.consumer._restart import HEALTHY_RUN, MAX_BACKOFF, RestartBudget
-from jwt_revocation.shared import ConfigurationError
+from jwt_revocation.consumer._restart import HEALTHY_RUN, MAX_BACKOFF, RestartBudget, unreachable
+from jwt_revocation.shared import ConfigurationError, KafkaAccessError
 from tests.support import FakeClock
 
 
@@ -107,3 +108,99 @@ def test_the_budget_is_exhausted_exactly_by_a_streak_of_short_runs(
 def test_a_wrong_budget_is_refused_at_construction(max_restarts: object, backoff: object) -> None:
     with pytest.raises(ConfigurationError, match="must be"):
         RestartBudget(max_restarts=max_restarts, backoff=backoff)  # type: ignore[arg-type]
+
+
+def test_an_outage_never_exhausts_the_budget_and_retries_at_the_capped_backoff() -> None:
+    clock = FakeClock()
+    budget = _budget(clock, max_restarts=2)
+
+    retries = []
+    for _ in range(1000):  # hours of failed starts: five hundred times the budget
+        budget.started()
+        clock.advance(10)  # each start gives up within its own timeouts
+        retries.append(budget.unreachable())
+        clock.advance(retries[-1].backoff)
+
+    assert [r.backoff for r in retries[:8]] == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+    assert {r.backoff for r in retries[7:]} == {MAX_BACKOFF}
+    assert [r.attempt for r in retries] == list(range(1, 1001))
+    assert budget.failures == 0
+    assert retries[-1].outage == pytest.approx(sum(10 + r.backoff for r in retries[:-1]))
+
+
+def test_an_outage_is_reported_once_a_minute_not_at_every_attempt() -> None:
+    clock = FakeClock()
+    budget = _budget(clock, backoff=30)
+
+    reports = []
+    for _ in range(20):  # 20 attempts 10 + 30 s apart: 800 s of outage
+        budget.started()
+        clock.advance(10)
+        retry = budget.unreachable()
+        reports.append(retry.report)
+        clock.advance(retry.backoff)
+
+    # The first attempt, then the first attempt at least 60 s after the last report.
+    assert reports == [True, False] * 10
+
+
+def test_an_outage_neither_adds_to_nor_resets_a_crash_loop() -> None:
+    clock = FakeClock()
+    budget = _budget(clock, max_restarts=3)
+
+    assert [_run(budget, clock, 0.1) for _ in range(2)] == [0.5, 1.0]
+    for _ in range(50):
+        budget.started()
+        clock.advance(1)
+        budget.unreachable()
+    budget.reached()  # the brokers answer; the record that crashed the consumer still does
+
+    assert [_run(budget, clock, 0.1) for _ in range(2)] == [2.0, None]
+
+
+def test_a_new_outage_starts_from_the_first_backoff_once_the_brokers_answered() -> None:
+    clock = FakeClock()
+    budget = _budget(clock)
+    for _ in range(10):
+        budget.started()
+        budget.unreachable()
+    budget.reached()
+    clock.advance(3600)
+
+    budget.started()
+    again = budget.unreachable()
+
+    assert (again.backoff, again.attempt, again.outage, again.report) == (0.5, 1, 0.0, True)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        KafkaAccessError("cannot reach Kafka", reason="unreachable"),
+        kafka_errors.KafkaTimeoutError("Unable to bootstrap from 127.0.0.1:9092"),
+        kafka_errors.KafkaConnectionError("111 ECONNREFUSED"),
+        kafka_errors.NodeNotReadyError(1),
+        kafka_errors.RequestTimedOutError(),
+    ],
+)
+def test_errors_that_say_no_broker_answers_are_an_outage(error: Exception) -> None:
+    assert unreachable(error)
+    wrapped = RuntimeError("wrapped")
+    wrapped.__cause__ = error
+    assert unreachable(wrapped)  # found through the cause chain
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        RuntimeError("a bug in apply"),
+        ValueError("a record that crashes the decoder"),
+        KafkaAccessError("bad password", reason="authentication_failed"),
+        KafkaAccessError("untrusted", reason="untrusted_certificate"),
+        KafkaAccessError("ACL", reason="not_authorized"),
+        kafka_errors.TopicAuthorizationFailedError(),
+        kafka_errors.CorruptRecordError(),
+    ],
+)
+def test_other_errors_keep_the_budget(error: Exception) -> None:
+    assert not unreachable(error)

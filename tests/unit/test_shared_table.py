@@ -6,8 +6,11 @@ from __future__ import annotations
 import grp
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -433,3 +436,77 @@ def test_a_writer_that_takes_the_file_over_brings_its_own_staleness_bound(tmp_pa
     reader.ensure_usable()
     clock.now += 2.5
     assert reason_of(reader) == "stale"
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs (the tests run as root, here and in CI), unmounted whatever happens."""
+    mount = tmp_path / "tmpfs"
+    mount.mkdir()
+    subprocess.run(
+        ["/usr/bin/mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", str(mount)],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield mount
+    finally:
+        # Lazy: detached at once even if a file in it is still open; freed when closed.
+        subprocess.run(["/usr/bin/umount", "-l", str(mount)], check=True, capture_output=True)
+
+
+def test_a_table_larger_than_its_filesystem_is_refused_with_the_sizes_not_a_sigbus(
+    small_tmpfs: Path,
+) -> None:
+    path = small_tmpfs / "state"
+    needed = file_size(capacity_for(100_000))  # 2.6 MB on a 1 MiB volume
+    # In a child: before the space was reserved, the writer died here of SIGBUS (exit -7).
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from tests.unit.test_shared_table import writer; "
+            "writer(sys.argv[1], max_entries=100_000).open()",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert child.returncode == 1, child.stderr
+    last = child.stderr.strip().splitlines()[-1]
+    assert last.startswith("jwt_revocation.shared._errors.ConfigurationError: ")
+    assert f"the shared state at {path} needs {needed} bytes" in last
+    assert "filesystem has 1048576 bytes free" in last
+    assert os.listdir(small_tmpfs) == ["state.lock"]  # no temporary left filling the volume
+
+    writer(path, max_entries=1_000).open()  # a table that fits is created
+    assert path.stat().st_size == file_size(capacity_for(1_000))
+
+
+def test_a_writer_removes_the_temporaries_other_writers_left(tmp_path: Path) -> None:
+    path = tmp_path / "state"
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    stale = [
+        tmp_path / f".state.{dead.stdout.strip()}.new",
+        tmp_path / f".state.{os.getppid()}.new",
+    ]
+    for file in stale:
+        file.write_bytes(b"\0" * 4096)
+    unrelated = [tmp_path / ".other.1.new", tmp_path / ".state.x.new", tmp_path / "state.new"]
+    for file in unrelated:
+        file.write_bytes(b"kept")
+
+    writer(path).open()
+
+    assert not any(file.exists() for file in stale)  # a dead pid's, and a live one's
+    assert all(file.read_bytes() == b"kept" for file in unrelated)
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        ["state", "state.lock", ".other.1.new", ".state.x.new", "state.new"]
+    )
