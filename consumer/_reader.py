@@ -166,8 +166,9 @@ class TopicReader:
         poll_every = options.poll_timeout.total_seconds()
         writer = self.snapshot_writer
         snapshots = bool(writer and snapshot_every)
-        if not health.is_caught_up:  # an empty topic: ready before the first poll's wait
-            self._check_caught_up()
+        # Never ready before the first fetch has come back: on an empty topic the end offsets
+        # alone (DESCRIBE) would say caught up, while a principal that may not READ the topic
+        # learns it only from the fetch, and would otherwise serve with revocations it cannot see.
         while not stopping.is_set():
             due = min(next_contact, next_sweep, next_metadata)
             if health.over_capacity:

@@ -236,7 +236,13 @@ def test_no_token_or_key_reaches_the_logs(
     publisher: RevocationPublisher, make_sidecar: SidecarFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     secret_key = f"secret-{uuid.uuid4().hex}"
-    with caplog.at_level(logging.DEBUG):
+    # Each logger set explicitly: a CLI run earlier in this process (the unit tests call
+    # `main()`) leaves the package's and kafka-python's loggers at the levels it chose.
+    with (
+        caplog.at_level(logging.DEBUG),
+        caplog.at_level(logging.DEBUG, logger="jwt_revocation"),
+        caplog.at_level(logging.DEBUG, logger="kafka"),
+    ):
         sidecar = make_sidecar()
         verifier = verifier_for(sidecar)
         verifier_bad_key = type(verifier)(sidecar, key=secret_key, algorithms=["HS256"])
